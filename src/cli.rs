@@ -1,0 +1,324 @@
+//! The command line: `serve` (the default), `check-config` and `lookup`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::call::CallDetails;
+use crate::config::{Config, ConfigError};
+use crate::directory::{Directory, DirectoryError};
+use crate::http::{self, App};
+use crate::lookup::{Answer, Lookup, LookupError};
+use crate::phone::{Caller, PhoneNormalizer};
+
+/// Exit status for a configuration that cannot work (sysexits EX_CONFIG); the systemd unit
+/// does not restart on it.
+const EXIT_CONFIG: u8 = 78;
+/// Exit status when the directory cannot be used (sysexits EX_UNAVAILABLE).
+const EXIT_UNAVAILABLE: u8 = 69;
+
+/// Tells a Voicenter call-centre agent who is calling, from Active Directory or LDAP.
+#[derive(Debug, Parser)]
+#[command(name = "popup-ldap", version, about)]
+pub struct Cli {
+    /// The TOML configuration file. Without it, the demo configuration and directory
+    /// compiled into the binary are used.
+    #[arg(long, short, global = true, env = "POPUP_LDAP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do; `serve` when left out.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Answer Voicenter's popup requests over HTTP (the default).
+    Serve,
+    /// Validate the configuration, then connect, bind and run one search, saying what worked.
+    CheckConfig,
+    /// Look one number up and explain the answer: forms, filter, entries, matched values, JSON.
+    Lookup {
+        /// The caller's number, as Voicenter would send it.
+        phone: String,
+        /// The call state, as Voicenter would send it.
+        #[arg(long)]
+        state: Option<String>,
+        /// The dialled number, for templates that use `{call.did}`.
+        #[arg(long)]
+        did: Option<String>,
+    },
+}
+
+/// Everything that stops a command, mapped to an exit status by [`main`].
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The configuration is invalid.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The directory cannot be used.
+    #[error("directory: {0}")]
+    Directory(#[from] DirectoryError),
+    /// A lookup failed.
+    #[error("lookup: {0}")]
+    Lookup(#[from] LookupError),
+    /// The listener could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: warp::Error,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl CliError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Config(_) => ExitCode::from(EXIT_CONFIG),
+            CliError::Directory(_) | CliError::Lookup(LookupError::Directory(_)) => {
+                ExitCode::from(EXIT_UNAVAILABLE)
+            }
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
+
+/// Parses the command line, runs the command and reports errors on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("popup-ldap: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None => Config::embedded_demo()?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            crate::logging::init(&config.log.level);
+            if cli.config.is_none() {
+                tracing::warn!("no --config given: serving the built-in demo directory");
+            }
+            runtime.block_on(serve(config))
+        }
+        Command::CheckConfig => runtime.block_on(check_config(&cli.config, &config)),
+        Command::Lookup { phone, state, did } => {
+            let call = CallDetails {
+                phone: Some(phone),
+                state,
+                did,
+                ..CallDetails::default()
+            };
+            runtime.block_on(lookup(&config, &call))
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), CliError> {
+    let app = Arc::new(App::from_config(&config)?);
+    tracing::info!(source = %app.lookup.directory().describe(), "directory ready");
+    if let Directory::Live(ldap) = app.lookup.directory() {
+        // Connect now so the first caller does not pay for it; a failure is retried per call.
+        if let Err(e) = ldap.probe(&config.directory.phone_attributes).await {
+            tracing::error!(error = %e, "directory not reachable yet; lookups will answer 503 until it is");
+        }
+    }
+    let listen = config.server.listen;
+    let (addr, server) = http::serve(app, listen, shutdown_signal())
+        .map_err(|source| CliError::Listen { addr: listen, source })?;
+    tracing::info!("listening on http://{addr}{}", config.server.path);
+    server.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(), CliError> {
+    let name = path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "built-in demo configuration".to_owned());
+    println!("configuration {name}: valid");
+    println!(
+        "  endpoint          http://{}{}",
+        config.server.listen, config.server.path
+    );
+    println!(
+        "  phone attributes  {}",
+        config.directory.phone_attributes.join(", ")
+    );
+    let directory = Directory::open(config)?;
+    println!("  source            {}", directory.describe());
+    if let Directory::Live(ldap) = &directory {
+        let probe = ldap.probe(&config.directory.phone_attributes).await?;
+        println!("directory: connected to {}", probe.server);
+        match &probe.bound_as {
+            Some(dn) => println!("  bound as          {dn}"),
+            None => println!("  bound             anonymously"),
+        }
+        println!("  sample search     {}", probe.filter);
+        println!(
+            "  found             {}{} entries with a phone attribute",
+            probe.sample.len(),
+            if probe.more { " (and more)" } else { "" }
+        );
+        for entry in &probe.sample {
+            println!("    {}", entry.dn);
+            for (attr, value, keys) in phone_values(entry, config) {
+                println!("      {attr}: {value:?} -> {keys}");
+            }
+        }
+        if probe.sample.is_empty() {
+            println!(
+                "  warning: no entry under the base DN has a phone attribute; check \
+                 directory.base_dn, directory.filter and directory.phone_attributes"
+            );
+        }
+    }
+    println!("OK");
+    Ok(())
+}
+
+async fn lookup(config: &Config, call: &CallDetails) -> Result<(), CliError> {
+    let lookup = Lookup::from_config(config)?;
+    let answer = lookup.answer(call).await;
+    let text = match &answer {
+        Ok(a) => explain(config, &lookup, call, a),
+        Err(e) if e.is_bad_request() => format!(
+            "caller            {:?}\nanswer            HTTP 400 {}\n",
+            call.phone.as_deref().unwrap_or(""),
+            http::reply::error_json(&e.to_string())
+        ),
+        Err(_) => String::new(),
+    };
+    print!("{text}");
+    answer.map(|_| ()).map_err(CliError::from)
+}
+
+/// The `lookup` report: everything an admin needs to tune filters and mapping.
+fn explain(config: &Config, lookup: &Lookup, call: &CallDetails, answer: &Answer) -> String {
+    let mut out = String::new();
+    let raw = call.phone.as_deref().unwrap_or("");
+    let t = &answer.trace;
+    // Writing into a String cannot fail.
+    let _ = match &t.caller {
+        Some(Caller::Number(n)) => writeln!(
+            out,
+            "caller            {raw:?} -> {}\nforms             e164 {}  national {}  digits {}  \
+             significant {}",
+            n.key, n.forms.e164, n.forms.national, n.forms.digits, n.forms.significant
+        ),
+        _ => writeln!(out, "caller            {raw:?} -> withheld number"),
+    };
+    let _ = writeln!(out, "source            {}", lookup.directory().describe());
+    if let Some(state) = &t.skipped_state {
+        let _ = writeln!(
+            out,
+            "state             {state:?} is not in lookup.states: answered without a lookup"
+        );
+    }
+    if let Some(filter) = &t.filter {
+        let _ = writeln!(out, "filter            {filter}");
+    }
+    if let Some(server) = &t.server {
+        let _ = writeln!(out, "server            {server}");
+    }
+    let _ = writeln!(
+        out,
+        "entries           {} match{}",
+        t.matches.len(),
+        if t.rejected.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} returned by the filter but not holding the number",
+                t.rejected.len()
+            )
+        }
+    );
+    for (i, m) in t.matches.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  {}{} {}\n      matched {}: {:?}",
+            i + 1,
+            if i == 0 { " (best)" } else { "" },
+            m.entry.dn,
+            m.attribute,
+            m.value
+        );
+    }
+    for entry in &t.rejected {
+        let _ = writeln!(out, "  rejected {}", entry.dn);
+        for (attr, value, keys) in phone_values(entry, config) {
+            let _ = writeln!(out, "      {attr}: {value:?} -> {keys}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "answer            HTTP 200 {}",
+        http::reply::popup_json(&answer.popup)
+    );
+    out
+}
+
+/// Each phone value of an entry with the numbers it normalises to.
+fn phone_values(
+    entry: &crate::directory::Entry,
+    config: &Config,
+) -> Vec<(String, String, String)> {
+    let phone: &PhoneNormalizer = &config.phone;
+    let mut rows = Vec::new();
+    for attr in &config.directory.phone_attributes {
+        for value in entry.values(attr) {
+            let keys: Vec<String> = phone.stored(value).iter().map(|k| k.to_string()).collect();
+            let keys = if keys.is_empty() {
+                "no number".to_owned()
+            } else {
+                keys.join(", ")
+            };
+            rows.push((attr.clone(), value.clone(), keys));
+        }
+    }
+    rows
+}

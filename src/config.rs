@@ -1,0 +1,880 @@
+//! The configuration file: raw TOML structs that reject unknown keys, then one validation step
+//! that applies defaults, reads secrets and names the offending key in every error.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::call::canonical_state;
+use crate::directory::filter::FilterTemplate;
+use crate::mapping::Template;
+use crate::phone::PhoneNormalizer;
+use crate::secret::Secret;
+
+/// The demo configuration compiled into the binary (README command 1).
+pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
+/// The demo directory compiled into the binary.
+pub const DEMO_LDIF: &str = include_str!("../config/demo.ldif");
+
+/// A configuration that cannot be used, naming the key and what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not TOML, a wrong type, or an unknown key.
+    #[error("{0}")]
+    Syntax(String),
+    /// A value that parses but cannot work.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The key, as `section.name`.
+        key: String,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw file structs: exactly what the TOML may say.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    directory: RawDirectory,
+    #[serde(default)]
+    phone: RawPhone,
+    #[serde(default)]
+    lookup: RawLookup,
+    #[serde(default)]
+    response: RawResponse,
+    #[serde(default)]
+    rate_limit: RawRateLimit,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    path: Option<String>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectory {
+    source: Option<String>,
+    ldif: Option<String>,
+    urls: Option<Vec<String>>,
+    starttls: Option<bool>,
+    ca_file: Option<String>,
+    danger_accept_invalid_certs: Option<bool>,
+    allow_plaintext: Option<bool>,
+    bind_dn: Option<String>,
+    bind_password_file: Option<String>,
+    bind_password_env: Option<String>,
+    bind_password_credential: Option<String>,
+    base_dn: Option<String>,
+    scope: Option<String>,
+    filter: Option<String>,
+    phone_attributes: Option<Vec<String>>,
+    match_filter: Option<String>,
+    max_entries: Option<u32>,
+    connect_timeout_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhone {
+    default_region: Option<String>,
+    max_extension_digits: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLookup {
+    states: Option<Vec<String>>,
+    deadline_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResponse {
+    client_name: Option<String>,
+    company: Option<String>,
+    url: Option<String>,
+    unknown_client_name: Option<String>,
+    unknown_company: Option<String>,
+    unknown_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    enabled: Option<bool>,
+    per_ip_per_second: Option<u32>,
+    per_ip_burst: Option<u32>,
+    global_per_second: Option<u32>,
+    global_burst: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<String>,
+    mask_numbers: Option<bool>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated configuration.
+
+/// Everything the service needs, validated and with defaults applied.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[directory]`
+    pub directory: DirectoryConfig,
+    /// `[phone]`
+    pub phone: PhoneNormalizer,
+    /// `[lookup]`
+    pub lookup: LookupConfig,
+    /// `[response]`
+    pub response: ResponseConfig,
+    /// `[rate_limit]`; `None` when disabled.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// `[log]`
+    pub log: LogConfig,
+}
+
+/// `[server]`: where the endpoint listens.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `listen`, default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// `path`, default `/popup`.
+    pub path: String,
+    /// `max_body_bytes`, default 16 KiB.
+    pub max_body_bytes: usize,
+}
+
+/// `[directory]`: where entries come from and which attributes hold numbers.
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    /// The source of entries.
+    pub source: SourceConfig,
+    /// `phone_attributes`, lower-cased, in priority order for choosing the best match.
+    pub phone_attributes: Vec<String>,
+}
+
+/// Where entries come from.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    /// `source = "ldif"`: entries from an LDIF file.
+    Ldif(LdifData),
+    /// `source = "ldap"`: live searches against a directory server.
+    Ldap(LdapConfig),
+}
+
+/// Where the LDIF text lives.
+#[derive(Debug, Clone)]
+pub enum LdifData {
+    /// A file, resolved against the configuration file's folder.
+    File(PathBuf),
+    /// Text compiled into the binary (the demo).
+    Embedded(&'static str),
+}
+
+/// How to reach and search an LDAP directory.
+#[derive(Debug, Clone)]
+pub struct LdapConfig {
+    /// `urls`: tried in order; the first that connects and binds serves.
+    pub urls: Vec<String>,
+    /// `starttls`: upgrade `ldap://` connections with StartTLS.
+    pub starttls: bool,
+    /// `ca_file`: PEM CA certificates; `None` uses the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// `danger_accept_invalid_certs`: skip certificate verification.
+    pub danger_accept_invalid_certs: bool,
+    /// The service account and its password; `None` binds anonymously.
+    pub bind: Option<(String, Secret)>,
+    /// `base_dn`.
+    pub base_dn: String,
+    /// `scope`: `subtree` (default), `one` or `base`.
+    pub scope: ldap3::Scope,
+    /// `filter`: which entries are eligible at all.
+    pub filter: String,
+    /// `match_filter`: how the caller's number is searched for.
+    pub match_filter: FilterTemplate,
+    /// `max_entries`: size limit of one lookup's search.
+    pub max_entries: u32,
+    /// `connect_timeout_ms`: connecting, TLS and binding to one server.
+    pub connect_timeout: Duration,
+    /// `timeout_ms`: one search.
+    pub timeout: Duration,
+}
+
+/// `[lookup]`: when to look callers up.
+#[derive(Debug, Clone)]
+pub struct LookupConfig {
+    /// `states`, canonical; `None` looks up every call state.
+    pub states: Option<BTreeSet<String>>,
+    /// `deadline_ms`: the whole lookup, after which the answer is 503.
+    pub deadline: Duration,
+}
+
+/// `[response]`: how entries become Voicenter's answer.
+#[derive(Debug, Clone)]
+pub struct ResponseConfig {
+    /// CLIENTNAME template.
+    pub client_name: Option<Template>,
+    /// COMPANY template.
+    pub company: Option<Template>,
+    /// URL template.
+    pub url: Option<Template>,
+    /// CLIENTNAME when no entry matches.
+    pub unknown_client_name: Option<Template>,
+    /// COMPANY when no entry matches.
+    pub unknown_company: Option<Template>,
+    /// URL when no entry matches.
+    pub unknown_url: Option<Template>,
+}
+
+impl ResponseConfig {
+    /// Every entry attribute the templates read.
+    pub fn attributes(&self) -> BTreeSet<String> {
+        [&self.client_name, &self.company, &self.url]
+            .into_iter()
+            .flatten()
+            .flat_map(|t| t.attributes().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// `[rate_limit]`: requests per second allowed before 429.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Sustained rate per client address.
+    pub per_ip_per_second: u32,
+    /// Burst per client address.
+    pub per_ip_burst: u32,
+    /// Sustained rate over all clients.
+    pub global_per_second: u32,
+    /// Burst over all clients.
+    pub global_burst: u32,
+}
+
+/// `[log]`
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `level`: a tracing filter such as `info` or `popup_ldap=debug`; `RUST_LOG` wins.
+    pub level: String,
+    /// `mask_numbers`: show only the last 3 digits of phone numbers in logs.
+    pub mask_numbers: bool,
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_PATH: &str = "/popup";
+const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024;
+const DEFAULT_REGION: &str = "IL";
+const DEFAULT_MAX_EXTENSION_DIGITS: usize = 6;
+const DEFAULT_DEADLINE_MS: u64 = 2000;
+const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1500;
+const DEFAULT_TIMEOUT_MS: u64 = 1500;
+const DEFAULT_MAX_ENTRIES: u32 = 100;
+const DEFAULT_FILTER: &str = "(objectClass=*)";
+const DEFAULT_PHONE_ATTRIBUTES: &[&str] = &["telephoneNumber", "mobile"];
+const DEFAULT_CLIENT_NAME: &str = "{displayName|cn}";
+const DEFAULT_COMPANY: &str = "{company|o}";
+const DEFAULT_PER_IP: (u32, u32) = (20, 40);
+const DEFAULT_GLOBAL: (u32, u32) = (500, 1000);
+
+impl Config {
+    /// Reads and validates a configuration file; relative paths in it are resolved against the
+    /// file's folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Self::parse(&text, base)
+    }
+
+    /// The demo configuration and directory compiled into the binary.
+    pub fn embedded_demo() -> Result<Self, ConfigError> {
+        let mut config = Self::parse(DEMO_TOML, Path::new("config"))?;
+        config.directory.source = SourceConfig::Ldif(LdifData::Embedded(DEMO_LDIF));
+        Ok(config)
+    }
+
+    /// Validates configuration text; `base` resolves relative paths.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let phone = PhoneNormalizer::new(
+            raw.phone.default_region.as_deref().unwrap_or(DEFAULT_REGION),
+            raw.phone
+                .max_extension_digits
+                .unwrap_or(DEFAULT_MAX_EXTENSION_DIGITS),
+        )
+        .map_err(|e| invalid("phone.default_region", e.to_string()))?;
+        if raw.phone.max_extension_digits.is_some_and(|n| n > 8) {
+            return Err(invalid(
+                "phone.max_extension_digits",
+                "must be at most 8, or real numbers would be taken for extensions",
+            ));
+        }
+        Ok(Config {
+            server: server(raw.server)?,
+            directory: directory(raw.directory, base)?,
+            phone,
+            lookup: lookup(raw.lookup)?,
+            response: response(raw.response)?,
+            rate_limit: rate_limit(raw.rate_limit)?,
+            log: LogConfig {
+                level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
+                mask_numbers: raw.log.mask_numbers.unwrap_or(true),
+            },
+        })
+    }
+
+    /// Attributes a live search must return: the phone attributes and those the templates read.
+    pub fn wanted_attributes(&self) -> Vec<String> {
+        let mut attrs: BTreeSet<String> = self.response.attributes();
+        attrs.extend(self.directory.phone_attributes.iter().cloned());
+        attrs.into_iter().collect()
+    }
+}
+
+fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
+    let listen = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = listen.parse().map_err(|_| {
+        invalid(
+            "server.listen",
+            format!("{listen:?} is not an address and port such as 127.0.0.1:8080 or [::]:8080"),
+        )
+    })?;
+    let path = raw.path.unwrap_or_else(|| DEFAULT_PATH.to_owned());
+    let path_ok = path.starts_with('/')
+        && !path.contains(['?', '#', ' '])
+        && !path.contains("//")
+        && (path == "/" || !path.ends_with('/'));
+    if !path_ok {
+        return Err(invalid(
+            "server.path",
+            format!("{path:?} must be an absolute path such as /popup, without query or trailing /"),
+        ));
+    }
+    let max_body_bytes = raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    if !(256..=1024 * 1024).contains(&max_body_bytes) {
+        return Err(invalid(
+            "server.max_body_bytes",
+            "must be between 256 and 1048576",
+        ));
+    }
+    Ok(ServerConfig {
+        listen,
+        path,
+        max_body_bytes,
+    })
+}
+
+fn directory(mut raw: RawDirectory, base: &Path) -> Result<DirectoryConfig, ConfigError> {
+    let phone_attributes: Vec<String> = raw
+        .phone_attributes
+        .take()
+        .unwrap_or_else(|| DEFAULT_PHONE_ATTRIBUTES.iter().map(|s| s.to_string()).collect());
+    if phone_attributes.is_empty() {
+        return Err(invalid(
+            "directory.phone_attributes",
+            "list at least one attribute, such as [\"telephoneNumber\", \"mobile\"]",
+        ));
+    }
+    for a in &phone_attributes {
+        if a.is_empty() || !a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(invalid(
+                "directory.phone_attributes",
+                format!("{a:?} is not an attribute name"),
+            ));
+        }
+    }
+    let phone_attributes: Vec<String> = phone_attributes
+        .into_iter()
+        .map(|a| a.to_ascii_lowercase())
+        .collect();
+    let source = match raw.source.as_deref() {
+        Some("ldif") => ldif_source(raw, base)?,
+        Some("ldap") => SourceConfig::Ldap(ldap_source(raw, base, &phone_attributes)?),
+        Some(other) => {
+            return Err(invalid(
+                "directory.source",
+                format!("{other:?} is not a source; use \"ldap\" or \"ldif\""),
+            ))
+        }
+        None => {
+            return Err(invalid(
+                "directory.source",
+                "missing; use \"ldap\" (a directory server) or \"ldif\" (a file)",
+            ))
+        }
+    };
+    Ok(DirectoryConfig {
+        source,
+        phone_attributes,
+    })
+}
+
+fn ldif_source(raw: RawDirectory, base: &Path) -> Result<SourceConfig, ConfigError> {
+    let ldap_only = [
+        ("urls", raw.urls.is_some()),
+        ("bind_dn", raw.bind_dn.is_some()),
+        ("base_dn", raw.base_dn.is_some()),
+        ("match_filter", raw.match_filter.is_some()),
+    ];
+    if let Some((key, _)) = ldap_only.iter().find(|(_, set)| *set) {
+        return Err(invalid(
+            &format!("directory.{key}"),
+            "applies to source = \"ldap\" only",
+        ));
+    }
+    let path = raw
+        .ldif
+        .ok_or_else(|| invalid("directory.ldif", "missing: the LDIF file to load"))?;
+    Ok(SourceConfig::Ldif(LdifData::File(base.join(path))))
+}
+
+fn ldap_source(
+    raw: RawDirectory,
+    base: &Path,
+    phone_attributes: &[String],
+) -> Result<LdapConfig, ConfigError> {
+    if raw.ldif.is_some() {
+        return Err(invalid(
+            "directory.ldif",
+            "applies to source = \"ldif\" only",
+        ));
+    }
+    let starttls = raw.starttls.unwrap_or(false);
+    let allow_plaintext = raw.allow_plaintext.unwrap_or(false);
+    let urls = raw.urls.clone().unwrap_or_default();
+    if urls.is_empty() {
+        return Err(invalid(
+            "directory.urls",
+            "list at least one server, such as [\"ldaps://dc1.example.com\"]",
+        ));
+    }
+    for url in &urls {
+        check_url(url, starttls, allow_plaintext)?;
+    }
+    let bind = match raw.bind_dn.clone() {
+        Some(dn) => Some((dn, bind_password(&raw, base)?)),
+        None => {
+            let set = raw.bind_password_file.is_some()
+                || raw.bind_password_env.is_some()
+                || raw.bind_password_credential.is_some();
+            if set {
+                return Err(invalid(
+                    "directory.bind_dn",
+                    "a bind password is configured but no bind_dn to use it with",
+                ));
+            }
+            None
+        }
+    };
+    let base_dn = raw
+        .base_dn
+        .filter(|b| !b.trim().is_empty())
+        .ok_or_else(|| invalid("directory.base_dn", "missing: where to search, such as \"DC=example,DC=com\""))?;
+    let scope = match raw.scope.as_deref().unwrap_or("subtree") {
+        "subtree" | "sub" => ldap3::Scope::Subtree,
+        "one" | "onelevel" => ldap3::Scope::OneLevel,
+        "base" => ldap3::Scope::Base,
+        other => {
+            return Err(invalid(
+                "directory.scope",
+                format!("{other:?} is not a scope; use \"subtree\", \"one\" or \"base\""),
+            ))
+        }
+    };
+    let filter = raw.filter.unwrap_or_else(|| DEFAULT_FILTER.to_owned());
+    if !is_filter(&filter) {
+        return Err(invalid(
+            "directory.filter",
+            format!("{filter:?} is not an LDAP filter (RFC 4515), such as \"(objectClass=person)\""),
+        ));
+    }
+    let match_filter = match raw.match_filter {
+        Some(t) => FilterTemplate::parse(&t),
+        None => Ok(FilterTemplate::any_attribute(phone_attributes)),
+    }
+    .map_err(|e| invalid("directory.match_filter", e.to_string()))?;
+    let max_entries = raw.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
+    if !(1..=1000).contains(&max_entries) {
+        return Err(invalid("directory.max_entries", "must be between 1 and 1000"));
+    }
+    Ok(LdapConfig {
+        urls,
+        starttls,
+        ca_file: raw.ca_file.map(|f| base.join(f)),
+        danger_accept_invalid_certs: raw.danger_accept_invalid_certs.unwrap_or(false),
+        bind,
+        base_dn,
+        scope,
+        filter,
+        match_filter,
+        max_entries,
+        connect_timeout: millis(
+            "directory.connect_timeout_ms",
+            raw.connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
+        )?,
+        timeout: millis(
+            "directory.timeout_ms",
+            raw.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+        )?,
+    })
+}
+
+/// A complete RFC 4515 filter, parenthesised (ldap3's parser also takes `a=b` bare).
+pub(crate) fn is_filter(text: &str) -> bool {
+    text.starts_with('(') && text.ends_with(')') && ldap3::parse_filter(text).is_ok()
+}
+
+fn check_url(url: &str, starttls: bool, allow_plaintext: bool) -> Result<(), ConfigError> {
+    let parsed = url::Url::parse(url).map_err(|e| {
+        invalid(
+            "directory.urls",
+            format!("{url:?} is not a URL such as ldaps://dc1.example.com ({e})"),
+        )
+    })?;
+    if parsed.host_str().unwrap_or("").is_empty() {
+        return Err(invalid("directory.urls", format!("{url:?} names no host")));
+    }
+    match parsed.scheme() {
+        "ldaps" if starttls => Err(invalid(
+            "directory.starttls",
+            format!("{url:?} is already TLS; StartTLS applies to ldap:// URLs"),
+        )),
+        "ldaps" => Ok(()),
+        "ldap" if starttls || allow_plaintext => Ok(()),
+        "ldap" => Err(invalid(
+            "directory.urls",
+            format!(
+                "{url:?} would send the bind password and personal data in clear text; use \
+                 ldaps://, or set starttls = true (allow_plaintext = true only for a local test)"
+            ),
+        )),
+        other => Err(invalid(
+            "directory.urls",
+            format!("{url:?}: scheme {other:?} is not ldaps or ldap"),
+        )),
+    }
+}
+
+fn bind_password(raw: &RawDirectory, base: &Path) -> Result<Secret, ConfigError> {
+    let sources = [
+        raw.bind_password_file.is_some(),
+        raw.bind_password_env.is_some(),
+        raw.bind_password_credential.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        return Err(invalid(
+            "directory.bind_password_file",
+            "with bind_dn set exactly one of bind_password_file, bind_password_env and \
+             bind_password_credential must say where the password is",
+        ));
+    }
+    if let Some(file) = &raw.bind_password_file {
+        let path = base.join(file);
+        return read_secret("directory.bind_password_file", &path);
+    }
+    if let Some(var) = &raw.bind_password_env {
+        return std::env::var(var).map(Secret::new).map_err(|_| {
+            invalid(
+                "directory.bind_password_env",
+                format!("environment variable {var} is not set"),
+            )
+        });
+    }
+    let name = raw.bind_password_credential.as_deref().unwrap_or_default();
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+        invalid(
+            "directory.bind_password_credential",
+            "CREDENTIALS_DIRECTORY is not set: this key works under systemd with \
+             LoadCredential=; use bind_password_file elsewhere",
+        )
+    })?;
+    read_secret(
+        "directory.bind_password_credential",
+        &Path::new(&dir).join(name),
+    )
+}
+
+fn read_secret(key: &str, path: &Path) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    let secret = Secret::new(text);
+    if secret.expose().is_empty() {
+        return Err(invalid(key, format!("{} is empty", path.display())));
+    }
+    Ok(secret)
+}
+
+fn millis(key: &str, ms: u64) -> Result<Duration, ConfigError> {
+    if !(10..=60_000).contains(&ms) {
+        return Err(invalid(key, "must be between 10 and 60000 milliseconds"));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+fn lookup(raw: RawLookup) -> Result<LookupConfig, ConfigError> {
+    let states = match raw.states {
+        None => None,
+        Some(list) if list.is_empty() => {
+            return Err(invalid(
+                "lookup.states",
+                "an empty list would never look anyone up; leave the key out to look up every \
+                 call state",
+            ))
+        }
+        Some(list) => Some(list.iter().map(|s| canonical_state(s)).collect()),
+    };
+    Ok(LookupConfig {
+        states,
+        deadline: millis(
+            "lookup.deadline_ms",
+            raw.deadline_ms.unwrap_or(DEFAULT_DEADLINE_MS),
+        )?,
+    })
+}
+
+fn response(raw: RawResponse) -> Result<ResponseConfig, ConfigError> {
+    fn text(key: &str, v: Option<String>) -> Result<Option<Template>, ConfigError> {
+        v.filter(|s| !s.is_empty())
+            .map(|s| Template::text(&s))
+            .transpose()
+            .map_err(|e| invalid(key, e.to_string()))
+    }
+    fn url(key: &str, v: Option<String>) -> Result<Option<Template>, ConfigError> {
+        v.filter(|s| !s.is_empty())
+            .map(|s| Template::url(&s))
+            .transpose()
+            .map_err(|e| invalid(key, e.to_string()))
+    }
+    Ok(ResponseConfig {
+        client_name: text(
+            "response.client_name",
+            Some(raw.client_name.unwrap_or_else(|| DEFAULT_CLIENT_NAME.to_owned())),
+        )?,
+        company: text(
+            "response.company",
+            Some(raw.company.unwrap_or_else(|| DEFAULT_COMPANY.to_owned())),
+        )?,
+        url: url("response.url", raw.url)?,
+        unknown_client_name: text("response.unknown_client_name", raw.unknown_client_name)?,
+        unknown_company: text("response.unknown_company", raw.unknown_company)?,
+        unknown_url: url("response.unknown_url", raw.unknown_url)?,
+    })
+}
+
+fn rate_limit(raw: RawRateLimit) -> Result<Option<RateLimitConfig>, ConfigError> {
+    if raw.enabled == Some(false) {
+        return Ok(None);
+    }
+    let positive = |key: &str, v: Option<u32>, default: u32| match v.unwrap_or(default) {
+        0 => Err(invalid(
+            key,
+            "must be at least 1; set rate_limit.enabled = false to turn limiting off",
+        )),
+        n => Ok(n),
+    };
+    Ok(Some(RateLimitConfig {
+        per_ip_per_second: positive(
+            "rate_limit.per_ip_per_second",
+            raw.per_ip_per_second,
+            DEFAULT_PER_IP.0,
+        )?,
+        per_ip_burst: positive("rate_limit.per_ip_burst", raw.per_ip_burst, DEFAULT_PER_IP.1)?,
+        global_per_second: positive(
+            "rate_limit.global_per_second",
+            raw.global_per_second,
+            DEFAULT_GLOBAL.0,
+        )?,
+        global_burst: positive("rate_limit.global_burst", raw.global_burst, DEFAULT_GLOBAL.1)?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LDAP: &str = r#"
+        [directory]
+        source = "ldap"
+        urls = ["ldaps://dc1.example.com"]
+        base_dn = "dc=example,dc=com"
+    "#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/popup-ldap"))
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).expect_err("must be rejected").to_string()
+    }
+
+    #[test]
+    fn minimal_ldap_config_gets_defaults() {
+        let c = parse(LDAP).expect("valid");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.server.path, "/popup");
+        assert_eq!(c.lookup.deadline, Duration::from_secs(2));
+        assert!(c.lookup.states.is_none());
+        assert!(c.log.mask_numbers);
+        assert_eq!(c.directory.phone_attributes, ["telephonenumber", "mobile"]);
+        let SourceConfig::Ldap(l) = &c.directory.source else {
+            panic!("ldap")
+        };
+        assert!(l.bind.is_none());
+        assert!(!l.danger_accept_invalid_certs);
+        assert_eq!(
+            c.rate_limit,
+            Some(RateLimitConfig {
+                per_ip_per_second: 20,
+                per_ip_burst: 40,
+                global_per_second: 500,
+                global_burst: 1000
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = error(&format!("{LDAP}\nbind_pasword = \"x\""));
+        assert!(e.contains("bind_pasword"), "{e}");
+        let e = error("[server]\nlisten = \"127.0.0.1:1\"\nport = 1\n[directory]\nsource=\"ldif\"\nldif=\"x\"");
+        assert!(e.contains("port"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("[server]\nlisten = \"localhost\"", "server.listen"),
+            ("[server]\npath = \"popup\"", "server.path"),
+            ("[server]\nmax_body_bytes = 1", "server.max_body_bytes"),
+            ("[phone]\ndefault_region = \"XX\"", "phone.default_region"),
+            ("[phone]\nmax_extension_digits = 12", "phone.max_extension_digits"),
+            ("[lookup]\nstates = []", "lookup.states"),
+            ("[lookup]\ndeadline_ms = 0", "lookup.deadline_ms"),
+            ("[response]\nurl = \"intranet/{uid}\"", "response.url"),
+            ("[response]\nclient_name = \"{cn\"", "response.client_name"),
+            ("[rate_limit]\nper_ip_burst = 0", "rate_limit.per_ip_burst"),
+        ];
+        for (extra, key) in cases {
+            let e = error(&format!("{LDAP}\n{extra}"));
+            assert!(e.starts_with(key), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn directory_mistakes_name_their_key() {
+        let cases = [
+            ("[directory]\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"", "directory.source"),
+            ("[directory]\nsource=\"sql\"", "directory.source"),
+            ("[directory]\nsource=\"ldif\"", "directory.ldif"),
+            ("[directory]\nsource=\"ldif\"\nldif=\"a\"\nurls=[\"ldaps://x\"]", "directory.urls"),
+            ("[directory]\nsource=\"ldap\"\nbase_dn=\"dc=x\"", "directory.urls"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldap://x\"]\nbase_dn=\"dc=x\"", "directory.urls"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"http://x\"]\nbase_dn=\"dc=x\"", "directory.urls"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://\"]\nbase_dn=\"dc=x\"", "directory.urls"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nstarttls=true\nbase_dn=\"dc=x\"", "directory.starttls"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]", "directory.base_dn"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nscope=\"deep\"", "directory.scope"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nfilter=\"objectClass=person\"", "directory.filter"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nmatch_filter=\"(mobile={nope})\"", "directory.match_filter"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nphone_attributes=[]", "directory.phone_attributes"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nphone_attributes=[\"a b\"]", "directory.phone_attributes"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nbind_dn=\"cn=a\"", "directory.bind_password_file"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nbind_password_env=\"X\"", "directory.bind_dn"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nbind_dn=\"cn=a\"\nbind_password_file=\"/nonexistent/pw\"", "directory.bind_password_file"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nbind_dn=\"cn=a\"\nbind_password_env=\"POPUP_LDAP_TEST_UNSET\"", "directory.bind_password_env"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nmax_entries=0", "directory.max_entries"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\ntimeout_ms=0", "directory.timeout_ms"),
+        ];
+        for (text, key) in cases {
+            let e = error(text);
+            assert!(e.starts_with(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn plaintext_needs_starttls_or_an_explicit_allowance() {
+        let base = "[directory]\nsource=\"ldap\"\nbase_dn=\"dc=x\"\nurls=[\"ldap://x\"]\n";
+        assert!(parse(&format!("{base}starttls = true")).is_ok());
+        assert!(parse(&format!("{base}allow_plaintext = true")).is_ok());
+    }
+
+    #[test]
+    fn password_from_a_file_is_read_and_redacted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("pw"), "s3cret\n").expect("write");
+        let text = "[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\n\
+                    bind_dn=\"cn=svc\"\nbind_password_file=\"pw\"";
+        let c = Config::parse(text, dir.path()).expect("valid");
+        let SourceConfig::Ldap(l) = &c.directory.source else {
+            panic!("ldap")
+        };
+        let (dn, pw) = l.bind.as_ref().expect("bind");
+        assert_eq!((dn.as_str(), pw.expose()), ("cn=svc", "s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn states_are_canonical() {
+        let c = parse(&format!("{LDAP}\n[lookup]\nstates = [\"Ringin\", \"DIALING\"]"))
+            .expect("valid");
+        let states: Vec<_> = c.lookup.states.expect("set").into_iter().collect();
+        assert_eq!(states, ["dialing", "ringing"]);
+    }
+
+    #[test]
+    fn rate_limit_can_be_disabled() {
+        let c = parse(&format!("{LDAP}\n[rate_limit]\nenabled = false")).expect("valid");
+        assert!(c.rate_limit.is_none());
+    }
+
+    #[test]
+    fn the_embedded_demo_is_valid() {
+        let c = Config::embedded_demo().expect("demo config");
+        assert!(matches!(
+            c.directory.source,
+            SourceConfig::Ldif(LdifData::Embedded(_))
+        ));
+    }
+
+    #[test]
+    fn not_toml_is_a_syntax_error() {
+        assert!(matches!(parse("[directory"), Err(ConfigError::Syntax(_))));
+        assert!(matches!(parse(""), Err(ConfigError::Syntax(_))));
+    }
+}

@@ -1,0 +1,337 @@
+//! Live searches against LDAP servers with ldap3 over TLS: one shared connection, opened on
+//! first use with TCP_NODELAY, re-established after failure, every step under a deadline.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOptions, StdStream};
+use rustls::ClientConfig;
+use tokio::sync::Mutex;
+
+use super::{binary_value, tls, Candidates, DirectoryError, Entry};
+use crate::config::LdapConfig;
+use crate::phone::CallerNumber;
+
+/// LDAP result codes that still carry usable entries.
+const RC_SUCCESS: u32 = 0;
+const RC_SIZE_LIMIT: u32 = 4;
+const RC_REFERRAL: u32 = 10;
+const RC_NO_SUCH_OBJECT: u32 = 32;
+
+/// Entries the `check-config` probe asks for.
+const PROBE_ENTRIES: i32 = 5;
+
+#[derive(Clone)]
+struct Connection {
+    ldap: Ldap,
+    url: Arc<str>,
+    id: u64,
+}
+
+/// A search that failed on the way (the connection is suspect) or was refused by the server.
+enum SearchFailure {
+    Transport(DirectoryError),
+    Refused(DirectoryError),
+}
+
+/// What `check-config` learnt from the directory.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The server that answered.
+    pub server: String,
+    /// The DN bound as, or `None` for anonymous.
+    pub bound_as: Option<String>,
+    /// The filter of the sample search.
+    pub filter: String,
+    /// Entries with a phone attribute that the sample search returned.
+    pub sample: Vec<Entry>,
+    /// Whether the server had more than the sample.
+    pub more: bool,
+}
+
+/// Live searches against the configured servers.
+pub struct LdapDirectory {
+    config: LdapConfig,
+    tls: Arc<ClientConfig>,
+    attributes: Vec<String>,
+    current: Mutex<Option<Connection>>,
+    next_id: AtomicU64,
+}
+
+impl LdapDirectory {
+    /// Prepares the TLS configuration; nothing is connected until the first lookup.
+    pub fn new(config: &LdapConfig, attributes: Vec<String>) -> Result<Self, DirectoryError> {
+        Ok(LdapDirectory {
+            tls: tls::client_config(config.ca_file.as_deref(), config.danger_accept_invalid_certs)?,
+            config: config.clone(),
+            attributes,
+            current: Mutex::new(None),
+            next_id: AtomicU64::new(0),
+        })
+    }
+
+    /// One line saying where lookups go.
+    pub fn describe(&self) -> String {
+        format!(
+            "live LDAP searches under {} on {}",
+            self.config.base_dn,
+            self.config.urls.join(", ")
+        )
+    }
+
+    /// Entries the filter finds for `number`; on a broken connection, reconnects once.
+    pub async fn candidates(&self, number: &CallerNumber) -> Result<Candidates, DirectoryError> {
+        let filter = self
+            .config
+            .match_filter
+            .for_caller(&self.config.filter, number);
+        let sizelimit = i32::try_from(self.config.max_entries).unwrap_or(i32::MAX);
+        let mut conn = self.connection().await?;
+        let entries = match self.search(&conn, &filter, sizelimit).await {
+            Ok(entries) => entries,
+            Err(SearchFailure::Refused(e)) => return Err(e),
+            Err(SearchFailure::Transport(e)) => {
+                tracing::warn!(server = %conn.url, error = %e, "directory connection failed; reconnecting");
+                self.forget(&conn).await;
+                conn = self.connection().await?;
+                self.search(&conn, &filter, sizelimit)
+                    .await
+                    .map_err(|(SearchFailure::Transport(e) | SearchFailure::Refused(e))| e)?
+            }
+        };
+        Ok(Candidates {
+            entries: entries.into_iter().map(Arc::new).collect(),
+            filter: Some(filter),
+            server: Some(conn.url.to_string()),
+        })
+    }
+
+    /// Connects, binds and runs one small search for entries with a phone number: what
+    /// `check-config` reports.
+    pub async fn probe(&self, phone_attributes: &[String]) -> Result<Probe, DirectoryError> {
+        let any_phone: String = phone_attributes.iter().map(|a| format!("({a}=*)")).collect();
+        let filter = format!("(&{}(|{any_phone}))", self.config.filter);
+        let conn = self.connection().await?;
+        let mut entries = self
+            .search(&conn, &filter, PROBE_ENTRIES + 1)
+            .await
+            .map_err(|(SearchFailure::Transport(e) | SearchFailure::Refused(e))| e)?;
+        let more = entries.len() > PROBE_ENTRIES as usize;
+        entries.truncate(PROBE_ENTRIES as usize);
+        Ok(Probe {
+            server: conn.url.to_string(),
+            bound_as: self.config.bind.as_ref().map(|(dn, _)| dn.clone()),
+            filter,
+            sample: entries,
+            more,
+        })
+    }
+
+    async fn connection(&self) -> Result<Connection, DirectoryError> {
+        let mut current = self.current.lock().await;
+        if let Some(conn) = current.as_mut() {
+            if !conn.ldap.is_closed() {
+                return Ok(conn.clone());
+            }
+        }
+        let conn = self.connect_any().await?;
+        *current = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn forget(&self, broken: &Connection) {
+        let mut current = self.current.lock().await;
+        if current.as_ref().map(|c| c.id) == Some(broken.id) {
+            *current = None;
+        }
+    }
+
+    async fn connect_any(&self) -> Result<Connection, DirectoryError> {
+        let mut failures = Vec::new();
+        for url in &self.config.urls {
+            let attempt = tokio::time::timeout(self.config.connect_timeout, self.connect(url));
+            let error = match attempt.await {
+                Ok(Ok(conn)) => {
+                    tracing::info!(server = %url, "connected to directory");
+                    return Ok(conn);
+                }
+                Ok(Err(e)) => e,
+                Err(_) => DirectoryError::Connect {
+                    url: url.clone(),
+                    reason: format!(
+                        "no answer within {} ms (directory.connect_timeout_ms)",
+                        self.config.connect_timeout.as_millis()
+                    ),
+                },
+            };
+            tracing::warn!(error = %error, "directory server unusable");
+            failures.push(error.to_string());
+        }
+        Err(DirectoryError::Unavailable(failures.join("; ")))
+    }
+
+    async fn connect(&self, url: &str) -> Result<Connection, DirectoryError> {
+        let fail = |reason: String| DirectoryError::Connect {
+            url: url.to_owned(),
+            reason,
+        };
+        let parsed = url::Url::parse(url).map_err(|e| fail(e.to_string()))?;
+        let ldaps = parsed.scheme().eq_ignore_ascii_case("ldaps");
+        let port = parsed.port().unwrap_or(if ldaps { 636 } else { 389 });
+        let address = format!("{}:{port}", parsed.host_str().unwrap_or("localhost"));
+        // ldap3 leaves Nagle on, which costs ~40 ms per round trip: open the socket ourselves.
+        let tcp = tokio::net::TcpStream::connect(&address)
+            .await
+            .map_err(|e| fail(format!("cannot connect to {address}: {e}")))?;
+        let std = tcp
+            .set_nodelay(true)
+            .and_then(|()| tcp.into_std())
+            .map_err(|e| fail(format!("socket setup: {e}")))?;
+        let settings = LdapConnSettings::new()
+            .set_config(self.tls.clone())
+            .set_starttls(self.config.starttls && !ldaps)
+            .set_std_stream(StdStream::Tcp(std));
+        self.handshake(settings, url).await
+    }
+
+    async fn handshake(
+        &self,
+        settings: LdapConnSettings,
+        url: &str,
+    ) -> Result<Connection, DirectoryError> {
+        let fail = |reason: String| DirectoryError::Connect {
+            url: url.to_owned(),
+            reason,
+        };
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, url)
+            .await
+            .map_err(|e| fail(describe_ldap_error(&e)))?;
+        let server = url.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = conn.drive().await {
+                tracing::debug!(server = %server, error = %e, "directory connection ended");
+            }
+        });
+        if let Some((dn, password)) = &self.config.bind {
+            let result = ldap
+                .with_timeout(self.config.connect_timeout)
+                .simple_bind(dn, password.expose())
+                .await
+                .map_err(|e| fail(format!("bind as {dn}: {}", describe_ldap_error(&e))))?;
+            if result.rc != RC_SUCCESS {
+                return Err(fail(format!(
+                    "bind as {dn} refused: {} (LDAP result {}{})",
+                    result_name(result.rc),
+                    result.rc,
+                    if result.text.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {}", result.text)
+                    }
+                )));
+            }
+        }
+        Ok(Connection {
+            ldap,
+            url: Arc::from(url),
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    async fn search(
+        &self,
+        conn: &Connection,
+        filter: &str,
+        sizelimit: i32,
+    ) -> Result<Vec<Entry>, SearchFailure> {
+        let fail = |reason: String| DirectoryError::Search {
+            url: conn.url.to_string(),
+            reason,
+        };
+        let mut ldap = conn.ldap.clone();
+        let result = ldap
+            .with_search_options(SearchOptions::new().sizelimit(sizelimit))
+            .with_timeout(self.config.timeout)
+            .search(
+                &self.config.base_dn,
+                self.config.scope,
+                filter,
+                &self.attributes,
+            )
+            .await
+            .map_err(|e| SearchFailure::Transport(fail(describe_ldap_error(&e))))?;
+        let ldap3::SearchResult(results, status) = result;
+        match status.rc {
+            RC_SUCCESS | RC_SIZE_LIMIT | RC_REFERRAL => {}
+            RC_NO_SUCH_OBJECT => {
+                return Err(SearchFailure::Refused(fail(format!(
+                    "directory.base_dn {:?} does not exist on this server",
+                    self.config.base_dn
+                ))))
+            }
+            rc => {
+                return Err(SearchFailure::Refused(fail(format!(
+                    "{} (LDAP result {rc}) {}",
+                    result_name(rc),
+                    status.text
+                ))))
+            }
+        }
+        Ok(results
+            .into_iter()
+            // Search references (AD's referrals to other partitions) carry no entry.
+            .filter(|r| !r.is_ref() && !r.is_intermediate())
+            .map(|r| entry_from(SearchEntry::construct(r)))
+            .collect())
+    }
+}
+
+fn entry_from(found: SearchEntry) -> Entry {
+    let binary = found.bin_attrs.into_iter().map(|(name, values)| {
+        let text: Vec<String> = values
+            .iter()
+            .filter_map(|v| binary_value(&name, v))
+            .collect();
+        (name, text)
+    });
+    Entry::new(found.dn, found.attrs.into_iter().chain(binary))
+}
+
+fn describe_ldap_error(e: &ldap3::LdapError) -> String {
+    let text = e.to_string();
+    if text.contains("invalid peer certificate") || text.contains("UnknownIssuer") {
+        format!("{text} (the server's certificate is not signed by directory.ca_file or the system roots, or does not name this host)")
+    } else {
+        text
+    }
+}
+
+fn result_name(rc: u32) -> &'static str {
+    match rc {
+        1 => "operations error",
+        2 => "protocol error",
+        3 => "time limit exceeded",
+        8 => "stronger authentication required (use ldaps:// or StartTLS)",
+        11 => "administrative limit exceeded",
+        13 => "confidentiality required (use ldaps:// or StartTLS)",
+        32 => "no such object",
+        34 => "invalid DN syntax",
+        48 => "inappropriate authentication",
+        49 => "invalid credentials",
+        50 => "insufficient access rights",
+        51 => "busy",
+        52 => "unavailable",
+        53 => "unwilling to perform",
+        87 => "filter error",
+        _ => "error",
+    }
+}
+
+/// The scope as LDAP tools write it.
+pub fn scope_name(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Base => "base",
+        Scope::OneLevel => "one",
+        Scope::Subtree => "subtree",
+    }
+}

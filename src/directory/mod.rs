@@ -1,0 +1,217 @@
+//! Where entries come from: an LDIF file held in memory, or live searches against LDAP.
+//!
+//! A source only finds *candidates* for a number; `lookup` verifies them, so a loose filter
+//! can never produce a wrong name.
+
+pub mod filter;
+pub mod index;
+pub mod ldap;
+pub mod ldif;
+mod tls;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{Config, SourceConfig};
+use crate::phone::CallerNumber;
+
+pub use index::PhoneIndex;
+pub use ldap::{LdapDirectory, Probe};
+
+/// A directory entry: its DN and its textual attribute values, names lower-cased.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The entry's distinguished name.
+    pub dn: String,
+    attrs: BTreeMap<String, Vec<String>>,
+}
+
+impl Entry {
+    /// Builds an entry; attribute names are lower-cased and repeated names merged.
+    pub fn new<K, V, I>(dn: impl Into<String>, attrs: I) -> Self
+    where
+        K: AsRef<str>,
+        V: Into<String>,
+        I: IntoIterator<Item = (K, Vec<V>)>,
+    {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (k, vs) in attrs {
+            map.entry(k.as_ref().to_ascii_lowercase())
+                .or_default()
+                .extend(vs.into_iter().map(Into::into));
+        }
+        Entry {
+            dn: dn.into(),
+            attrs: map,
+        }
+    }
+
+    /// All values of an attribute (by lower-cased name).
+    pub fn values(&self, name: &str) -> &[String] {
+        self.attrs.get(name).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The first value of an attribute that is not blank.
+    pub fn first(&self, name: &str) -> Option<&str> {
+        self.values(name)
+            .iter()
+            .map(|v| v.as_str())
+            .find(|v| !v.trim().is_empty())
+    }
+
+    /// Every attribute and its values, names lower-cased.
+    pub fn attributes(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.attrs.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+}
+
+/// Text for a binary attribute value: `objectGUID` becomes the GUID string AD shows
+/// (`a0b1c2d3-...`); other binary values have no text and are dropped.
+pub fn binary_value(attribute: &str, bytes: &[u8]) -> Option<String> {
+    if !attribute.eq_ignore_ascii_case("objectguid") || bytes.len() != 16 {
+        return None;
+    }
+    let b = bytes;
+    Some(format!(
+        "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_le_bytes([b[4], b[5]]),
+        u16::from_le_bytes([b[6], b[7]]),
+        b[8],
+        b[9],
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
+    ))
+}
+
+/// A directory problem, worded for the admin who must fix it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DirectoryError {
+    /// The LDIF source could not be read or parsed.
+    #[error("{0}")]
+    Ldif(#[from] ldif::LdifError),
+    /// The TLS settings cannot work.
+    #[error("TLS settings: {0}")]
+    Tls(String),
+    /// Connecting, TLS or binding to one server failed.
+    #[error("{url}: {reason}")]
+    Connect {
+        /// The server.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+    /// No configured server could be used.
+    #[error("no directory server could be used: {0}")]
+    Unavailable(String),
+    /// The server refused or failed a search.
+    #[error("search on {url} failed: {reason}")]
+    Search {
+        /// The server.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl DirectoryError {
+    /// A short, stable label for logs: `ldif`, `tls`, `connect`, `unavailable` or `search`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DirectoryError::Ldif(_) => "ldif",
+            DirectoryError::Tls(_) => "tls",
+            DirectoryError::Connect { .. } => "connect",
+            DirectoryError::Unavailable(_) => "unavailable",
+            DirectoryError::Search { .. } => "search",
+        }
+    }
+}
+
+/// What a source found for one number, before verification.
+#[derive(Clone, Debug, Default)]
+pub struct Candidates {
+    /// Entries that may hold the number.
+    pub entries: Vec<Arc<Entry>>,
+    /// The LDAP filter sent, for live searches.
+    pub filter: Option<String>,
+    /// The server that answered, for live searches.
+    pub server: Option<String>,
+}
+
+/// The configured source of entries.
+pub enum Directory {
+    /// Entries loaded once and indexed by number.
+    Index(PhoneIndex),
+    /// Live searches on every lookup.
+    Live(LdapDirectory),
+}
+
+impl Directory {
+    /// Opens the configured source: loads and indexes an LDIF file, or prepares LDAP
+    /// connections (without connecting yet).
+    pub fn open(config: &Config) -> Result<Self, DirectoryError> {
+        let attrs = &config.directory.phone_attributes;
+        Ok(match &config.directory.source {
+            SourceConfig::Ldif(data) => {
+                let entries = ldif::load(data)?;
+                Directory::Index(PhoneIndex::build(entries, attrs, &config.phone))
+            }
+            SourceConfig::Ldap(ldap) => {
+                Directory::Live(LdapDirectory::new(ldap, config.wanted_attributes())?)
+            }
+        })
+    }
+
+    /// Entries that may hold `number`.
+    pub async fn candidates(&self, number: &CallerNumber) -> Result<Candidates, DirectoryError> {
+        match self {
+            Directory::Index(index) => Ok(Candidates {
+                entries: index.get(&number.key),
+                ..Candidates::default()
+            }),
+            Directory::Live(ldap) => ldap.candidates(number).await,
+        }
+    }
+
+    /// One line saying what the source is, for logs and the CLI.
+    pub fn describe(&self) -> String {
+        match self {
+            Directory::Index(index) => format!(
+                "in-memory index of {} entries with {} distinct numbers",
+                index.entries(),
+                index.numbers()
+            ),
+            Directory::Live(ldap) => ldap.describe(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_guid_renders_like_active_directory() {
+        let bytes = [
+            0x78, 0x56, 0x34, 0x12, 0x34, 0x12, 0x78, 0x56, 0x9a, 0xbc, 0xde, 0xf0, 0x12, 0x34,
+            0x56, 0x78,
+        ];
+        assert_eq!(
+            binary_value("objectGUID", &bytes).as_deref(),
+            Some("12345678-1234-5678-9abc-def012345678")
+        );
+        assert_eq!(binary_value("objectGUID", &bytes[..3]), None);
+        assert_eq!(binary_value("jpegPhoto", &bytes), None);
+    }
+
+    #[test]
+    fn entries_merge_names_case_insensitively() {
+        let e = Entry::new("cn=a", [("CN", vec!["a"]), ("cn", vec!["b"])]);
+        assert_eq!(e.values("cn"), ["a", "b"]);
+        assert!(e.values("mail").is_empty());
+    }
+}

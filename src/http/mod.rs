@@ -1,0 +1,254 @@
+//! The HTTP endpoint: one path that takes GET, POST form and POST JSON, and answers JSON.
+//! Nothing here knows about LDAP; everything about a lookup is asked of [`Lookup`].
+
+pub mod limit;
+pub mod reply;
+pub mod request;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use futures_util::{Stream, StreamExt};
+use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use warp::path::FullPath;
+use warp::reply::Response;
+use warp::Filter;
+
+use crate::call::CallDetails;
+use crate::config::Config;
+use crate::directory::DirectoryError;
+use crate::logging::phone_for_log;
+use crate::lookup::{Lookup, LookupError};
+use limit::{Limited, RateLimits};
+use request::RequestError;
+
+/// How often idle clients are dropped from the rate limiter's table.
+const LIMITER_SWEEP: Duration = Duration::from_secs(60);
+
+/// The running endpoint's shared state.
+pub struct App {
+    /// The lookup service.
+    pub lookup: Lookup,
+    /// `server.path`
+    pub path: String,
+    /// `server.max_body_bytes`
+    pub max_body_bytes: usize,
+    /// Rate limits, when enabled.
+    pub limits: Option<RateLimits>,
+    /// `log.mask_numbers`
+    pub mask_numbers: bool,
+}
+
+impl App {
+    /// Builds the endpoint's state from a validated configuration.
+    pub fn from_config(config: &Config) -> Result<Self, DirectoryError> {
+        Ok(App {
+            lookup: Lookup::from_config(config)?,
+            path: config.server.path.clone(),
+            max_body_bytes: config.server.max_body_bytes,
+            limits: config.rate_limit.as_ref().map(RateLimits::new),
+            mask_numbers: config.log.mask_numbers,
+        })
+    }
+}
+
+/// The assembled routes: every request gets a JSON answer.
+pub fn routes(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
+    let query = warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify();
+    warp::any()
+        .map(move || app.clone())
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+        .and(warp::body::stream())
+        .then(handle)
+        .recover(reply::recover)
+        .unify()
+}
+
+/// Serves `app` on `listen` until `shutdown` completes, then finishes in-flight requests.
+/// Returns the bound address (useful with port 0) and the server future.
+pub fn serve(
+    app: Arc<App>,
+    listen: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl Future<Output = ()>), warp::Error> {
+    if app.limits.is_some() {
+        let sweeper = Arc::downgrade(&app);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LIMITER_SWEEP);
+            loop {
+                tick.tick().await;
+                let Some(app) = sweeper.upgrade() else { break };
+                if let Some(limits) = &app.limits {
+                    limits.forget_idle_clients();
+                }
+            }
+        });
+    }
+    warp::serve(routes(app)).try_bind_with_graceful_shutdown(listen, shutdown)
+}
+
+async fn handle<S, B>(
+    app: Arc<App>,
+    method: Method,
+    path: FullPath,
+    query: String,
+    headers: HeaderMap,
+    remote: Option<SocketAddr>,
+    body: S,
+) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let started = Instant::now();
+    if path.as_str() != app.path {
+        return reply::error(StatusCode::NOT_FOUND, "not found");
+    }
+    if method != Method::GET && method != Method::POST {
+        let mut r = reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed; use GET or POST",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        return r;
+    }
+    let client = remote
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    if let Some(limits) = &app.limits {
+        if let Err(which) = limits.check(client) {
+            tracing::warn!(%client, limit = ?which, "rate limited");
+            let message = match which {
+                Limited::Client => "too many requests from this address",
+                Limited::Global => "too many requests",
+            };
+            let mut r = reply::error(StatusCode::TOO_MANY_REQUESTS, message);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
+        }
+    }
+    let call = match read_call(&app, &method, &query, &headers, body).await {
+        Ok(call) => call,
+        Err(e) => {
+            let status = match e {
+                RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            tracing::info!(%client, error = %e, "unreadable request");
+            return reply::error(status, &e.to_string());
+        }
+    };
+    let result = app.lookup.answer(&call).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let phone = call
+        .phone
+        .as_deref()
+        .map(|p| phone_for_log(p, app.mask_numbers));
+    let ivrid = call.ivrid.as_deref().unwrap_or("-");
+    let state = call.state.as_deref().unwrap_or("-");
+    match result {
+        Ok(answer) => {
+            let outcome = match (answer.trace.skipped_state.is_some(), answer.popup.total) {
+                (true, _) => "skipped",
+                (false, 0) => "unknown",
+                (false, _) => "match",
+            };
+            tracing::info!(
+                %client, ivrid, state, phone = phone.as_deref().unwrap_or("-"), outcome,
+                total = answer.popup.total,
+                server = answer.trace.server.as_deref().unwrap_or("-"),
+                ms = format_args!("{elapsed_ms:.2}"),
+                "popup"
+            );
+            reply::popup(&answer.popup)
+        }
+        Err(e) => {
+            let (status, outcome) = if e.is_bad_request() {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "directory_error")
+            };
+            let kind = match &e {
+                LookupError::Directory(d) => d.kind(),
+                LookupError::Deadline(_) => "deadline",
+                _ => "request",
+            };
+            tracing::warn!(
+                %client, ivrid, state, phone = phone.as_deref().unwrap_or("-"), outcome, kind,
+                error = %e, ms = format_args!("{elapsed_ms:.2}"), "popup"
+            );
+            let message = if e.is_bad_request() {
+                e.to_string()
+            } else {
+                // Directory details are for the log, not for whoever calls the endpoint.
+                "the directory is unavailable; try again".to_owned()
+            };
+            reply::error(status, &message)
+        }
+    }
+}
+
+async fn read_call<S, B>(
+    app: &App,
+    method: &Method,
+    query: &str,
+    headers: &HeaderMap,
+    body: S,
+) -> Result<CallDetails, RequestError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let from_query = request::from_form(query);
+    if method == Method::GET {
+        return Ok(from_query);
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > app.max_body_bytes) {
+        return Err(RequestError::TooLarge(app.max_body_bytes));
+    }
+    let body = read_body(body, app.max_body_bytes).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    request::from_body(content_type, &body, from_query)
+}
+
+async fn read_body<S, B>(body: S, limit: usize) -> Result<BytesMut, RequestError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut collected = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| RequestError::Body(e.to_string()))?;
+        if collected.len() + chunk.remaining() > limit {
+            return Err(RequestError::TooLarge(limit));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            collected.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(collected)
+}

@@ -1,0 +1,21 @@
+//! popup-ldap: Voicenter's Pop Up Screen endpoint, answering who is calling from Active
+//! Directory or another LDAP directory.
+//!
+//! One request travels one way: [`http`] reads it into a [`call::CallDetails`], [`lookup`]
+//! normalises the number ([`phone`]), asks the [`directory`] for candidates, verifies them and
+//! renders the answer through [`mapping`]; [`http`] sends it as JSON.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![warn(missing_docs)]
+
+pub mod call;
+pub mod cli;
+pub mod config;
+pub mod directory;
+pub mod http;
+pub mod logging;
+pub mod lookup;
+pub mod mapping;
+pub mod phone;
+pub mod secret;

@@ -1,0 +1,347 @@
+//! The service itself: a call's number -> verified matching entries -> the popup answer.
+//! This is the only place that decides what matches, which match is best and what TOTAL is.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::call::CallDetails;
+use crate::config::{Config, ResponseConfig};
+use crate::directory::{Directory, DirectoryError, Entry};
+use crate::mapping::{Context, Template};
+use crate::phone::{Caller, CallerError, CallerNumber, PhoneKey, PhoneNormalizer};
+
+/// What Voicenter's extension shows; the HTTP layer turns it into JSON with `STATUS: OK`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PopupAnswer {
+    /// CLIENTNAME
+    pub client_name: Option<String>,
+    /// COMPANY
+    pub company: Option<String>,
+    /// URL
+    pub url: Option<String>,
+    /// TOTAL: distinct matching entries.
+    pub total: usize,
+}
+
+/// One entry that holds the caller's number, and where.
+#[derive(Clone, Debug)]
+pub struct Match {
+    /// The entry.
+    pub entry: Arc<Entry>,
+    /// The phone attribute that holds the number (lower-cased).
+    pub attribute: String,
+    /// The stored value that matched, as written in the directory.
+    pub value: String,
+    /// The attribute's position in `phone_attributes`: lower is preferred.
+    pub rank: usize,
+}
+
+/// Why the answer is what it is; `popup-ldap lookup` prints it.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// The caller as read from `phone`.
+    pub caller: Option<Caller>,
+    /// Set when the call state is not one that is looked up.
+    pub skipped_state: Option<String>,
+    /// The LDAP filter sent (live mode).
+    pub filter: Option<String>,
+    /// The server that answered (live mode).
+    pub server: Option<String>,
+    /// Verified matches, best first.
+    pub matches: Vec<Match>,
+    /// Candidates the source returned that do not hold the number.
+    pub rejected: Vec<Arc<Entry>>,
+}
+
+/// A lookup's answer and its explanation.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// What to send back.
+    pub popup: PopupAnswer,
+    /// How it was reached.
+    pub trace: Trace,
+}
+
+/// Why there is no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The request has no `phone` field.
+    #[error("missing field `phone`")]
+    MissingPhone,
+    /// `phone` is not a phone number.
+    #[error(transparent)]
+    BadPhone(#[from] CallerError),
+    /// The directory failed.
+    #[error("directory: {0}")]
+    Directory(#[from] DirectoryError),
+    /// The directory did not answer in time.
+    #[error("the directory did not answer within {} ms (lookup.deadline_ms)", .0.as_millis())]
+    Deadline(Duration),
+}
+
+impl LookupError {
+    /// True when the request was at fault, not the service.
+    pub fn is_bad_request(&self) -> bool {
+        matches!(self, LookupError::MissingPhone | LookupError::BadPhone(_))
+    }
+}
+
+/// Looks callers up in the configured directory.
+pub struct Lookup {
+    directory: Directory,
+    phone: PhoneNormalizer,
+    phone_attributes: Vec<String>,
+    response: ResponseConfig,
+    states: Option<BTreeSet<String>>,
+    deadline: Duration,
+}
+
+impl Lookup {
+    /// Opens the configured directory source.
+    pub fn from_config(config: &Config) -> Result<Self, DirectoryError> {
+        Ok(Lookup {
+            directory: Directory::open(config)?,
+            phone: config.phone.clone(),
+            phone_attributes: config.directory.phone_attributes.clone(),
+            response: config.response.clone(),
+            states: config.lookup.states.clone(),
+            deadline: config.lookup.deadline,
+        })
+    }
+
+    /// The directory source.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Answers one call.
+    pub async fn answer(&self, call: &CallDetails) -> Result<Answer, LookupError> {
+        let phone = call.phone.as_deref().ok_or(LookupError::MissingPhone)?;
+        let caller = self.phone.caller(phone)?;
+        let mut trace = Trace {
+            caller: Some(caller.clone()),
+            ..Trace::default()
+        };
+        if let (Some(states), Some(state)) = (&self.states, call.canonical_state()) {
+            if !states.contains(&state) {
+                trace.skipped_state = Some(state);
+                return Ok(Answer {
+                    popup: PopupAnswer::default(),
+                    trace,
+                });
+            }
+        }
+        let number = match caller {
+            Caller::Withheld => {
+                return Ok(Answer {
+                    popup: self.unknown(call, None),
+                    trace,
+                })
+            }
+            Caller::Number(n) => n,
+        };
+        let found = tokio::time::timeout(self.deadline, self.directory.candidates(&number))
+            .await
+            .map_err(|_| LookupError::Deadline(self.deadline))??;
+        trace.filter = found.filter;
+        trace.server = found.server;
+        for entry in found.entries {
+            match self.verify(&entry, &number.key) {
+                Some((rank, attribute, value)) => trace.matches.push(Match {
+                    entry,
+                    attribute,
+                    value,
+                    rank,
+                }),
+                None => trace.rejected.push(entry),
+            }
+        }
+        trace.matches.sort_by(|a, b| {
+            (a.rank, a.entry.dn.to_lowercase()).cmp(&(b.rank, b.entry.dn.to_lowercase()))
+        });
+        let mut seen = HashSet::new();
+        trace
+            .matches
+            .retain(|m| seen.insert(m.entry.dn.to_lowercase()));
+        let popup = match trace.matches.first() {
+            None => self.unknown(call, Some(&number)),
+            Some(best) => {
+                let ctx = Context {
+                    entry: Some(&best.entry),
+                    call,
+                    e164: e164(&number),
+                };
+                PopupAnswer {
+                    client_name: render(&self.response.client_name, &ctx),
+                    company: render(&self.response.company, &ctx),
+                    url: render(&self.response.url, &ctx),
+                    total: trace.matches.len(),
+                }
+            }
+        };
+        Ok(Answer { popup, trace })
+    }
+
+    /// The first phone attribute (in priority order) and value of `entry` that hold `key`.
+    fn verify(&self, entry: &Entry, key: &PhoneKey) -> Option<(usize, String, String)> {
+        self.phone_attributes
+            .iter()
+            .enumerate()
+            .find_map(|(rank, attr)| {
+                entry
+                    .values(attr)
+                    .iter()
+                    .find(|v| self.phone.stored(v).contains(key))
+                    .map(|v| (rank, attr.clone(), v.clone()))
+            })
+    }
+
+    fn unknown(&self, call: &CallDetails, number: Option<&CallerNumber>) -> PopupAnswer {
+        // A withheld caller has no number for templates, whatever word `phone` carried.
+        let withheld;
+        let call = match number {
+            Some(_) => call,
+            None => {
+                withheld = CallDetails {
+                    phone: None,
+                    ..call.clone()
+                };
+                &withheld
+            }
+        };
+        let ctx = Context {
+            entry: None,
+            call,
+            e164: number.and_then(e164),
+        };
+        PopupAnswer {
+            client_name: render(&self.response.unknown_client_name, &ctx),
+            company: render(&self.response.unknown_company, &ctx),
+            url: render(&self.response.unknown_url, &ctx),
+            total: 0,
+        }
+    }
+}
+
+fn e164(number: &CallerNumber) -> Option<&str> {
+    match &number.key {
+        PhoneKey::E164(n) => Some(n),
+        _ => None,
+    }
+}
+
+fn render(template: &Option<Template>, ctx: &Context<'_>) -> Option<String> {
+    template.as_ref().and_then(|t| t.render(ctx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LDIF: &str = "\
+dn: uid=zed,dc=x
+cn: Zed Mobile
+mobile: 03-5551234
+
+dn: uid=amy,dc=x
+cn: Amy Office
+o: Acme
+telephoneNumber: +972 (0)3 555 1234
+
+dn: uid=bob,dc=x
+cn: Bob Office
+telephoneNumber: (03) 555 1234
+uid: bob
+
+dn: uid=ext,dc=x
+cn: Reception
+ipPhone: 1234
+";
+
+    async fn lookup(extra: &str) -> Lookup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("d.ldif"), LDIF).expect("write");
+        let text = format!(
+            "[directory]\nsource = \"ldif\"\nldif = \"d.ldif\"\n\
+             phone_attributes = [\"telephoneNumber\", \"mobile\", \"ipPhone\"]\n{extra}"
+        );
+        let config = Config::parse(&text, dir.path()).expect("config");
+        Lookup::from_config(&config).expect("lookup")
+    }
+
+    fn call(phone: &str) -> CallDetails {
+        CallDetails {
+            phone: Some(phone.to_owned()),
+            ..CallDetails::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn best_match_by_attribute_priority_then_dn() {
+        let l = lookup("[response]\nurl = \"https://i.example/{uid|cn}\"").await;
+        let a = l.answer(&call("972-3-5551234")).await.expect("answer");
+        assert_eq!(
+            a.popup,
+            PopupAnswer {
+                client_name: Some("Amy Office".into()),
+                company: Some("Acme".into()),
+                url: Some("https://i.example/Amy%20Office".into()),
+                total: 3,
+            }
+        );
+        let order: Vec<_> = a.trace.matches.iter().map(|m| m.entry.dn.as_str()).collect();
+        assert_eq!(order, ["uid=amy,dc=x", "uid=bob,dc=x", "uid=zed,dc=x"]);
+        assert_eq!(a.trace.matches[2].attribute, "mobile");
+    }
+
+    #[tokio::test]
+    async fn unknown_and_withheld_callers_get_the_unknown_fields() {
+        let l = lookup("[response]\nunknown_url = \"https://crm.example/new?p={call.phone}&e={call.e164}\"").await;
+        let a = l.answer(&call("0501111111")).await.expect("answer");
+        assert_eq!(a.popup.total, 0);
+        assert_eq!(
+            a.popup.url.as_deref(),
+            Some("https://crm.example/new?p=0501111111&e=%2B972501111111")
+        );
+        let a = l.answer(&call("Anonymous")).await.expect("answer");
+        assert_eq!(a.popup.total, 0);
+        // No number, so the template cannot be completed and is left out.
+        assert_eq!(a.popup.url, None);
+        let l = lookup("[response]\nunknown_client_name = \"Unknown caller {call.phone|call.did}\"").await;
+        let mut c = call("Private");
+        c.did = Some("0722776773".into());
+        let a = l.answer(&c).await.expect("answer");
+        assert_eq!(a.popup.client_name.as_deref(), Some("Unknown caller 0722776773"));
+    }
+
+    #[tokio::test]
+    async fn extensions_match_only_as_extensions() {
+        let l = lookup("").await;
+        let a = l.answer(&call("1234")).await.expect("answer");
+        assert_eq!(a.popup.client_name.as_deref(), Some("Reception"));
+        let a = l.answer(&call("0721234")).await.expect("answer");
+        assert_eq!(a.popup.total, 0);
+    }
+
+    #[tokio::test]
+    async fn states_not_listed_are_not_looked_up() {
+        let l = lookup("[lookup]\nstates = [\"ringing\"]").await;
+        let mut c = call("035551234");
+        c.state = Some("Answer".into());
+        let a = l.answer(&c).await.expect("answer");
+        assert_eq!(a.popup, PopupAnswer::default());
+        assert_eq!(a.trace.skipped_state.as_deref(), Some("answer"));
+        c.state = Some("Ringin".into());
+        assert_eq!(l.answer(&c).await.expect("answer").popup.total, 3);
+    }
+
+    #[tokio::test]
+    async fn bad_phones_are_request_errors() {
+        let l = lookup("").await;
+        let e = l.answer(&CallDetails::default()).await.expect_err("no phone");
+        assert!(e.is_bad_request());
+        let e = l.answer(&call("*)(uid=*")).await.expect_err("garbage");
+        assert!(e.is_bad_request(), "{e}");
+    }
+}

@@ -1,0 +1,415 @@
+//! Phone numbers: the caller's number and every stored directory value become comparable keys.
+//!
+//! Full numbers become E.164 (`+972722776772`) through the `phonenumber` crate and a default
+//! region; short internal numbers (extensions such as `ipPhone: 1234`) stay as their digits and
+//! only ever equal another short number. Validity is never judged by `is_valid()`: its metadata
+//! lags behind real number ranges, so a number that parses is a number.
+
+use std::fmt;
+use std::str::FromStr;
+
+use phonenumber::country::Id as Region;
+use phonenumber::Mode;
+
+/// Longest caller value accepted, in characters; anything longer is not a phone number.
+pub const MAX_CALLER_CHARS: usize = 32;
+
+/// Caller values that mean the number was withheld; compared case-insensitively.
+const WITHHELD: &[&str] = &[
+    "anonymous",
+    "private",
+    "unknown",
+    "restricted",
+    "withheld",
+    "unavailable",
+    "blocked",
+    "hidden",
+    "none",
+    "null",
+];
+
+/// What a number is reduced to for comparison.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PhoneKey {
+    /// A full number in E.164 form, `+` included.
+    E164(String),
+    /// A short internal number (an extension): its digits.
+    Extension(String),
+    /// A long number the numbering plan does not know: its digits, compared as they are.
+    Digits(String),
+}
+
+impl fmt::Display for PhoneKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PhoneKey::E164(n) => write!(f, "{n}"),
+            PhoneKey::Extension(n) => write!(f, "extension {n}"),
+            PhoneKey::Digits(n) => write!(f, "unparsed digits {n}"),
+        }
+    }
+}
+
+/// The forms of the caller's number that a filter template may use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NumberForms {
+    /// `+97235551234`
+    pub e164: String,
+    /// The national dialling form, digits only: `035551234`
+    pub national: String,
+    /// International digits without `+`: `97235551234`
+    pub digits: String,
+    /// The national significant number: `35551234`
+    pub significant: String,
+}
+
+impl NumberForms {
+    fn same(digits: &str) -> Self {
+        NumberForms {
+            e164: digits.to_owned(),
+            national: digits.to_owned(),
+            digits: digits.to_owned(),
+            significant: digits.to_owned(),
+        }
+    }
+
+    /// The significant digits with `*` around each one (`*3*5*5*5*1*2*3*4*`): a substring
+    /// filter that matches the number whatever separators a stored value uses.
+    pub fn wildcard(&self) -> String {
+        let mut out = String::with_capacity(self.significant.len() * 2 + 1);
+        out.push('*');
+        for d in self.significant.chars() {
+            out.push(d);
+            out.push('*');
+        }
+        out
+    }
+
+    /// The last `n` digits (all of them when there are fewer).
+    pub fn last(&self, n: usize) -> &str {
+        let d = &self.digits;
+        &d[d.len().saturating_sub(n)..]
+    }
+}
+
+/// A caller number ready to be looked up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallerNumber {
+    /// The key entries must hold to match.
+    pub key: PhoneKey,
+    /// The forms a filter template may use.
+    pub forms: NumberForms,
+}
+
+/// What the `phone` field of a call says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// Empty, or a word such as `Anonymous`: a real call from a withheld number.
+    Withheld,
+    /// A number to look up.
+    Number(CallerNumber),
+}
+
+/// Why a caller value is not a phone number at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallerError {
+    /// Longer than [`MAX_CALLER_CHARS`].
+    #[error("phone is {0} characters long; at most {MAX_CALLER_CHARS} are accepted")]
+    TooLong(usize),
+    /// A character that has no place in a phone number.
+    #[error("phone contains {0:?}, which cannot be part of a phone number")]
+    BadCharacter(char),
+    /// Separators only.
+    #[error("phone contains no digits")]
+    NoDigits,
+}
+
+/// An unknown region code in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a known ISO 3166 region code (such as IL, US, GB)")]
+pub struct UnknownRegion(pub String);
+
+/// Turns caller values and stored values into [`PhoneKey`]s under one set of rules.
+#[derive(Clone, Debug)]
+pub struct PhoneNormalizer {
+    region: Region,
+    max_extension_digits: usize,
+}
+
+impl PhoneNormalizer {
+    /// `region` is the ISO code national numbers belong to; numbers of at most
+    /// `max_extension_digits` digits without `+` are internal extensions.
+    pub fn new(region: &str, max_extension_digits: usize) -> Result<Self, UnknownRegion> {
+        let region = Region::from_str(&region.to_ascii_uppercase())
+            .map_err(|_| UnknownRegion(region.to_owned()))?;
+        Ok(PhoneNormalizer {
+            region,
+            max_extension_digits,
+        })
+    }
+
+    /// Reads the caller's `phone` field as Voicenter sends it.
+    pub fn caller(&self, raw: &str) -> Result<Caller, CallerError> {
+        let value = raw.trim();
+        if value.is_empty() || WITHHELD.iter().any(|w| value.eq_ignore_ascii_case(w)) {
+            return Ok(Caller::Withheld);
+        }
+        let chars = value.chars().count();
+        if chars > MAX_CALLER_CHARS {
+            return Err(CallerError::TooLong(chars));
+        }
+        let mut digits = String::with_capacity(value.len());
+        for (i, c) in value.chars().enumerate() {
+            match c {
+                '0'..='9' => digits.push(c),
+                '+' if i == 0 => {}
+                ' ' | '-' | '.' => {}
+                other => return Err(CallerError::BadCharacter(other)),
+            }
+        }
+        if digits.is_empty() {
+            return Err(CallerError::NoDigits);
+        }
+        let plus = value.starts_with('+');
+        Ok(Caller::Number(self.number(plus, &digits)))
+    }
+
+    /// Every number a stored directory value holds, in any human format: separators, brackets,
+    /// `(0)`, dots, Unicode dashes and spaces, a trailing extension, several numbers in one value.
+    pub fn stored(&self, value: &str) -> Vec<PhoneKey> {
+        let mut keys = Vec::new();
+        for piece in split_numbers(value) {
+            if let Some((plus, digits)) = number_digits(&piece) {
+                let key = self.number(plus, &digits).key;
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys
+    }
+
+    fn number(&self, plus: bool, digits: &str) -> CallerNumber {
+        if !plus && digits.len() <= self.max_extension_digits {
+            return CallerNumber {
+                key: PhoneKey::Extension(digits.to_owned()),
+                forms: NumberForms::same(digits),
+            };
+        }
+        let text = if plus {
+            format!("+{digits}")
+        } else {
+            digits.to_owned()
+        };
+        match phonenumber::parse(Some(self.region), &text) {
+            Ok(n) => {
+                let e164 = n.format().mode(Mode::E164).to_string();
+                let national: String = n
+                    .format()
+                    .mode(Mode::National)
+                    .to_string()
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect();
+                let significant = format!(
+                    "{}{}",
+                    "0".repeat(usize::from(n.national().zeros())),
+                    n.national().value()
+                );
+                CallerNumber {
+                    forms: NumberForms {
+                        digits: e164.trim_start_matches('+').to_owned(),
+                        e164: e164.clone(),
+                        national,
+                        significant,
+                    },
+                    key: PhoneKey::E164(e164),
+                }
+            }
+            Err(_) => CallerNumber {
+                key: PhoneKey::Digits(digits.to_owned()),
+                forms: NumberForms::same(digits),
+            },
+        }
+    }
+}
+
+/// Splits a stored value that may hold several numbers (`09-7654321 / 09-7654322`).
+fn split_numbers(value: &str) -> Vec<String> {
+    // `(0)` is a national trunk prefix written after a country code: `+972 (0)3 ...`.
+    value
+        .to_lowercase()
+        .replace("(0)", " ")
+        .replace(" or ", "/")
+        .replace(" או ", "/")
+        .split(['/', ',', ';', '|', '\n', '\r', '\\'])
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The number in one piece of a stored value: whether it starts with `+`, and its digits.
+/// Leading words (`Mobile:`, `tel:`) are skipped; the number ends at the first letter or `#`,
+/// which is where an extension (`ext 12`, `x12`, `#12`) or a remark starts.
+fn number_digits(piece: &str) -> Option<(bool, String)> {
+    let start = piece.find(|c: char| c.is_ascii_digit() || c == '+')?;
+    let rest = &piece[start..];
+    let end = rest
+        .find(|c: char| c.is_alphabetic() || c == '#')
+        .unwrap_or(rest.len());
+    let number = &rest[..end];
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        return None;
+    }
+    Some((number.starts_with('+'), digits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn il() -> PhoneNormalizer {
+        PhoneNormalizer::new("IL", 6).expect("IL is a region")
+    }
+
+    fn e164(n: &str) -> PhoneKey {
+        PhoneKey::E164(n.to_owned())
+    }
+
+    fn caller_key(raw: &str) -> PhoneKey {
+        match il().caller(raw).expect("a number") {
+            Caller::Number(n) => n.key,
+            Caller::Withheld => panic!("{raw} read as withheld"),
+        }
+    }
+
+    #[test]
+    fn every_caller_form_is_one_number() {
+        for raw in [
+            "0722776772",
+            "972722776772",
+            "+972722776772",
+            "00972722776772",
+            "072-277-6772",
+            " 072 277 6772 ",
+            "072.277.6772",
+        ] {
+            assert_eq!(caller_key(raw), e164("+972722776772"), "{raw}");
+        }
+    }
+
+    #[test]
+    fn caller_forms_for_filters() {
+        let Caller::Number(n) = il().caller("035551234").expect("number") else {
+            panic!("withheld")
+        };
+        assert_eq!(n.forms.e164, "+97235551234");
+        assert_eq!(n.forms.national, "035551234");
+        assert_eq!(n.forms.digits, "97235551234");
+        assert_eq!(n.forms.significant, "35551234");
+        assert_eq!(n.forms.wildcard(), "*3*5*5*5*1*2*3*4*");
+        assert_eq!(n.forms.last(7), "5551234");
+        assert_eq!(n.forms.last(40), "97235551234");
+    }
+
+    #[test]
+    fn withheld_callers() {
+        for raw in ["", "   ", "Anonymous", "PRIVATE", "unknown", "Restricted"] {
+            assert_eq!(il().caller(raw), Ok(Caller::Withheld), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_callers_are_errors() {
+        assert_eq!(
+            il().caller("*)(uid=*"),
+            Err(CallerError::BadCharacter('*'))
+        );
+        assert_eq!(il().caller("03\\5551234"), Err(CallerError::BadCharacter('\\')));
+        assert_eq!(il().caller("(03) 5551234"), Err(CallerError::BadCharacter('(')));
+        assert_eq!(il().caller("97+2"), Err(CallerError::BadCharacter('+')));
+        assert_eq!(il().caller("+ - ."), Err(CallerError::NoDigits));
+        assert_eq!(
+            il().caller(&"1".repeat(33)),
+            Err(CallerError::TooLong(33))
+        );
+    }
+
+    #[test]
+    fn stored_values_in_every_human_format() {
+        let want = vec![e164("+97235551234")];
+        for value in [
+            "03-5551234",
+            "03-555-1234",
+            "+972 3-555-1234",
+            "(03) 555 1234",
+            "+972 (0)3 555 1234",
+            "+972 (0)3 555-1234",
+            "972 3 5551234",
+            "0097235551234",
+            "03.555.1234",
+            "03\u{2013}555\u{2013}1234",
+            "03\u{a0}555\u{a0}1234",
+            "\u{202f}+972\u{2011}3\u{2011}5551234",
+            "03-5551234 ext 12",
+            "03-5551234 x12",
+            "03-5551234 #12",
+            "03-5551234 שלוחה 12",
+            "tel:+97235551234",
+            "Office: 03-5551234",
+        ] {
+            assert_eq!(il().stored(value), want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn two_numbers_in_one_value() {
+        let want = vec![e164("+97297654321"), e164("+97297654322")];
+        for value in [
+            "09-7654321 / 09-7654322",
+            "09-7654321, 09-7654322",
+            "09-7654321; 09-7654322",
+            "09-7654321 or 09-7654322",
+        ] {
+            assert_eq!(il().stored(value), want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn mobiles_the_metadata_calls_invalid_still_match() {
+        assert_eq!(il().stored("054-1234567"), vec![e164("+972541234567")]);
+        assert_eq!(il().stored("972541234567"), vec![e164("+972541234567")]);
+        assert_eq!(caller_key("0541234567"), e164("+972541234567"));
+    }
+
+    #[test]
+    fn extensions_match_only_short_callers() {
+        assert_eq!(il().stored("1234"), vec![PhoneKey::Extension("1234".into())]);
+        assert_eq!(caller_key("1234"), PhoneKey::Extension("1234".into()));
+        assert_ne!(caller_key("0721234"), PhoneKey::Extension("1234".into()));
+    }
+
+    #[test]
+    fn different_area_codes_are_different_callers() {
+        assert_ne!(caller_key("035551234"), caller_key("045551234"));
+        assert_ne!(il().stored("02-5551234"), il().stored("03-5551234"));
+    }
+
+    #[test]
+    fn foreign_numbers_keep_their_country() {
+        assert_eq!(il().stored("+1 (212) 555-0100"), vec![e164("+12125550100")]);
+        assert_eq!(caller_key("0012125550100"), e164("+12125550100"));
+    }
+
+    #[test]
+    fn values_without_a_number_give_nothing() {
+        assert!(il().stored("").is_empty());
+        assert!(il().stored("n/a").is_empty());
+        assert!(il().stored("ask reception").is_empty());
+    }
+
+    #[test]
+    fn unknown_region_is_an_error() {
+        assert!(PhoneNormalizer::new("XX", 6).is_err());
+        assert!(PhoneNormalizer::new("gb", 6).is_ok());
+    }
+}
