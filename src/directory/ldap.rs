@@ -265,7 +265,8 @@ impl LdapDirectory {
             RC_SUCCESS | RC_SIZE_LIMIT | RC_REFERRAL => {}
             RC_NO_SUCH_OBJECT => {
                 return Err(SearchFailure::Refused(fail(format!(
-                    "directory.base_dn {:?} does not exist on this server",
+                    "directory.base_dn {:?} does not exist on this server, or the bind account \
+                     may not read it",
                     self.config.base_dn
                 ))))
             }

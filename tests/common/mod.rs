@@ -1,0 +1,339 @@
+//! Test harness: a test CA, a throw-away slapd over TLS on loopback ports, configurations that
+//! point at it, and the popup-ldap binary. Nothing here skips: a missing slapd is a failure.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use popup_ldap::config::Config;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
+
+/// The fixture every slapd starts with.
+pub const PEOPLE: &str = include_str!("../fixtures/people.ldif");
+/// The service account of the fixture.
+pub const BIND_DN: &str = "cn=popup,ou=services,dc=example,dc=com";
+/// Its password.
+pub const BIND_PASSWORD: &str = "popup-secret";
+pub const BASE_DN: &str = "dc=example,dc=com";
+
+const SLAPD_START: Duration = Duration::from_secs(15);
+
+/// A CA and a certificate for 127.0.0.1 / localhost signed by it.
+pub struct TestCa {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> Self {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut server = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        server
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        server
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let cert = server.signed_by(&key, &ca_cert, &ca_key).unwrap();
+        TestCa {
+            ca_pem: ca_cert.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+/// A free loopback port (the listener is dropped, so a race is possible but unlikely).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + SLAPD_START;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what} exited with {status} before listening on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what} did not listen on port {port} within {SLAPD_START:?}");
+}
+
+fn tool(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!(
+        "{name} is not installed. The integration tests need a real OpenLDAP server: run \
+         tests/run.sh (it installs slapd and ldap-utils), or apt-get install slapd ldap-utils"
+    );
+}
+
+/// A running slapd with the fixture loaded, serving ldap:// (for StartTLS) and ldaps://.
+pub struct Slapd {
+    pub dir: tempfile::TempDir,
+    pub ldap_port: u16,
+    pub ldaps_port: u16,
+    pub ca: TestCa,
+    child: Option<Child>,
+}
+
+impl Slapd {
+    /// Starts slapd loaded with `ldif` (the fixture when `None`).
+    pub fn start() -> Self {
+        Self::start_with(PEOPLE)
+    }
+
+    pub fn start_with(ldif: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("slapd");
+        let d = dir.path();
+        std::fs::write(d.join("ca.pem"), &ca.ca_pem).unwrap();
+        std::fs::write(d.join("server.pem"), &ca.cert_pem).unwrap();
+        std::fs::write(d.join("server.key"), &ca.key_pem).unwrap();
+        std::fs::write(d.join("other-ca.pem"), TestCa::new("other").ca_pem).unwrap();
+        std::fs::write(d.join("bind-password"), format!("{BIND_PASSWORD}\n")).unwrap();
+        std::fs::create_dir(d.join("db")).unwrap();
+        std::fs::write(d.join("slapd.conf"), slapd_conf(d)).unwrap();
+        std::fs::write(d.join("data.ldif"), ldif).unwrap();
+        let out = Command::new(tool("slapadd"))
+            .args(["-q", "-f"])
+            .arg(d.join("slapd.conf"))
+            .arg("-l")
+            .arg(d.join("data.ldif"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "slapadd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut slapd = Slapd {
+            dir,
+            ldap_port: 0,
+            ldaps_port: 0,
+            ca,
+            child: None,
+        };
+        slapd.run();
+        slapd
+    }
+
+    fn run(&mut self) {
+        if self.ldap_port == 0 {
+            self.ldap_port = free_port();
+            self.ldaps_port = free_port();
+        }
+        let urls = format!(
+            "ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{}/",
+            self.ldap_port, self.ldaps_port
+        );
+        let mut child = Command::new(tool("slapd"))
+            .arg("-f")
+            .arg(self.dir.path().join("slapd.conf"))
+            .args(["-h", &urls, "-d", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(self.ldaps_port, &mut child, "slapd");
+        wait_for_port(self.ldap_port, &mut child, "slapd");
+        self.child = Some(child);
+    }
+
+    /// Kills slapd (as a crash would).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts slapd again on the same ports and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run();
+    }
+
+    pub fn ldaps_url(&self) -> String {
+        format!("ldaps://127.0.0.1:{}", self.ldaps_port)
+    }
+
+    pub fn ldap_url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.ldap_port)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A configuration for this slapd over LDAPS with the service account; `extra` is TOML
+    /// appended after the `[directory]` keys (it may open further sections).
+    pub fn config_text(&self, extra: &str) -> String {
+        format!(
+            r#"[directory]
+source = "ldap"
+urls = ["{url}"]
+ca_file = "{ca}"
+bind_dn = "{BIND_DN}"
+bind_password_file = "{pw}"
+base_dn = "ou=people,{BASE_DN}"
+filter = "(objectClass=inetOrgPerson)"
+phone_attributes = ["telephoneNumber", "mobile", "homePhone"]
+{extra}
+"#,
+            url = self.ldaps_url(),
+            ca = self.path("ca.pem").display(),
+            pw = self.path("bind-password").display(),
+        )
+    }
+
+    pub fn config(&self, extra: &str) -> Config {
+        Config::parse(&self.config_text(extra), self.dir.path()).unwrap()
+    }
+
+    /// Writes a configuration file and returns its path.
+    pub fn config_file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Applies an LDIF change with ldapmodify as the rootdn.
+    pub fn modify(&self, ldif: &str) {
+        let mut child = Command::new(tool("ldapmodify"))
+            .args(["-x", "-H", &self.ldap_url(), "-D", &format!("cn=admin,{BASE_DN}"), "-w", "admin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "ldapmodify: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn slapd_conf(d: &Path) -> String {
+    let d = d.display();
+    format!(
+        r#"include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+pidfile {d}/slapd.pid
+argsfile {d}/slapd.args
+modulepath /usr/lib/ldap
+moduleload back_mdb
+TLSCACertificateFile {d}/ca.pem
+TLSCertificateFile {d}/server.pem
+TLSCertificateKeyFile {d}/server.key
+sizelimit 500
+database mdb
+maxsize 268435456
+suffix "{BASE_DN}"
+rootdn "cn=admin,{BASE_DN}"
+rootpw admin
+directory {d}/db
+index objectClass eq
+index telephoneNumber,mobile,homePhone eq,sub
+limits dn.exact="{BIND_DN}" size=unlimited time=unlimited
+access to attrs=userPassword by anonymous auth by * none
+access to * by users read by * none
+"#
+    )
+}
+
+/// The popup-ldap binary built for these tests.
+pub fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_popup-ldap"))
+}
+
+/// A running `popup-ldap serve`, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts the binary with `config` and waits until it answers HTTP.
+    pub fn start(config: &Path, addr: SocketAddr) -> Self {
+        let mut child = binary()
+            .arg("--config")
+            .arg(config)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_port(addr.port(), &mut child, "popup-ldap");
+        Server { child, addr }
+    }
+
+    /// A raw HTTP/1.1 exchange; returns status and body.
+    pub fn request(&self, raw: &str) -> (u16, String) {
+        http(self.addr, raw)
+    }
+
+    pub fn get(&self, target: &str) -> (u16, String) {
+        self.request(&format!(
+            "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends one raw HTTP/1.1 request and reads the whole answer.
+pub fn http(addr: SocketAddr, raw: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not HTTP: {text:?}"));
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    // Chunked answers: keep it simple, the server sends Content-Length for JSON.
+    (status, body.to_owned())
+}

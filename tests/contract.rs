@@ -1,0 +1,338 @@
+//! Voicenter's Pop Up Screen contract, end to end through the assembled routes, answered from a
+//! real slapd over TLS.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Slapd;
+use popup_ldap::http::{routes, App};
+use serde_json::{json, Value};
+
+const CLIENT: &str = "192.0.2.10:40000";
+
+fn app(slapd: &Slapd, extra: &str) -> Arc<App> {
+    Arc::new(App::from_config(&slapd.config(extra)).expect("app"))
+}
+
+struct Reply {
+    status: u16,
+    content_type: String,
+    json: Value,
+}
+
+async fn send(app: &Arc<App>, req: warp::test::RequestBuilder) -> Reply {
+    let res = req.reply(&routes(app.clone())).await;
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_owned())
+        .unwrap_or_default();
+    let json = serde_json::from_slice(res.body())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", res.body()));
+    Reply {
+        status: res.status().as_u16(),
+        content_type,
+        json,
+    }
+}
+
+fn get(query: &str) -> warp::test::RequestBuilder {
+    warp::test::request()
+        .method("GET")
+        .path(&format!("/popup?{query}"))
+        .remote_addr(CLIENT.parse().expect("addr"))
+}
+
+fn post(content_type: &str, body: &str) -> warp::test::RequestBuilder {
+    warp::test::request()
+        .method("POST")
+        .path("/popup")
+        .header("content-type", content_type)
+        .body(body.to_owned())
+        .remote_addr(CLIENT.parse().expect("addr"))
+}
+
+async fn popup(app: &Arc<App>, phone: &str) -> Value {
+    let r = send(app, get(&format!("phone={}", urlencode(phone)))).await;
+    assert_eq!(r.status, 200, "{phone}: {}", r.json);
+    r.json
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+const DANA: &str = "דנה לוי";
+
+#[tokio::test]
+async fn all_three_request_formats_answer_the_same() {
+    let slapd = Slapd::start();
+    let app = app(&slapd, "[response]\nurl = \"https://intranet.example.com/people/{uid}?from={call.did}\"");
+    let expected = json!({
+        "STATUS": "OK", "CLIENTNAME": DANA, "COMPANY": "Voicenter", "TOTAL": 1,
+        "URL": "https://intranet.example.com/people/dana?from=0722776773"
+    });
+    let g = send(
+        &app,
+        get("phone=0722776772&ivrid=202010111sdsd3684752bcb3d&extenUser=NaDzw50l&did=0722776773&statusCall=Ringin"),
+    )
+    .await;
+    assert_eq!((g.status, &g.json), (200, &expected));
+    assert_eq!(g.content_type, "application/json; charset=utf-8");
+
+    let f = send(
+        &app,
+        post(
+            "application/x-www-form-urlencoded",
+            "phone=0722776772&ivrid=202010111sdsd3684752bcb3d&extenUser=NaDzw5Ol&did=0722776773&status=Ringing",
+        ),
+    )
+    .await;
+    assert_eq!((f.status, &f.json), (200, &expected));
+
+    let j = send(
+        &app,
+        post(
+            "application/json",
+            r#"{"phone": "972722776772", "callerName": "Queue Testing",
+                "ivrid": "20220916103546022555eb61e755c08a", "extenUser": "KGpK4iWq",
+                "did": "0722776773", "status": "Ringing", "direction": "Incoming",
+                "recordFile": "x.mp3", "isMuted": false, "callStarted": 1663324548,
+                "isAnswered": false, "callAnswered": 0,
+                "currentCall": {"callStarted": 1663324548, "callerphone": "972722776772"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!((j.status, &j.json), (200, &expected));
+}
+
+#[tokio::test]
+async fn every_call_phase_gets_an_ok_answer() {
+    let slapd = Slapd::start();
+    let app = app(&slapd, "");
+    for state in ["Ringin", "Ringing", "RINGING", "Dialing", "Answer", "Hangup", "Ended"] {
+        let r = send(&app, get(&format!("phone=0722776772&statusCall={state}"))).await;
+        assert_eq!(r.status, 200, "{state}");
+        assert_eq!(r.json["CLIENTNAME"], DANA, "{state}");
+    }
+}
+
+#[tokio::test]
+async fn caller_numbers_match_stored_values_in_any_format() {
+    let slapd = Slapd::start();
+    let app = app(&slapd, "");
+    let cases = [
+        ("035551234", "אבי כהן"),               // +972 (0)3 555 1234
+        ("+97235551234", "אבי כהן"),
+        ("00972-3-5551234", "אבי כהן"),
+        ("035551235", "נועה מזרחי"),            // (03) 555 1235
+        ("0521112233", "נועה מזרחי"),           // 972521112233
+        ("026543210", "Yossi Peretz"),         // 02 6543210 ext 12
+        ("097654322", "מיכל ביטון"),            // 09-7654321 / 09-7654322
+        ("097654321", "מיכל ביטון"),
+        ("+1 212 555 0100", "John Smith"),     // +1 (212) 555-0100
+        ("0534445566", "עומר פרידמן"),          // en-dashes
+        ("089876543", "תמר שפירא"),             // no-break spaces
+        ("0547777777", "No Name"),             // no displayName: cn
+    ];
+    for (caller, name) in cases {
+        let answer = popup(&app, caller).await;
+        assert_eq!(answer["CLIENTNAME"], name, "{caller}: {answer}");
+        assert_eq!(answer["TOTAL"], 1, "{caller}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_different_number_never_matches() {
+    let slapd = Slapd::start();
+    let app = app(&slapd, "");
+    // 073-5551234 shares its last 8 digits with 03-555-1234 and is returned by the wildcard
+    // filter; verification keeps the callers apart.
+    assert_eq!(popup(&app, "0735551234").await["CLIENTNAME"], "Decoy Other Area");
+    assert_eq!(popup(&app, "035551234").await["TOTAL"], 1);
+    assert_eq!(popup(&app, "045551234").await["CLIENTNAME"], "Near Miss");
+    assert_eq!(popup(&app, "0635551234").await, json!({"STATUS": "OK", "TOTAL": 0}));
+}
+
+#[tokio::test]
+async fn several_matches_count_distinct_entries_and_pick_deterministically() {
+    let slapd = Slapd::start();
+    let app = app(&slapd, "");
+    for _ in 0..3 {
+        let answer = popup(&app, "0523334444").await;
+        assert_eq!(answer["TOTAL"], 2, "{answer}");
+        assert_eq!(answer["CLIENTNAME"], "ליאור חדד", "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn extensions_match_only_short_callers() {
+    let slapd = Slapd::start();
+    let app = app(&slapd, "");
+    assert_eq!(popup(&app, "1234").await["CLIENTNAME"], "קבלה");
+    assert_eq!(popup(&app, "0501234").await["TOTAL"], 0);
+}
+
+#[tokio::test]
+async fn unknown_and_withheld_callers_are_ok_with_the_unknown_fields() {
+    let slapd = Slapd::start();
+    let app = app(
+        &slapd,
+        "[response]\nunknown_client_name = \"Unknown caller\"\n\
+         unknown_url = \"https://crm.example.com/new?phone={call.phone}\"",
+    );
+    assert_eq!(
+        popup(&app, "0500000000").await,
+        json!({"STATUS": "OK", "TOTAL": 0, "CLIENTNAME": "Unknown caller",
+               "URL": "https://crm.example.com/new?phone=0500000000"})
+    );
+    for withheld in ["", "Anonymous", "private", "UNKNOWN", "Restricted"] {
+        assert_eq!(
+            popup(&app, withheld).await,
+            json!({"STATUS": "OK", "TOTAL": 0, "CLIENTNAME": "Unknown caller"}),
+            "{withheld:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn requests_that_cannot_be_understood_are_400_json() {
+    let slapd = Slapd::start();
+    let app = app(&slapd, "");
+    let cases = [
+        (get("ivrid=1&did=2"), "phone"),
+        (get("phone=*)(uid=*"), "'*'"),
+        (get("phone=0500*"), "'*'"),
+        (get("phone=03\\5551234"), "'\\\\'"),
+        (get(&format!("phone={}", "1".repeat(40))), "40 characters"),
+        (post("application/json", "{\"phone\": "), "not valid JSON"),
+        (post("application/json", "[1,2]"), "object"),
+        (post("application/json", "{\"phone\": {\"a\": 1}}"), "string or a number"),
+        (post("text/xml", "<phone>1</phone>"), "text/xml"),
+    ];
+    for (req, needle) in cases {
+        let r = send(&app, req).await;
+        assert_eq!(r.status, 400, "{}", r.json);
+        assert_eq!(r.json["STATUS"], "ERROR");
+        let message = r.json["MESSAGE"].as_str().expect("message");
+        assert!(message.contains(needle), "{message} lacks {needle}");
+    }
+}
+
+#[tokio::test]
+async fn caller_input_never_reaches_another_person() {
+    let slapd = Slapd::start();
+    let app = app(&slapd, "");
+    for attack in ["*", "*)(uid=*", "0*", "*)(|(objectClass=*)", "\\2a", "0722776772)(uid=*"] {
+        let r = send(&app, get(&format!("phone={}", urlencode(attack)))).await;
+        assert!(
+            r.status == 400 || r.json == json!({"STATUS": "OK", "TOTAL": 0}),
+            "{attack}: {} {}",
+            r.status,
+            r.json
+        );
+    }
+}
+
+#[tokio::test]
+async fn oversized_bodies_unknown_paths_and_methods_get_json_errors() {
+    let slapd = Slapd::start();
+    let app = app(&slapd, "[server]\nmax_body_bytes = 1024");
+    let big = format!("phone=0722776772&pad={}", "x".repeat(2000));
+    let r = send(&app, post("application/x-www-form-urlencoded", &big)).await;
+    assert_eq!((r.status, r.json["STATUS"].as_str()), (413, Some("ERROR")));
+
+    let r = send(&app, warp::test::request().path("/other?phone=0722776772")).await;
+    assert_eq!((r.status, r.json["STATUS"].as_str()), (404, Some("ERROR")));
+
+    for method in ["PUT", "DELETE", "PATCH"] {
+        let r = send(&app, warp::test::request().method(method).path("/popup")).await;
+        assert_eq!((r.status, r.json["STATUS"].as_str()), (405, Some("ERROR")), "{method}");
+    }
+}
+
+#[tokio::test]
+async fn the_path_is_configurable() {
+    let slapd = Slapd::start();
+    let app = app(&slapd, "[server]\npath = \"/voicenter/popup\"");
+    let r = send(&app, warp::test::request().path("/voicenter/popup?phone=0722776772")).await;
+    assert_eq!(r.json["CLIENTNAME"], DANA);
+    let r = send(&app, warp::test::request().path("/popup?phone=0722776772")).await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn states_not_configured_are_answered_without_the_directory() {
+    let mut slapd = Slapd::start();
+    let app = app(&slapd, "[lookup]\nstates = [\"Ringing\", \"Dialing\"]");
+    assert_eq!(
+        send(&app, get("phone=0722776772&statusCall=Ringin")).await.json["CLIENTNAME"],
+        DANA
+    );
+    slapd.stop();
+    for state in ["Answer", "Hangup"] {
+        let r = send(&app, get(&format!("phone=0722776772&status={state}"))).await;
+        assert_eq!((r.status, &r.json), (200, &json!({"STATUS": "OK", "TOTAL": 0})));
+    }
+    // A state that is looked up needs the (stopped) directory.
+    assert_eq!(send(&app, get("phone=0722776772&statusCall=Ringin")).await.status, 503);
+}
+
+#[tokio::test]
+async fn a_down_directory_is_a_503_within_the_deadline_and_recovers() {
+    let mut slapd = Slapd::start();
+    let app = app(&slapd, "[lookup]\ndeadline_ms = 1000");
+    assert_eq!(popup(&app, "0722776772").await["CLIENTNAME"], DANA);
+    slapd.stop();
+    let started = Instant::now();
+    let r = send(&app, get("phone=0722776772")).await;
+    assert_eq!((r.status, r.json["STATUS"].as_str()), (503, Some("ERROR")));
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    slapd.restart();
+    assert_eq!(popup(&app, "0722776772").await["CLIENTNAME"], DANA);
+}
+
+#[tokio::test]
+async fn a_hanging_directory_is_a_503_within_the_deadline() {
+    let slapd = Slapd::start();
+    // Accepts connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent_addr: SocketAddr = silent.local_addr().expect("addr");
+    let _hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let text = slapd
+        .config_text("[lookup]\ndeadline_ms = 500")
+        .replace(&slapd.ldaps_url(), &format!("ldaps://{silent_addr}"));
+    let config = popup_ldap::config::Config::parse(&text, slapd.dir.path()).expect("config");
+    let app = Arc::new(App::from_config(&config).expect("app"));
+    for _ in 0..3 {
+        let started = Instant::now();
+        let r = send(&app, get("phone=0722776772")).await;
+        assert_eq!(r.status, 503, "{}", r.json);
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_before_any_lookup() {
+    let slapd = Slapd::start();
+    let app = app(
+        &slapd,
+        "[rate_limit]\nper_ip_per_second = 1\nper_ip_burst = 2\nglobal_per_second = 1\nglobal_burst = 3",
+    );
+    let from = |ip: &str| get("phone=0722776772").remote_addr(ip.parse().expect("addr"));
+    assert_eq!(send(&app, from("192.0.2.1:1")).await.status, 200);
+    assert_eq!(send(&app, from("192.0.2.1:1")).await.status, 200);
+    let r = send(&app, from("192.0.2.1:1")).await;
+    assert_eq!((r.status, r.json["STATUS"].as_str()), (429, Some("ERROR")));
+    // Another client has its own allowance, until the global one runs out.
+    assert_eq!(send(&app, from("192.0.2.2:1")).await.status, 200);
+    assert_eq!(send(&app, from("192.0.2.3:1")).await.status, 429);
+}
