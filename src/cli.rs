@@ -37,7 +37,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Answer Voicenter's popup requests over HTTP (the default).
-    Serve,
+    Serve {
+        /// Listen here instead of `server.listen`, such as 127.0.0.1:9000.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Validate the configuration, then connect, bind and run one search, saying what worked.
     CheckConfig,
     /// Look one number up and explain the answer: forms, filter, entries, matched values, JSON.
@@ -112,8 +116,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
+    match cli.command.unwrap_or(Command::Serve { listen: None }) {
+        Command::Serve { listen } => {
+            let mut config = config;
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
             crate::logging::init(&config.log.level);
             if cli.config.is_none() {
                 tracing::warn!("no --config given: serving the built-in demo directory");
@@ -143,8 +151,11 @@ async fn serve(config: Config) -> Result<(), CliError> {
         }
     }
     let listen = config.server.listen;
-    let (addr, server) = http::serve(app, listen, shutdown_signal())
-        .map_err(|source| CliError::Listen { addr: listen, source })?;
+    let (addr, server) =
+        http::serve(app, listen, shutdown_signal()).map_err(|source| CliError::Listen {
+            addr: listen,
+            source,
+        })?;
     tracing::info!("listening on http://{addr}{}", config.server.path);
     server.await;
     tracing::info!("stopped");
@@ -199,7 +210,7 @@ async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(), Cli
         }
         println!("  sample search     {}", probe.filter);
         println!(
-            "  found             {}{} entries with a phone attribute",
+            "  found             {} entries with a phone attribute{}",
             probe.sample.len(),
             if probe.more { " (and more)" } else { "" }
         );
@@ -303,10 +314,7 @@ fn explain(config: &Config, lookup: &Lookup, call: &CallDetails, answer: &Answer
 }
 
 /// Each phone value of an entry with the numbers it normalises to.
-fn phone_values(
-    entry: &crate::directory::Entry,
-    config: &Config,
-) -> Vec<(String, String, String)> {
+fn phone_values(entry: &crate::directory::Entry, config: &Config) -> Vec<(String, String, String)> {
     let phone: &PhoneNormalizer = &config.phone;
     let mut rows = Vec::new();
     for attr in &config.directory.phone_attributes {

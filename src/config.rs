@@ -193,7 +193,7 @@ pub enum SourceConfig {
     /// `source = "ldif"`: entries from an LDIF file.
     Ldif(LdifData),
     /// `source = "ldap"`: live searches against a directory server.
-    Ldap(LdapConfig),
+    Ldap(Box<LdapConfig>),
 }
 
 /// Where the LDIF text lives.
@@ -333,7 +333,10 @@ impl Config {
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         let phone = PhoneNormalizer::new(
-            raw.phone.default_region.as_deref().unwrap_or(DEFAULT_REGION),
+            raw.phone
+                .default_region
+                .as_deref()
+                .unwrap_or(DEFAULT_REGION),
             raw.phone
                 .max_extension_digits
                 .unwrap_or(DEFAULT_MAX_EXTENSION_DIGITS),
@@ -383,7 +386,9 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
     if !path_ok {
         return Err(invalid(
             "server.path",
-            format!("{path:?} must be an absolute path such as /popup, without query or trailing /"),
+            format!(
+                "{path:?} must be an absolute path such as /popup, without query or trailing /"
+            ),
         ));
     }
     let max_body_bytes = raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
@@ -401,10 +406,12 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
 }
 
 fn directory(mut raw: RawDirectory, base: &Path) -> Result<DirectoryConfig, ConfigError> {
-    let phone_attributes: Vec<String> = raw
-        .phone_attributes
-        .take()
-        .unwrap_or_else(|| DEFAULT_PHONE_ATTRIBUTES.iter().map(|s| s.to_string()).collect());
+    let phone_attributes: Vec<String> = raw.phone_attributes.take().unwrap_or_else(|| {
+        DEFAULT_PHONE_ATTRIBUTES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
     if phone_attributes.is_empty() {
         return Err(invalid(
             "directory.phone_attributes",
@@ -425,7 +432,7 @@ fn directory(mut raw: RawDirectory, base: &Path) -> Result<DirectoryConfig, Conf
         .collect();
     let source = match raw.source.as_deref() {
         Some("ldif") => ldif_source(raw, base)?,
-        Some("ldap") => SourceConfig::Ldap(ldap_source(raw, base, &phone_attributes)?),
+        Some("ldap") => SourceConfig::Ldap(Box::new(ldap_source(raw, base, &phone_attributes)?)),
         Some(other) => {
             return Err(invalid(
                 "directory.source",
@@ -505,7 +512,12 @@ fn ldap_source(
     let base_dn = raw
         .base_dn
         .filter(|b| !b.trim().is_empty())
-        .ok_or_else(|| invalid("directory.base_dn", "missing: where to search, such as \"DC=example,DC=com\""))?;
+        .ok_or_else(|| {
+            invalid(
+                "directory.base_dn",
+                "missing: where to search, such as \"DC=example,DC=com\"",
+            )
+        })?;
     let scope = match raw.scope.as_deref().unwrap_or("subtree") {
         "subtree" | "sub" => ldap3::Scope::Subtree,
         "one" | "onelevel" => ldap3::Scope::OneLevel,
@@ -521,7 +533,9 @@ fn ldap_source(
     if !is_filter(&filter) {
         return Err(invalid(
             "directory.filter",
-            format!("{filter:?} is not an LDAP filter (RFC 4515), such as \"(objectClass=person)\""),
+            format!(
+                "{filter:?} is not an LDAP filter (RFC 4515), such as \"(objectClass=person)\""
+            ),
         ));
     }
     let match_filter = match raw.match_filter {
@@ -531,7 +545,10 @@ fn ldap_source(
     .map_err(|e| invalid("directory.match_filter", e.to_string()))?;
     let max_entries = raw.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
     if !(1..=1000).contains(&max_entries) {
-        return Err(invalid("directory.max_entries", "must be between 1 and 1000"));
+        return Err(invalid(
+            "directory.max_entries",
+            "must be between 1 and 1000",
+        ));
     }
     Ok(LdapConfig {
         urls,
@@ -684,7 +701,10 @@ fn response(raw: RawResponse) -> Result<ResponseConfig, ConfigError> {
     Ok(ResponseConfig {
         client_name: text(
             "response.client_name",
-            Some(raw.client_name.unwrap_or_else(|| DEFAULT_CLIENT_NAME.to_owned())),
+            Some(
+                raw.client_name
+                    .unwrap_or_else(|| DEFAULT_CLIENT_NAME.to_owned()),
+            ),
         )?,
         company: text(
             "response.company",
@@ -714,13 +734,21 @@ fn rate_limit(raw: RawRateLimit) -> Result<Option<RateLimitConfig>, ConfigError>
             raw.per_ip_per_second,
             DEFAULT_PER_IP.0,
         )?,
-        per_ip_burst: positive("rate_limit.per_ip_burst", raw.per_ip_burst, DEFAULT_PER_IP.1)?,
+        per_ip_burst: positive(
+            "rate_limit.per_ip_burst",
+            raw.per_ip_burst,
+            DEFAULT_PER_IP.1,
+        )?,
         global_per_second: positive(
             "rate_limit.global_per_second",
             raw.global_per_second,
             DEFAULT_GLOBAL.0,
         )?,
-        global_burst: positive("rate_limit.global_burst", raw.global_burst, DEFAULT_GLOBAL.1)?,
+        global_burst: positive(
+            "rate_limit.global_burst",
+            raw.global_burst,
+            DEFAULT_GLOBAL.1,
+        )?,
     }))
 }
 
@@ -783,7 +811,10 @@ mod tests {
             ("[server]\npath = \"popup\"", "server.path"),
             ("[server]\nmax_body_bytes = 1", "server.max_body_bytes"),
             ("[phone]\ndefault_region = \"XX\"", "phone.default_region"),
-            ("[phone]\nmax_extension_digits = 12", "phone.max_extension_digits"),
+            (
+                "[phone]\nmax_extension_digits = 12",
+                "phone.max_extension_digits",
+            ),
             ("[lookup]\nstates = []", "lookup.states"),
             ("[lookup]\ndeadline_ms = 0", "lookup.deadline_ms"),
             ("[response]\nurl = \"intranet/{uid}\"", "response.url"),
@@ -851,8 +882,10 @@ mod tests {
 
     #[test]
     fn states_are_canonical() {
-        let c = parse(&format!("{LDAP}\n[lookup]\nstates = [\"Ringin\", \"DIALING\"]"))
-            .expect("valid");
+        let c = parse(&format!(
+            "{LDAP}\n[lookup]\nstates = [\"Ringin\", \"DIALING\"]"
+        ))
+        .expect("valid");
         let states: Vec<_> = c.lookup.states.expect("set").into_iter().collect();
         assert_eq!(states, ["dialing", "ringing"]);
     }

@@ -290,14 +290,22 @@ ipPhone: 1234
                 total: 3,
             }
         );
-        let order: Vec<_> = a.trace.matches.iter().map(|m| m.entry.dn.as_str()).collect();
+        let order: Vec<_> = a
+            .trace
+            .matches
+            .iter()
+            .map(|m| m.entry.dn.as_str())
+            .collect();
         assert_eq!(order, ["uid=amy,dc=x", "uid=bob,dc=x", "uid=zed,dc=x"]);
         assert_eq!(a.trace.matches[2].attribute, "mobile");
     }
 
     #[tokio::test]
     async fn unknown_and_withheld_callers_get_the_unknown_fields() {
-        let l = lookup("[response]\nunknown_url = \"https://crm.example/new?p={call.phone}&e={call.e164}\"").await;
+        let l = lookup(
+            "[response]\nunknown_url = \"https://crm.example/new?p={call.phone}&e={call.e164}\"",
+        )
+        .await;
         let a = l.answer(&call("0501111111")).await.expect("answer");
         assert_eq!(a.popup.total, 0);
         assert_eq!(
@@ -308,11 +316,16 @@ ipPhone: 1234
         assert_eq!(a.popup.total, 0);
         // No number, so the template cannot be completed and is left out.
         assert_eq!(a.popup.url, None);
-        let l = lookup("[response]\nunknown_client_name = \"Unknown caller {call.phone|call.did}\"").await;
+        let l =
+            lookup("[response]\nunknown_client_name = \"Unknown caller {call.phone|call.did}\"")
+                .await;
         let mut c = call("Private");
         c.did = Some("0722776773".into());
         let a = l.answer(&c).await.expect("answer");
-        assert_eq!(a.popup.client_name.as_deref(), Some("Unknown caller 0722776773"));
+        assert_eq!(
+            a.popup.client_name.as_deref(),
+            Some("Unknown caller 0722776773")
+        );
     }
 
     #[tokio::test]
@@ -339,7 +352,10 @@ ipPhone: 1234
     #[tokio::test]
     async fn bad_phones_are_request_errors() {
         let l = lookup("").await;
-        let e = l.answer(&CallDetails::default()).await.expect_err("no phone");
+        let e = l
+            .answer(&CallDetails::default())
+            .await
+            .expect_err("no phone");
         assert!(e.is_bad_request());
         let e = l.answer(&call("*)(uid=*")).await.expect_err("garbage");
         assert!(e.is_bad_request(), "{e}");

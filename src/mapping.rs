@@ -270,7 +270,11 @@ mod tests {
     #[test]
     fn a_missing_value_leaves_the_field_out() {
         let e = entry();
-        for src in ["{company|o}", "https://x.example/{title}", "{givenName} {sn}"] {
+        for src in [
+            "{company|o}",
+            "https://x.example/{title}",
+            "{givenName} {sn}",
+        ] {
             let t = if src.starts_with("https") {
                 Template::url(src)
             } else {
@@ -333,13 +337,18 @@ mod tests {
             let err = Template::text(src).expect_err(src).to_string();
             assert!(err.contains(needle), "{src}: {err}");
         }
-        let err = Template::url("ftp://x/{cn}").expect_err("scheme").to_string();
+        let err = Template::url("ftp://x/{cn}")
+            .expect_err("scheme")
+            .to_string();
         assert!(err.contains("https://"), "{err}");
     }
 
     #[test]
     fn lists_its_attributes() {
         let t = Template::url("https://x/{uid|sAMAccountName}/{call.did}/{dn}").expect("parses");
-        assert_eq!(t.attributes().collect::<Vec<_>>(), ["uid", "samaccountname"]);
+        assert_eq!(
+            t.attributes().collect::<Vec<_>>(),
+            ["uid", "samaccountname"]
+        );
     }
 }

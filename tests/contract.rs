@@ -51,7 +51,7 @@ fn post(content_type: &str, body: &str) -> warp::test::RequestBuilder {
         .method("POST")
         .path("/popup")
         .header("content-type", content_type)
-        .body(body.to_owned())
+        .body(body)
         .remote_addr(CLIENT.parse().expect("addr"))
 }
 
@@ -70,7 +70,10 @@ const DANA: &str = "דנה לוי";
 #[tokio::test]
 async fn all_three_request_formats_answer_the_same() {
     let slapd = Slapd::start();
-    let app = app(&slapd, "[response]\nurl = \"https://intranet.example.com/people/{uid}?from={call.did}\"");
+    let app = app(
+        &slapd,
+        "[response]\nurl = \"https://intranet.example.com/people/{uid}?from={call.did}\"",
+    );
     let expected = json!({
         "STATUS": "OK", "CLIENTNAME": DANA, "COMPANY": "Voicenter", "TOTAL": 1,
         "URL": "https://intranet.example.com/people/dana?from=0722776773"
@@ -113,7 +116,9 @@ async fn all_three_request_formats_answer_the_same() {
 async fn every_call_phase_gets_an_ok_answer() {
     let slapd = Slapd::start();
     let app = app(&slapd, "");
-    for state in ["Ringin", "Ringing", "RINGING", "Dialing", "Answer", "Hangup", "Ended"] {
+    for state in [
+        "Ringin", "Ringing", "RINGING", "Dialing", "Answer", "Hangup", "Ended",
+    ] {
         let r = send(&app, get(&format!("phone=0722776772&statusCall={state}"))).await;
         assert_eq!(r.status, 200, "{state}");
         assert_eq!(r.json["CLIENTNAME"], DANA, "{state}");
@@ -125,18 +130,18 @@ async fn caller_numbers_match_stored_values_in_any_format() {
     let slapd = Slapd::start();
     let app = app(&slapd, "");
     let cases = [
-        ("035551234", "אבי כהן"),               // +972 (0)3 555 1234
+        ("035551234", "אבי כהן"), // +972 (0)3 555 1234
         ("+97235551234", "אבי כהן"),
         ("00972-3-5551234", "אבי כהן"),
-        ("035551235", "נועה מזרחי"),            // (03) 555 1235
-        ("0521112233", "נועה מזרחי"),           // 972521112233
-        ("026543210", "Yossi Peretz"),         // 02 6543210 ext 12
-        ("097654322", "מיכל ביטון"),            // 09-7654321 / 09-7654322
+        ("035551235", "נועה מזרחי"),   // (03) 555 1235
+        ("0521112233", "נועה מזרחי"),  // 972521112233
+        ("026543210", "Yossi Peretz"), // 02 6543210 ext 12
+        ("097654322", "מיכל ביטון"),   // 09-7654321 / 09-7654322
         ("097654321", "מיכל ביטון"),
-        ("+1 212 555 0100", "John Smith"),     // +1 (212) 555-0100
-        ("0534445566", "עומר פרידמן"),          // en-dashes
-        ("089876543", "תמר שפירא"),             // no-break spaces
-        ("0547777777", "No Name"),             // no displayName: cn
+        ("+1 212 555 0100", "John Smith"), // +1 (212) 555-0100
+        ("0534445566", "עומר פרידמן"),     // en-dashes
+        ("089876543", "תמר שפירא"),        // no-break spaces
+        ("0547777777", "No Name"),         // no displayName: cn
     ];
     for (caller, name) in cases {
         let answer = popup(&app, caller).await;
@@ -151,10 +156,16 @@ async fn a_different_number_never_matches() {
     let app = app(&slapd, "");
     // 073-5551234 shares its last 8 digits with 03-555-1234 and is returned by the wildcard
     // filter; verification keeps the callers apart.
-    assert_eq!(popup(&app, "0735551234").await["CLIENTNAME"], "Decoy Other Area");
+    assert_eq!(
+        popup(&app, "0735551234").await["CLIENTNAME"],
+        "Decoy Other Area"
+    );
     assert_eq!(popup(&app, "035551234").await["TOTAL"], 1);
     assert_eq!(popup(&app, "045551234").await["CLIENTNAME"], "Near Miss");
-    assert_eq!(popup(&app, "0635551234").await, json!({"STATUS": "OK", "TOTAL": 0}));
+    assert_eq!(
+        popup(&app, "0635551234").await,
+        json!({"STATUS": "OK", "TOTAL": 0})
+    );
 }
 
 #[tokio::test]
@@ -210,7 +221,10 @@ async fn requests_that_cannot_be_understood_are_400_json() {
         (get(&format!("phone={}", "1".repeat(40))), "40 characters"),
         (post("application/json", "{\"phone\": "), "not valid JSON"),
         (post("application/json", "[1,2]"), "object"),
-        (post("application/json", "{\"phone\": {\"a\": 1}}"), "string or a number"),
+        (
+            post("application/json", "{\"phone\": {\"a\": 1}}"),
+            "string or a number",
+        ),
         (post("text/xml", "<phone>1</phone>"), "text/xml"),
     ];
     for (req, needle) in cases {
@@ -226,7 +240,14 @@ async fn requests_that_cannot_be_understood_are_400_json() {
 async fn caller_input_never_reaches_another_person() {
     let slapd = Slapd::start();
     let app = app(&slapd, "");
-    for attack in ["*", "*)(uid=*", "0*", "*)(|(objectClass=*)", "\\2a", "0722776772)(uid=*"] {
+    for attack in [
+        "*",
+        "*)(uid=*",
+        "0*",
+        "*)(|(objectClass=*)",
+        "\\2a",
+        "0722776772)(uid=*",
+    ] {
         let r = send(&app, get(&format!("phone={}", urlencode(attack)))).await;
         assert!(
             r.status == 400 || r.json == json!({"STATUS": "OK", "TOTAL": 0}),
@@ -250,7 +271,11 @@ async fn oversized_bodies_unknown_paths_and_methods_get_json_errors() {
 
     for method in ["PUT", "DELETE", "PATCH"] {
         let r = send(&app, warp::test::request().method(method).path("/popup")).await;
-        assert_eq!((r.status, r.json["STATUS"].as_str()), (405, Some("ERROR")), "{method}");
+        assert_eq!(
+            (r.status, r.json["STATUS"].as_str()),
+            (405, Some("ERROR")),
+            "{method}"
+        );
     }
 }
 
@@ -258,7 +283,11 @@ async fn oversized_bodies_unknown_paths_and_methods_get_json_errors() {
 async fn the_path_is_configurable() {
     let slapd = Slapd::start();
     let app = app(&slapd, "[server]\npath = \"/voicenter/popup\"");
-    let r = send(&app, warp::test::request().path("/voicenter/popup?phone=0722776772")).await;
+    let r = send(
+        &app,
+        warp::test::request().path("/voicenter/popup?phone=0722776772"),
+    )
+    .await;
     assert_eq!(r.json["CLIENTNAME"], DANA);
     let r = send(&app, warp::test::request().path("/popup?phone=0722776772")).await;
     assert_eq!(r.status, 404);
@@ -269,16 +298,26 @@ async fn states_not_configured_are_answered_without_the_directory() {
     let mut slapd = Slapd::start();
     let app = app(&slapd, "[lookup]\nstates = [\"Ringing\", \"Dialing\"]");
     assert_eq!(
-        send(&app, get("phone=0722776772&statusCall=Ringin")).await.json["CLIENTNAME"],
+        send(&app, get("phone=0722776772&statusCall=Ringin"))
+            .await
+            .json["CLIENTNAME"],
         DANA
     );
     slapd.stop();
     for state in ["Answer", "Hangup"] {
         let r = send(&app, get(&format!("phone=0722776772&status={state}"))).await;
-        assert_eq!((r.status, &r.json), (200, &json!({"STATUS": "OK", "TOTAL": 0})));
+        assert_eq!(
+            (r.status, &r.json),
+            (200, &json!({"STATUS": "OK", "TOTAL": 0}))
+        );
     }
     // A state that is looked up needs the (stopped) directory.
-    assert_eq!(send(&app, get("phone=0722776772&statusCall=Ringin")).await.status, 503);
+    assert_eq!(
+        send(&app, get("phone=0722776772&statusCall=Ringin"))
+            .await
+            .status,
+        503
+    );
 }
 
 #[tokio::test]
@@ -290,7 +329,11 @@ async fn a_down_directory_is_a_503_within_the_deadline_and_recovers() {
     let started = Instant::now();
     let r = send(&app, get("phone=0722776772")).await;
     assert_eq!((r.status, r.json["STATUS"].as_str()), (503, Some("ERROR")));
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     slapd.restart();
     assert_eq!(popup(&app, "0722776772").await["CLIENTNAME"], DANA);
 }
@@ -299,7 +342,9 @@ async fn a_down_directory_is_a_503_within_the_deadline_and_recovers() {
 async fn a_hanging_directory_is_a_503_within_the_deadline() {
     let slapd = Slapd::start();
     // Accepts connections and never says a word.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let silent_addr: SocketAddr = silent.local_addr().expect("addr");
     let _hold = tokio::spawn(async move {
         let mut held = Vec::new();
@@ -316,7 +361,11 @@ async fn a_hanging_directory_is_a_503_within_the_deadline() {
         let started = Instant::now();
         let r = send(&app, get("phone=0722776772")).await;
         assert_eq!(r.status, 503, "{}", r.json);
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }
 

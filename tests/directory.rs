@@ -33,9 +33,15 @@ async fn ldaps_with_the_test_ca() {
     let lookup = lookup_with(&slapd, &slapd.config_text(""));
     let answer = lookup.answer(&call("035551234")).await.expect("answer");
     assert_eq!(answer.popup.client_name.as_deref(), Some("אבי כהן"));
-    assert_eq!(answer.trace.server.as_deref(), Some(slapd.ldaps_url().as_str()));
+    assert_eq!(
+        answer.trace.server.as_deref(),
+        Some(slapd.ldaps_url().as_str())
+    );
     let filter = answer.trace.filter.expect("filter");
-    assert!(filter.contains("(telephonenumber=*3*5*5*5*1*2*3*4*)"), "{filter}");
+    assert!(
+        filter.contains("(telephonenumber=*3*5*5*5*1*2*3*4*)"),
+        "{filter}"
+    );
 }
 
 #[tokio::test]
@@ -45,7 +51,13 @@ async fn starttls_on_the_plain_port() {
         .config_text("starttls = true")
         .replace(&slapd.ldaps_url(), &slapd.ldap_url());
     let lookup = lookup_with(&slapd, &text);
-    assert_eq!(name(&lookup, "0722776772").await.expect("answer").as_deref(), Some("דנה לוי"));
+    assert_eq!(
+        name(&lookup, "0722776772")
+            .await
+            .expect("answer")
+            .as_deref(),
+        Some("דנה לוי")
+    );
 }
 
 #[tokio::test]
@@ -74,7 +86,10 @@ async fn starttls_also_verifies_the_certificate() {
         );
     let lookup = lookup_with(&slapd, &text);
     let err = name(&lookup, "0722776772").await.expect_err("must refuse");
-    assert!(err.to_string().contains("invalid peer certificate"), "{err}");
+    assert!(
+        err.to_string().contains("invalid peer certificate"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -87,14 +102,22 @@ async fn only_the_danger_key_skips_verification() {
             &slapd.path("other-ca.pem").display().to_string(),
         );
     let lookup = lookup_with(&slapd, &text);
-    assert_eq!(name(&lookup, "0722776772").await.expect("answer").as_deref(), Some("דנה לוי"));
+    assert_eq!(
+        name(&lookup, "0722776772")
+            .await
+            .expect("answer")
+            .as_deref(),
+        Some("דנה לוי")
+    );
 }
 
 #[tokio::test]
 async fn a_wrong_password_is_reported_as_invalid_credentials() {
     let slapd = Slapd::start();
     std::fs::write(slapd.path("wrong-password"), "nope").expect("write");
-    let text = slapd.config_text("").replace("bind-password", "wrong-password");
+    let text = slapd
+        .config_text("")
+        .replace("bind-password", "wrong-password");
     let lookup = lookup_with(&slapd, &text);
     let err = name(&lookup, "0722776772").await.expect_err("must fail");
     assert!(err.to_string().contains("invalid credentials"), "{err}");
@@ -111,7 +134,9 @@ async fn the_search_runs_as_the_service_account() {
         .collect::<Vec<_>>()
         .join("\n");
     let lookup = lookup_with(&slapd, &text);
-    let err = name(&lookup, "0722776772").await.expect_err("anonymous sees nothing");
+    let err = name(&lookup, "0722776772")
+        .await
+        .expect_err("anonymous sees nothing");
     assert!(err.to_string().contains("may not read it"), "{err}");
 }
 
@@ -131,11 +156,23 @@ async fn the_connection_is_reused_and_reestablished() {
     let mut slapd = Slapd::start();
     let lookup = lookup_with(&slapd, &slapd.config_text(""));
     for _ in 0..20 {
-        assert_eq!(name(&lookup, "0722776772").await.expect("answer").as_deref(), Some("דנה לוי"));
+        assert_eq!(
+            name(&lookup, "0722776772")
+                .await
+                .expect("answer")
+                .as_deref(),
+            Some("דנה לוי")
+        );
     }
     slapd.restart();
     // The first search after the restart finds the old connection dead and reconnects.
-    assert_eq!(name(&lookup, "0722776772").await.expect("answer").as_deref(), Some("דנה לוי"));
+    assert_eq!(
+        name(&lookup, "0722776772")
+            .await
+            .expect("answer")
+            .as_deref(),
+        Some("דנה לוי")
+    );
 }
 
 #[tokio::test]
@@ -148,7 +185,10 @@ async fn the_next_url_serves_when_the_first_is_down() {
     );
     let lookup = lookup_with(&slapd, &text);
     let answer = lookup.answer(&call("0722776772")).await.expect("answer");
-    assert_eq!(answer.trace.server.as_deref(), Some(slapd.ldaps_url().as_str()));
+    assert_eq!(
+        answer.trace.server.as_deref(),
+        Some(slapd.ldaps_url().as_str())
+    );
 }
 
 #[tokio::test]

@@ -66,7 +66,13 @@ impl FilterTemplate {
             source: source.to_owned(),
             parts,
         };
-        let sample = template.render_forms("+97235551234", "035551234", "97235551234", "35551234", false);
+        let sample = template.render_forms(
+            "+97235551234",
+            "035551234",
+            "97235551234",
+            "35551234",
+            false,
+        );
         if !crate::config::is_filter(&sample) {
             return Err(FilterError(format!(
                 "{source:?} is not a valid LDAP filter once filled in (gives {sample:?})"
@@ -188,7 +194,10 @@ mod tests {
             t.for_caller("(objectClass=person)", &number("035551234")),
             "(&(objectClass=person)(|(telephonenumber=*3*5*5*5*1*2*3*4*)(mobile=*3*5*5*5*1*2*3*4*)))"
         );
-        assert_eq!(t.as_str(), "(|(telephonenumber={wildcard})(mobile={wildcard}))");
+        assert_eq!(
+            t.as_str(),
+            "(|(telephonenumber={wildcard})(mobile={wildcard}))"
+        );
     }
 
     #[test]

@@ -15,7 +15,11 @@ pub struct PhoneIndex {
 
 impl PhoneIndex {
     /// Normalises every value of `phone_attributes` of every entry once and indexes it.
-    pub fn build(entries: Vec<Entry>, phone_attributes: &[String], phone: &PhoneNormalizer) -> Self {
+    pub fn build(
+        entries: Vec<Entry>,
+        phone_attributes: &[String],
+        phone: &PhoneNormalizer,
+    ) -> Self {
         let mut by_number: HashMap<PhoneKey, Vec<u32>> = HashMap::new();
         let entries: Vec<Arc<Entry>> = entries.into_iter().map(Arc::new).collect();
         for (i, entry) in entries.iter().enumerate() {

@@ -62,7 +62,10 @@ impl LdapDirectory {
     /// Prepares the TLS configuration; nothing is connected until the first lookup.
     pub fn new(config: &LdapConfig, attributes: Vec<String>) -> Result<Self, DirectoryError> {
         Ok(LdapDirectory {
-            tls: tls::client_config(config.ca_file.as_deref(), config.danger_accept_invalid_certs)?,
+            tls: tls::client_config(
+                config.ca_file.as_deref(),
+                config.danger_accept_invalid_certs,
+            )?,
             config: config.clone(),
             attributes,
             current: Mutex::new(None),
@@ -109,7 +112,10 @@ impl LdapDirectory {
     /// Connects, binds and runs one small search for entries with a phone number: what
     /// `check-config` reports.
     pub async fn probe(&self, phone_attributes: &[String]) -> Result<Probe, DirectoryError> {
-        let any_phone: String = phone_attributes.iter().map(|a| format!("({a}=*)")).collect();
+        let any_phone: String = phone_attributes
+            .iter()
+            .map(|a| format!("({a}=*)"))
+            .collect();
         let filter = format!("(&{}(|{any_phone}))", self.config.filter);
         let conn = self.connection().await?;
         let mut entries = self

@@ -54,7 +54,12 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, LdifError> {
         if let Some(cont) = raw.strip_prefix(' ') {
             match lines.last_mut() {
                 Some((_, last)) if !last.is_empty() => last.push_str(cont),
-                _ => return Err(fail(i + 1, "continuation line with nothing to continue".into())),
+                _ => {
+                    return Err(fail(
+                        i + 1,
+                        "continuation line with nothing to continue".into(),
+                    ))
+                }
             }
         } else {
             lines.push((i + 1, raw.to_owned()));
@@ -91,9 +96,17 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, LdifError> {
             }
             (false, _) => return Err(fail(*n, format!("`{name}` before the entry's `dn:` line"))),
             (true, "changetype") => {
-                return Err(fail(*n, "change records are not supported; export content records".into()))
+                return Err(fail(
+                    *n,
+                    "change records are not supported; export content records".into(),
+                ))
             }
-            (true, "dn") => return Err(fail(*n, "second `dn:` without a blank line between entries".into())),
+            (true, "dn") => {
+                return Err(fail(
+                    *n,
+                    "second `dn:` without a blank line between entries".into(),
+                ))
+            }
             (true, _) => {
                 // Attribute options (`cn;lang-he`) belong to the attribute itself.
                 let base = name.split(';').next().unwrap_or(name);

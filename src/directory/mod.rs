@@ -147,7 +147,7 @@ pub enum Directory {
     /// Entries loaded once and indexed by number.
     Index(PhoneIndex),
     /// Live searches on every lookup.
-    Live(LdapDirectory),
+    Live(Box<LdapDirectory>),
 }
 
 impl Directory {
@@ -161,7 +161,7 @@ impl Directory {
                 Directory::Index(PhoneIndex::build(entries, attrs, &config.phone))
             }
             SourceConfig::Ldap(ldap) => {
-                Directory::Live(LdapDirectory::new(ldap, config.wanted_attributes())?)
+                Directory::Live(Box::new(LdapDirectory::new(ldap, config.wanted_attributes())?))
             }
         })
     }

@@ -34,7 +34,9 @@ impl RateLimits {
 
     /// Takes one request from `client`'s allowance and the global one.
     pub fn check(&self, client: IpAddr) -> Result<(), Limited> {
-        self.per_ip.check_key(&client).map_err(|_| Limited::Client)?;
+        self.per_ip
+            .check_key(&client)
+            .map_err(|_| Limited::Client)?;
         self.global.check().map_err(|_| Limited::Global)
     }
 

@@ -60,9 +60,7 @@ impl App {
 pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let query = warp::query::raw()
-        .or(warp::any().map(String::new))
-        .unify();
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::any()
         .map(move || app.clone())
         .and(warp::method())

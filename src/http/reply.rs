@@ -67,7 +67,10 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, message) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "not found")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (StatusCode::METHOD_NOT_ALLOWED, "method not allowed; use GET or POST")
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed; use GET or POST",
+        )
     } else {
         tracing::warn!(?rejection, "unhandled rejection");
         (StatusCode::BAD_REQUEST, "the request could not be read")

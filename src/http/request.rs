@@ -53,7 +53,13 @@ pub fn from_body(
         return Ok(query);
     }
     let essence = content_type
-        .map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .ok_or(RequestError::MissingType)?;
     let from_body = match essence.as_str() {
         "application/x-www-form-urlencoded" => {
@@ -153,8 +159,7 @@ mod tests {
             "did": "0776707528", "status": "Ringing", "direction": "Incoming",
             "isMuted": false, "callStarted": 1663324548, "isAnswered": false,
             "currentCall": {"callStarted": 1663324548, "callerphone": "972722776772"}}"#;
-        let call = from_body(Some("application/json"), body, CallDetails::default())
-            .expect("json");
+        let call = from_body(Some("application/json"), body, CallDetails::default()).expect("json");
         assert_eq!(call.phone.as_deref(), Some("972722776772"));
         assert_eq!(call.exten_user.as_deref(), Some("KGpK4iWq"));
         assert_eq!(call.state.as_deref(), Some("Ringing"));
@@ -163,8 +168,7 @@ mod tests {
     #[test]
     fn json_numbers_and_status_call_precedence() {
         let body = br#"{"status": "Answer", "phone": 972722776772, "statusCall": "Ringin"}"#;
-        let call = from_body(Some("application/json"), body, CallDetails::default())
-            .expect("json");
+        let call = from_body(Some("application/json"), body, CallDetails::default()).expect("json");
         assert_eq!(call.phone.as_deref(), Some("972722776772"));
         assert_eq!(call.state.as_deref(), Some("Ringin"));
     }
@@ -183,19 +187,42 @@ mod tests {
             from_form("phone=1&did=3"),
         )
         .expect("form");
-        assert_eq!((call.phone.as_deref(), call.did.as_deref()), (Some("2"), Some("3")));
+        assert_eq!(
+            (call.phone.as_deref(), call.did.as_deref()),
+            (Some("2"), Some("3"))
+        );
     }
 
     #[test]
     fn malformed_bodies_are_refused() {
         let none = CallDetails::default;
         let cases: [(Option<&str>, &[u8], RequestError); 6] = [
-            (Some("application/json"), b"{\"phone\":", RequestError::Json(String::new())),
-            (Some("application/json"), b"[\"0722776772\"]", RequestError::NotAnObject),
-            (Some("application/json"), b"{\"phone\":[1]}", RequestError::PhoneType),
-            (Some("text/plain"), b"phone=1", RequestError::UnsupportedType("text/plain".into())),
+            (
+                Some("application/json"),
+                b"{\"phone\":",
+                RequestError::Json(String::new()),
+            ),
+            (
+                Some("application/json"),
+                b"[\"0722776772\"]",
+                RequestError::NotAnObject,
+            ),
+            (
+                Some("application/json"),
+                b"{\"phone\":[1]}",
+                RequestError::PhoneType,
+            ),
+            (
+                Some("text/plain"),
+                b"phone=1",
+                RequestError::UnsupportedType("text/plain".into()),
+            ),
             (None, b"phone=1", RequestError::MissingType),
-            (Some("application/x-www-form-urlencoded"), b"phone=\xff", RequestError::NotUtf8),
+            (
+                Some("application/x-www-form-urlencoded"),
+                b"phone=\xff",
+                RequestError::NotUtf8,
+            ),
         ];
         for (ct, body, want) in cases {
             let got = from_body(ct, body, none()).expect_err("refused");

@@ -32,7 +32,8 @@ impl TestCa {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
+        ca.distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
         ca.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,
@@ -225,16 +226,33 @@ phone_attributes = ["telephoneNumber", "mobile", "homePhone"]
     /// Applies an LDIF change with ldapmodify as the rootdn.
     pub fn modify(&self, ldif: &str) {
         let mut child = Command::new(tool("ldapmodify"))
-            .args(["-x", "-H", &self.ldap_url(), "-D", &format!("cn=admin,{BASE_DN}"), "-w", "admin"])
+            .args([
+                "-x",
+                "-H",
+                &self.ldap_url(),
+                "-D",
+                &format!("cn=admin,{BASE_DN}"),
+                "-w",
+                "admin",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(ldif.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "ldapmodify: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ldapmodify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -279,36 +297,57 @@ pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_popup-ldap"))
 }
 
-/// A running `popup-ldap serve`, killed on drop.
-pub struct Server {
-    pub child: Child,
-    pub addr: SocketAddr,
-}
+/// An HTTP client for a server on loopback.
+#[derive(Clone, Copy)]
+pub struct Client(pub SocketAddr);
 
-impl Server {
-    /// Starts the binary with `config` and waits until it answers HTTP.
-    pub fn start(config: &Path, addr: SocketAddr) -> Self {
-        let mut child = binary()
-            .arg("--config")
-            .arg(config)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_for_port(addr.port(), &mut child, "popup-ldap");
-        Server { child, addr }
-    }
-
+impl Client {
     /// A raw HTTP/1.1 exchange; returns status and body.
     pub fn request(&self, raw: &str) -> (u16, String) {
-        http(self.addr, raw)
+        http(self.0, raw)
     }
 
     pub fn get(&self, target: &str) -> (u16, String) {
         self.request(&format!(
             "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         ))
+    }
+}
+
+/// Waits until a spawned popup-ldap listens on `addr`, and returns a client for it.
+pub fn client_for(child: &mut Child, addr: SocketAddr) -> Client {
+    wait_for_port(addr.port(), child, "popup-ldap");
+    Client(addr)
+}
+
+/// Sends SIGTERM, as systemd does to stop the service.
+pub fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A running `popup-ldap serve`, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub client: Client,
+}
+
+impl Server {
+    /// Starts the binary with `config` and waits until it listens on `addr`.
+    pub fn start(config: &Path, addr: SocketAddr) -> Self {
+        let mut child = binary()
+            .arg("--config")
+            .arg(config)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let client = client_for(&mut child, addr);
+        Server { child, client }
     }
 }
 

@@ -1,0 +1,257 @@
+//! The popup-ldap binary: check-config, lookup and serve, against a real slapd and the demo.
+
+mod common;
+
+use std::process::Output;
+
+use common::{binary, client_for, free_port, terminate, Server, Slapd, TestCa};
+use popup_ldap::config::{Config, SourceConfig};
+
+fn run(args: &[&str], config: Option<&std::path::Path>) -> Output {
+    let mut cmd = binary();
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    cmd.args(args).output().expect("run popup-ldap")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn check_config_connects_binds_and_searches() {
+    let slapd = Slapd::start();
+    let config = slapd.config_file("popup.toml", &slapd.config_text(""));
+    let out = run(&["check-config"], Some(&config));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for needle in [
+        ": valid",
+        &format!("connected to {}", slapd.ldaps_url()),
+        "bound as          cn=popup,ou=services,dc=example,dc=com",
+        "5 entries with a phone attribute (and more)",
+        "uid=avi,ou=people,dc=example,dc=com",
+        "telephonenumber: \"+972 (0)3 555 1234\" -> +97235551234",
+        "OK",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn check_config_explains_directory_failures() {
+    let slapd = Slapd::start();
+    std::fs::write(slapd.path("wrong"), "nope").expect("write");
+    let wrong_password = slapd.config_text("").replace("bind-password", "wrong");
+    let wrong_ca = slapd.config_text("").replace("/ca.pem", "/other-ca.pem");
+    for (text, needle) in [
+        (wrong_password, "invalid credentials"),
+        (wrong_ca, "invalid peer certificate"),
+    ] {
+        let config = slapd.config_file("popup.toml", &text);
+        let out = run(&["check-config"], Some(&config));
+        assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{needle}: {}", stderr(&out));
+        assert!(!stderr(&out).contains(common::BIND_PASSWORD));
+    }
+}
+
+#[test]
+fn invalid_configs_exit_78_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (text, key) in [
+        (
+            "[directory]\nsource = \"ldif\"\nldif = \"x.ldif\"\nurl = \"ldaps://x\"",
+            "url",
+        ),
+        (
+            "[directory]\nsource = \"ldap\"\nurls = [\"ldap://dc1\"]\nbase_dn = \"dc=x\"",
+            "directory.urls",
+        ),
+        (
+            "[server]\nlisten = \"nowhere\"\n[directory]\nsource = \"ldif\"\nldif = \"x\"",
+            "server.listen",
+        ),
+        ("not toml at all [", "TOML"),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).expect("write");
+        for cmd in [&["check-config"][..], &["serve"], &["lookup", "0722776772"]] {
+            let out = run(cmd, Some(&path));
+            assert_eq!(
+                out.status.code(),
+                Some(78),
+                "{cmd:?} {text}: {}",
+                stderr(&out)
+            );
+            assert!(stderr(&out).contains(key), "{key}: {}", stderr(&out));
+        }
+    }
+    let out = run(&["check-config"], Some(&dir.path().join("missing.toml")));
+    assert_eq!(out.status.code(), Some(78));
+    assert!(stderr(&out).contains("cannot read"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_broken_ldif_file_is_named_with_its_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("d.ldif"),
+        "dn: uid=a\ncn: A\nchangetype: delete\n",
+    )
+    .expect("write");
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[directory]\nsource = \"ldif\"\nldif = \"d.ldif\"").expect("write");
+    let out = run(&["check-config"], Some(&path));
+    assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("d.ldif line 3: change records"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn lookup_explains_the_match() {
+    let slapd = Slapd::start();
+    let config = slapd.config_file(
+        "popup.toml",
+        &slapd.config_text("[response]\nurl = \"https://intranet.example.com/people/{uid}\""),
+    );
+    let out = run(
+        &["lookup", "03-555-1234", "--state", "Ringin"],
+        Some(&config),
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for needle in [
+        "caller            \"03-555-1234\" -> +97235551234",
+        "forms             e164 +97235551234  national 035551234  digits 97235551234  significant 35551234",
+        "filter            (&(objectClass=inetOrgPerson)(|(telephonenumber=*3*5*5*5*1*2*3*4*)(mobile=*3*5*5*5*1*2*3*4*)(homephone=*3*5*5*5*1*2*3*4*)))",
+        &format!("server            {}", slapd.ldaps_url()),
+        "entries           1 match, 1 returned by the filter but not holding the number",
+        "1 (best) uid=avi,ou=people,dc=example,dc=com",
+        "matched telephonenumber: \"+972 (0)3 555 1234\"",
+        "rejected uid=decoy,ou=people,dc=example,dc=com",
+        "telephonenumber: \"073-5551234\" -> +972735551234",
+        "answer            HTTP 200 {\"STATUS\":\"OK\",\"CLIENTNAME\":\"אבי כהן\",\"COMPANY\":\"Voicenter\",\"URL\":\"https://intranet.example.com/people/avi\",\"TOTAL\":1}",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn lookup_reports_bad_numbers_and_a_down_directory() {
+    let mut slapd = Slapd::start();
+    let config = slapd.config_file("popup.toml", &slapd.config_text(""));
+    let out = run(&["lookup", "*)(uid=*"], Some(&config));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("HTTP 400 {\"STATUS\":\"ERROR\""),
+        "{}",
+        stdout(&out)
+    );
+    slapd.stop();
+    let out = run(&["lookup", "0722776772"], Some(&config));
+    assert_eq!(out.status.code(), Some(69));
+    assert!(
+        stderr(&out).contains("no directory server could be used"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_demo_serves_without_any_configuration_and_masks_numbers_in_logs() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = binary()
+        .args(["serve", "--listen", &addr])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let server = client_for(&mut child, addr.parse().expect("addr"));
+    let (status, body) = server.get("/popup?phone=0722776772&statusCall=Ringin");
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(json["CLIENTNAME"], "דנה לוי");
+    assert_eq!(json["TOTAL"], 1);
+    let (status, body) = server.request(&format!(
+        "POST /popup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        r#"{"phone":"972541234567","status":"Ringing"}"#.len(),
+        r#"{"phone":"972541234567","status":"Ringing"}"#
+    ));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"TOTAL\":1"), "{body}");
+    terminate(&child);
+    let out = child.wait_with_output().expect("output");
+    assert!(
+        out.status.success(),
+        "SIGTERM is a clean stop: {:?}",
+        out.status
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("*******772"), "{log}");
+    assert!(
+        !log.contains("0722776772") && !log.contains("972541234567"),
+        "{log}"
+    );
+}
+
+#[test]
+fn serve_answers_from_slapd() {
+    let slapd = Slapd::start();
+    let port = free_port();
+    let config = slapd.config_file(
+        "popup.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
+            slapd.config_text("")
+        ),
+    );
+    let server = Server::start(&config, format!("127.0.0.1:{port}").parse().expect("addr"));
+    let (status, body) = server.client.get("/popup?phone=%2B972-72-277-6772");
+    assert_eq!(status, 200);
+    assert!(body.contains("דנה לוי"), "{body}");
+}
+
+#[test]
+fn shipped_configurations_are_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("bind-password"), "x").expect("write");
+    let ca = TestCa::new("shipped").ca_pem;
+    std::fs::write(dir.path().join("ad-root-ca.pem"), &ca).expect("write");
+    std::fs::write(dir.path().join("ldap-ca.pem"), &ca).expect("write");
+    let root = env!("CARGO_MANIFEST_DIR");
+    for name in ["popup-ldap.example.toml", "openldap.example.toml"] {
+        // Only where the secrets live changes.
+        let text = std::fs::read_to_string(format!("{root}/config/{name}"))
+            .expect("read")
+            .replace("/etc/popup-ldap/", &format!("{}/", dir.path().display()))
+            .replace(
+                "bind_password_credential = \"bind-password\"",
+                "bind_password_file = \"bind-password\"",
+            );
+        let config = Config::parse(&text, dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            matches!(config.directory.source, SourceConfig::Ldap(_)),
+            "{name}"
+        );
+        popup_ldap::lookup::Lookup::from_config(&config).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let out = run(
+        &["check-config"],
+        Some(std::path::Path::new(&format!("{root}/config/demo.toml"))),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("in-memory index of 33 entries"),
+        "{}",
+        stdout(&out)
+    );
+}
