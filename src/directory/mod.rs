@@ -160,9 +160,10 @@ impl Directory {
                 let entries = ldif::load(data)?;
                 Directory::Index(PhoneIndex::build(entries, attrs, &config.phone))
             }
-            SourceConfig::Ldap(ldap) => {
-                Directory::Live(Box::new(LdapDirectory::new(ldap, config.wanted_attributes())?))
-            }
+            SourceConfig::Ldap(ldap) => Directory::Live(Box::new(LdapDirectory::new(
+                ldap,
+                config.wanted_attributes(),
+            )?)),
         })
     }
 
