@@ -180,6 +180,21 @@ async fn several_matches_count_distinct_entries_and_pick_deterministically() {
 }
 
 #[tokio::test]
+async fn binary_and_multi_valued_attributes_break_nothing() {
+    let slapd = Slapd::start();
+    // jpegPhoto holds bytes that are not UTF-8: the template falls back to the next attribute.
+    let app = app(
+        &slapd,
+        "[response]\nclient_name = \"{jpegPhoto|cn}\"\ncompany = \"{objectClass}\"\n\
+         url = \"https://x.example/{jpegPhoto}\"",
+    );
+    assert_eq!(
+        popup(&app, "0722776772").await,
+        json!({"STATUS": "OK", "CLIENTNAME": "Dana Levi", "COMPANY": "inetOrgPerson", "TOTAL": 1})
+    );
+}
+
+#[tokio::test]
 async fn extensions_match_only_short_callers() {
     let slapd = Slapd::start();
     let app = app(&slapd, "");

@@ -20,7 +20,10 @@ fn the_unit_is_valid_and_hardened() {
         "/systemd/popup-ldap.service"
     ))
     .expect("unit file")
-    .replace("/usr/local/bin/popup-ldap", env!("CARGO_BIN_EXE_popup-ldap"));
+    .replace(
+        "/usr/local/bin/popup-ldap",
+        env!("CARGO_BIN_EXE_popup-ldap"),
+    );
     let path = dir.path().join("popup-ldap.service");
     std::fs::write(&path, unit).expect("write");
 
