@@ -23,6 +23,16 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The command failed with `code` and said `needle` on stderr.
+fn assert_fails(out: &Output, code: i32, needle: &str) {
+    assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
+    assert!(
+        stderr(out).contains(needle),
+        "{needle:?} missing from: {}",
+        stderr(out)
+    );
+}
+
 #[test]
 fn check_config_connects_binds_and_searches() {
     let slapd = Slapd::start();
@@ -55,8 +65,7 @@ fn check_config_explains_directory_failures() {
     ] {
         let config = slapd.config_file("popup.toml", &text);
         let out = run(&["check-config"], Some(&config));
-        assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
-        assert!(stderr(&out).contains(needle), "{needle}: {}", stderr(&out));
+        assert_fails(&out, 69, needle);
         assert!(!stderr(&out).contains(common::BIND_PASSWORD));
     }
 }
@@ -82,19 +91,11 @@ fn invalid_configs_exit_78_naming_the_key() {
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, text).expect("write");
         for cmd in [&["check-config"][..], &["serve"], &["lookup", "0722776772"]] {
-            let out = run(cmd, Some(&path));
-            assert_eq!(
-                out.status.code(),
-                Some(78),
-                "{cmd:?} {text}: {}",
-                stderr(&out)
-            );
-            assert!(stderr(&out).contains(key), "{key}: {}", stderr(&out));
+            assert_fails(&run(cmd, Some(&path)), 78, key);
         }
     }
     let out = run(&["check-config"], Some(&dir.path().join("missing.toml")));
-    assert_eq!(out.status.code(), Some(78));
-    assert!(stderr(&out).contains("cannot read"), "{}", stderr(&out));
+    assert_fails(&out, 78, "cannot read");
 }
 
 #[test]
@@ -108,12 +109,7 @@ fn a_broken_ldif_file_is_named_with_its_line() {
     let path = dir.path().join("c.toml");
     std::fs::write(&path, "[directory]\nsource = \"ldif\"\nldif = \"d.ldif\"").expect("write");
     let out = run(&["check-config"], Some(&path));
-    assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("d.ldif line 3: change records"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 69, "d.ldif line 3: change records");
 }
 
 #[test]
@@ -158,12 +154,7 @@ fn lookup_reports_bad_numbers_and_a_down_directory() {
     );
     slapd.stop();
     let out = run(&["lookup", "0722776772"], Some(&config));
-    assert_eq!(out.status.code(), Some(69));
-    assert!(
-        stderr(&out).contains("no directory server could be used"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 69, "no directory server could be used");
 }
 
 #[test]

@@ -27,6 +27,31 @@ async fn name(lookup: &Lookup, phone: &str) -> Result<Option<String>, LookupErro
         .map(|a| a.popup.client_name)
 }
 
+const DANA: &str = "דנה לוי";
+
+/// The configuration over StartTLS on the plain port.
+fn starttls(slapd: &Slapd) -> String {
+    slapd
+        .config_text("starttls = true")
+        .replace(&slapd.ldaps_url(), &slapd.ldap_url())
+}
+
+/// `text` trusting a CA that did not sign slapd's certificate.
+fn other_ca(text: &str) -> String {
+    text.replace("/ca.pem", "/other-ca.pem")
+}
+
+async fn finds_dana(lookup: &Lookup) {
+    let found = name(lookup, "0722776772").await.expect("answer");
+    assert_eq!(found.as_deref(), Some(DANA));
+}
+
+async fn refused(lookup: &Lookup, needle: &str) {
+    let err = name(lookup, "0722776772").await.expect_err("must fail");
+    assert!(matches!(err, LookupError::Directory(_)), "{err}");
+    assert!(err.to_string().contains(needle), "{needle}: {err}");
+}
+
 #[tokio::test]
 async fn ldaps_with_the_test_ca() {
     let slapd = Slapd::start();
@@ -47,68 +72,28 @@ async fn ldaps_with_the_test_ca() {
 #[tokio::test]
 async fn starttls_on_the_plain_port() {
     let slapd = Slapd::start();
-    let text = slapd
-        .config_text("starttls = true")
-        .replace(&slapd.ldaps_url(), &slapd.ldap_url());
-    let lookup = lookup_with(&slapd, &text);
-    assert_eq!(
-        name(&lookup, "0722776772")
-            .await
-            .expect("answer")
-            .as_deref(),
-        Some("דנה לוי")
-    );
+    finds_dana(&lookup_with(&slapd, &starttls(&slapd))).await;
 }
 
 #[tokio::test]
 async fn a_certificate_from_another_ca_is_refused() {
     let slapd = Slapd::start();
-    let text = slapd.config_text("").replace(
-        &slapd.path("ca.pem").display().to_string(),
-        &slapd.path("other-ca.pem").display().to_string(),
-    );
-    let lookup = lookup_with(&slapd, &text);
-    let err = name(&lookup, "0722776772").await.expect_err("must refuse");
-    let text = err.to_string();
-    assert!(matches!(err, LookupError::Directory(_)), "{text}");
-    assert!(text.contains("invalid peer certificate"), "{text}");
+    let lookup = lookup_with(&slapd, &other_ca(&slapd.config_text("")));
+    refused(&lookup, "invalid peer certificate").await;
 }
 
 #[tokio::test]
 async fn starttls_also_verifies_the_certificate() {
     let slapd = Slapd::start();
-    let text = slapd
-        .config_text("starttls = true")
-        .replace(&slapd.ldaps_url(), &slapd.ldap_url())
-        .replace(
-            &slapd.path("ca.pem").display().to_string(),
-            &slapd.path("other-ca.pem").display().to_string(),
-        );
-    let lookup = lookup_with(&slapd, &text);
-    let err = name(&lookup, "0722776772").await.expect_err("must refuse");
-    assert!(
-        err.to_string().contains("invalid peer certificate"),
-        "{err}"
-    );
+    let lookup = lookup_with(&slapd, &other_ca(&starttls(&slapd)));
+    refused(&lookup, "invalid peer certificate").await;
 }
 
 #[tokio::test]
 async fn only_the_danger_key_skips_verification() {
     let slapd = Slapd::start();
-    let text = slapd
-        .config_text("danger_accept_invalid_certs = true")
-        .replace(
-            &slapd.path("ca.pem").display().to_string(),
-            &slapd.path("other-ca.pem").display().to_string(),
-        );
-    let lookup = lookup_with(&slapd, &text);
-    assert_eq!(
-        name(&lookup, "0722776772")
-            .await
-            .expect("answer")
-            .as_deref(),
-        Some("דנה לוי")
-    );
+    let text = other_ca(&slapd.config_text("danger_accept_invalid_certs = true"));
+    finds_dana(&lookup_with(&slapd, &text)).await;
 }
 
 #[tokio::test]
@@ -118,9 +103,7 @@ async fn a_wrong_password_is_reported_as_invalid_credentials() {
     let text = slapd
         .config_text("")
         .replace("bind-password", "wrong-password");
-    let lookup = lookup_with(&slapd, &text);
-    let err = name(&lookup, "0722776772").await.expect_err("must fail");
-    assert!(err.to_string().contains("invalid credentials"), "{err}");
+    refused(&lookup_with(&slapd, &text), "invalid credentials").await;
 }
 
 #[tokio::test]
@@ -133,11 +116,7 @@ async fn the_search_runs_as_the_service_account() {
         .filter(|l| !l.starts_with("bind_"))
         .collect::<Vec<_>>()
         .join("\n");
-    let lookup = lookup_with(&slapd, &text);
-    let err = name(&lookup, "0722776772")
-        .await
-        .expect_err("anonymous sees nothing");
-    assert!(err.to_string().contains("may not read it"), "{err}");
+    refused(&lookup_with(&slapd, &text), "may not read it").await;
 }
 
 #[tokio::test]
@@ -156,23 +135,11 @@ async fn the_connection_is_reused_and_reestablished() {
     let mut slapd = Slapd::start();
     let lookup = lookup_with(&slapd, &slapd.config_text(""));
     for _ in 0..20 {
-        assert_eq!(
-            name(&lookup, "0722776772")
-                .await
-                .expect("answer")
-                .as_deref(),
-            Some("דנה לוי")
-        );
+        finds_dana(&lookup).await;
     }
     slapd.restart();
     // The first search after the restart finds the old connection dead and reconnects.
-    assert_eq!(
-        name(&lookup, "0722776772")
-            .await
-            .expect("answer")
-            .as_deref(),
-        Some("דנה לוי")
-    );
+    finds_dana(&lookup).await;
 }
 
 #[tokio::test]
@@ -205,7 +172,7 @@ async fn a_custom_match_filter_is_used_and_verified() {
         answer.trace.filter.as_deref(),
         Some("(&(objectClass=inetOrgPerson)(|(telephoneNumber=0722776772)(mobile=0722776772)))")
     );
-    assert_eq!(answer.popup.client_name.as_deref(), Some("דנה לוי"));
+    assert_eq!(answer.popup.client_name.as_deref(), Some(DANA));
 }
 
 #[tokio::test]
@@ -214,7 +181,5 @@ async fn a_missing_base_dn_says_so() {
     let text = slapd
         .config_text("")
         .replace("base_dn = \"ou=people,", "base_dn = \"ou=nobody,");
-    let lookup = lookup_with(&slapd, &text);
-    let err = name(&lookup, "0722776772").await.expect_err("must fail");
-    assert!(err.to_string().contains("does not exist"), "{err}");
+    refused(&lookup_with(&slapd, &text), "does not exist").await;
 }

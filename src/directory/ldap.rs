@@ -34,6 +34,14 @@ enum SearchFailure {
     Refused(DirectoryError),
 }
 
+impl From<SearchFailure> for DirectoryError {
+    fn from(failure: SearchFailure) -> Self {
+        match failure {
+            SearchFailure::Transport(e) | SearchFailure::Refused(e) => e,
+        }
+    }
+}
+
 /// What `check-config` learnt from the directory.
 #[derive(Debug, Clone)]
 pub struct Probe {
@@ -97,9 +105,7 @@ impl LdapDirectory {
                 tracing::warn!(server = %conn.url, error = %e, "directory connection failed; reconnecting");
                 self.forget(&conn).await;
                 conn = self.connection().await?;
-                self.search(&conn, &filter, sizelimit)
-                    .await
-                    .map_err(|(SearchFailure::Transport(e) | SearchFailure::Refused(e))| e)?
+                self.search(&conn, &filter, sizelimit).await?
             }
         };
         Ok(Candidates {
@@ -118,10 +124,7 @@ impl LdapDirectory {
             .collect();
         let filter = format!("(&{}(|{any_phone}))", self.config.filter);
         let conn = self.connection().await?;
-        let mut entries = self
-            .search(&conn, &filter, PROBE_ENTRIES + 1)
-            .await
-            .map_err(|(SearchFailure::Transport(e) | SearchFailure::Refused(e))| e)?;
+        let mut entries = self.search(&conn, &filter, PROBE_ENTRIES + 1).await?;
         let more = entries.len() > PROBE_ENTRIES as usize;
         entries.truncate(PROBE_ENTRIES as usize);
         Ok(Probe {
