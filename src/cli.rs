@@ -215,7 +215,7 @@ async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(), Cli
             if probe.more { " (and more)" } else { "" }
         );
         for entry in &probe.sample {
-            println!("    {}", entry.dn);
+            println!("    {}", entry.dn());
             for (attr, value, keys) in phone_values(entry, config) {
                 println!("      {attr}: {value:?} -> {keys}");
             }
@@ -294,13 +294,13 @@ fn explain(config: &Config, lookup: &Lookup, call: &CallDetails, answer: &Answer
             "  {}{} {}\n      matched {}: {:?}",
             i + 1,
             if i == 0 { " (best)" } else { "" },
-            m.entry.dn,
+            m.entry.dn(),
             m.attribute,
             m.value
         );
     }
     for entry in &t.rejected {
-        let _ = writeln!(out, "  rejected {}", entry.dn);
+        let _ = writeln!(out, "  rejected {}", entry.dn());
         for (attr, value, keys) in phone_values(entry, config) {
             let _ = writeln!(out, "      {attr}: {value:?} -> {keys}");
         }
@@ -325,7 +325,7 @@ fn phone_values(entry: &crate::directory::Entry, config: &Config) -> Vec<(String
             } else {
                 keys.join(", ")
             };
-            rows.push((attr.clone(), value.clone(), keys));
+            rows.push((attr.clone(), value.to_owned(), keys));
         }
     }
     rows

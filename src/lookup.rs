@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::call::CallDetails;
 use crate::config::{Config, ResponseConfig};
+pub use crate::directory::Match;
 use crate::directory::{Directory, DirectoryError, Entry};
 use crate::mapping::{Context, Template};
 use crate::phone::{Caller, CallerError, CallerNumber, PhoneKey, PhoneNormalizer};
@@ -22,19 +23,6 @@ pub struct PopupAnswer {
     pub url: Option<String>,
     /// TOTAL: distinct matching entries.
     pub total: usize,
-}
-
-/// One entry that holds the caller's number, and where.
-#[derive(Clone, Debug)]
-pub struct Match {
-    /// The entry.
-    pub entry: Arc<Entry>,
-    /// The phone attribute that holds the number (lower-cased).
-    pub attribute: String,
-    /// The stored value that matched, as written in the directory.
-    pub value: String,
-    /// The attribute's position in `phone_attributes`: lower is preferred.
-    pub rank: usize,
 }
 
 /// Why the answer is what it is; `popup-ldap lookup` prints it.
@@ -146,7 +134,8 @@ impl Lookup {
             .map_err(|_| LookupError::Deadline(self.deadline))??;
         trace.filter = found.filter;
         trace.server = found.server;
-        for entry in found.entries {
+        trace.matches = found.matches;
+        for entry in found.unverified {
             match self.verify(&entry, &number.key) {
                 Some((rank, attribute, value)) => trace.matches.push(Match {
                     entry,
@@ -158,12 +147,12 @@ impl Lookup {
             }
         }
         trace.matches.sort_by(|a, b| {
-            (a.rank, a.entry.dn.to_lowercase()).cmp(&(b.rank, b.entry.dn.to_lowercase()))
+            (a.rank, a.entry.dn().to_lowercase()).cmp(&(b.rank, b.entry.dn().to_lowercase()))
         });
         let mut seen = HashSet::new();
         trace
             .matches
-            .retain(|m| seen.insert(m.entry.dn.to_lowercase()));
+            .retain(|m| seen.insert(m.entry.dn().to_lowercase()));
         let popup = match trace.matches.first() {
             None => self.unknown(call, Some(&number)),
             Some(best) => {
@@ -191,9 +180,8 @@ impl Lookup {
             .find_map(|(rank, attr)| {
                 entry
                     .values(attr)
-                    .iter()
                     .find(|v| self.phone.stored(v).contains(key))
-                    .map(|v| (rank, attr.clone(), v.clone()))
+                    .map(|v| (rank, attr.clone(), v.to_owned()))
             })
     }
 
@@ -290,12 +278,7 @@ ipPhone: 1234
                 total: 3,
             }
         );
-        let order: Vec<_> = a
-            .trace
-            .matches
-            .iter()
-            .map(|m| m.entry.dn.as_str())
-            .collect();
+        let order: Vec<_> = a.trace.matches.iter().map(|m| m.entry.dn()).collect();
         assert_eq!(order, ["uid=amy,dc=x", "uid=bob,dc=x", "uid=zed,dc=x"]);
         assert_eq!(a.trace.matches[2].attribute, "mobile");
     }

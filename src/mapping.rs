@@ -211,7 +211,7 @@ fn parse_source(name: &str) -> Result<Source, TemplateError> {
 fn resolve<'a>(source: &Source, ctx: &Context<'a>) -> Option<&'a str> {
     let value = match source {
         Source::Attribute(a) => ctx.entry?.first(a),
-        Source::Dn => ctx.entry.map(|e| e.dn.as_str()),
+        Source::Dn => ctx.entry.map(Entry::dn),
         Source::Call(field) => match field {
             CallField::Phone => ctx.call.phone.as_deref(),
             CallField::E164 => ctx.e164,

@@ -1,16 +1,28 @@
-//! An immutable in-memory index from normalised number to the entries that hold it.
+//! An immutable in-memory index from normalised number to the entries holding it, with the
+//! attribute and value that hold it: looking a number up parses nothing stored.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::Entry;
+use super::{Entry, Match};
 use crate::phone::{PhoneKey, PhoneNormalizer};
 
-/// Entries by normalised number; built once, read without locks.
+/// Where a number stands in one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Hit {
+    entry: u32,
+    /// Position of the attribute in `phone_attributes`.
+    rank: u16,
+    /// Position of the value among that attribute's values.
+    value: u16,
+}
+
+/// Entries by normalised number; built once, then only read (swap in a new one to change it).
 #[derive(Debug, Default)]
 pub struct PhoneIndex {
     entries: Vec<Arc<Entry>>,
-    by_number: HashMap<PhoneKey, Vec<u32>>,
+    by_number: HashMap<PhoneKey, Vec<Hit>>,
+    phone_attributes: Vec<String>,
 }
 
 impl PhoneIndex {
@@ -20,37 +32,104 @@ impl PhoneIndex {
         phone_attributes: &[String],
         phone: &PhoneNormalizer,
     ) -> Self {
-        let mut by_number: HashMap<PhoneKey, Vec<u32>> = HashMap::new();
-        let entries: Vec<Arc<Entry>> = entries.into_iter().map(Arc::new).collect();
-        for (i, entry) in entries.iter().enumerate() {
-            let Ok(i) = u32::try_from(i) else { break };
-            for attr in phone_attributes {
-                for value in entry.values(attr) {
-                    for key in phone.stored(value) {
-                        let slot = by_number.entry(key).or_default();
-                        if slot.last() != Some(&i) {
-                            slot.push(i);
-                        }
-                    }
-                }
+        let keyed = entries
+            .into_iter()
+            .map(|e| KeyedEntry::new(e, phone_attributes, phone))
+            .collect();
+        Self::from_keyed(keyed, phone_attributes)
+    }
+
+    /// Indexes entries whose numbers are already normalised (see [`KeyedEntry`]).
+    pub fn from_keyed(entries: Vec<KeyedEntry>, phone_attributes: &[String]) -> Self {
+        let mut index = PhoneIndex {
+            entries: Vec::with_capacity(entries.len()),
+            by_number: HashMap::with_capacity(entries.len() * 3 / 2),
+            phone_attributes: phone_attributes.to_vec(),
+        };
+        index.extend(entries);
+        index
+    }
+
+    fn extend(&mut self, entries: Vec<KeyedEntry>) {
+        for keyed in entries {
+            let Ok(id) = u32::try_from(self.entries.len()) else {
+                break;
+            };
+            for (key, rank, value) in keyed.keys {
+                self.by_number.entry(key).or_default().push(Hit {
+                    entry: id,
+                    rank,
+                    value,
+                });
+            }
+            self.entries.push(keyed.entry);
+        }
+    }
+
+    /// A new index: this one without the entries whose (lower-cased) DN is in `remove` or
+    /// among `upsert`, plus `upsert`. Unchanged entries are not normalised again.
+    pub fn apply(&self, upsert: Vec<KeyedEntry>, remove: &HashSet<String>) -> Self {
+        let replaced: HashSet<String> = upsert
+            .iter()
+            .map(|k| k.entry.dn().to_lowercase())
+            .chain(remove.iter().cloned())
+            .collect();
+        let mut renumber = vec![None; self.entries.len()];
+        let mut entries = Vec::with_capacity(self.entries.len() + upsert.len());
+        for (old, entry) in self.entries.iter().enumerate() {
+            if !replaced.contains(&entry.dn().to_lowercase()) {
+                renumber[old] = u32::try_from(entries.len()).ok();
+                entries.push(entry.clone());
             }
         }
-        PhoneIndex { entries, by_number }
+        let mut by_number = HashMap::with_capacity(self.by_number.len());
+        for (key, hits) in &self.by_number {
+            let kept: Vec<Hit> = hits
+                .iter()
+                .filter_map(|h| {
+                    let entry = renumber.get(h.entry as usize).copied().flatten()?;
+                    Some(Hit { entry, ..*h })
+                })
+                .collect();
+            if !kept.is_empty() {
+                by_number.insert(key.clone(), kept);
+            }
+        }
+        let mut index = PhoneIndex {
+            entries,
+            by_number,
+            phone_attributes: self.phone_attributes.clone(),
+        };
+        index.extend(upsert);
+        index
     }
 
-    /// The entries holding `key`, in load order.
-    pub fn get(&self, key: &PhoneKey) -> Vec<Arc<Entry>> {
-        self.by_number
-            .get(key)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|&i| self.entries.get(i as usize).cloned())
-                    .collect()
+    /// The entries holding `key`, each with the attribute and value that hold it.
+    pub fn find(&self, key: &PhoneKey) -> Vec<Match> {
+        let Some(hits) = self.by_number.get(key) else {
+            return Vec::new();
+        };
+        hits.iter()
+            .filter_map(|h| {
+                let entry = self.entries.get(h.entry as usize)?;
+                let attribute = self.phone_attributes.get(usize::from(h.rank))?;
+                let value = entry.values(attribute).nth(usize::from(h.value))?;
+                Some(Match {
+                    attribute: attribute.clone(),
+                    value: value.to_owned(),
+                    rank: usize::from(h.rank),
+                    entry: entry.clone(),
+                })
             })
-            .unwrap_or_default()
+            .collect()
     }
 
-    /// How many entries were loaded.
+    /// Every entry, in index order.
+    pub fn all(&self) -> &[Arc<Entry>] {
+        &self.entries
+    }
+
+    /// How many entries are indexed.
     pub fn entries(&self) -> usize {
         self.entries.len()
     }
@@ -61,14 +140,65 @@ impl PhoneIndex {
     }
 }
 
+/// An entry with the numbers its phone attributes hold, normalised once.
+#[derive(Debug)]
+pub struct KeyedEntry {
+    entry: Arc<Entry>,
+    keys: Vec<(PhoneKey, u16, u16)>,
+}
+
+impl KeyedEntry {
+    /// Normalises the values of `phone_attributes`; a number held twice counts once, at its
+    /// preferred attribute.
+    pub fn new(entry: Entry, phone_attributes: &[String], phone: &PhoneNormalizer) -> Self {
+        let mut keys: Vec<(PhoneKey, u16, u16)> = Vec::new();
+        for (rank, attr) in phone_attributes.iter().enumerate() {
+            for (value_pos, value) in entry.values(attr).enumerate() {
+                let (Ok(rank), Ok(value_pos)) = (u16::try_from(rank), u16::try_from(value_pos))
+                else {
+                    continue;
+                };
+                for key in phone.stored(value) {
+                    if !keys.iter().any(|(k, _, _)| *k == key) {
+                        keys.push((key, rank, value_pos));
+                    }
+                }
+            }
+        }
+        KeyedEntry {
+            entry: Arc::new(entry),
+            keys,
+        }
+    }
+
+    /// Whether any phone value holds a number.
+    pub fn has_numbers(&self) -> bool {
+        !self.keys.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn indexes_every_number_of_every_phone_attribute_once() {
-        let phone = PhoneNormalizer::new("IL", 6).expect("IL");
-        let entries = vec![
+    fn attrs() -> Vec<String> {
+        vec!["telephonenumber".to_owned(), "mobile".to_owned()]
+    }
+
+    fn phone() -> PhoneNormalizer {
+        PhoneNormalizer::new("IL", 6).expect("IL")
+    }
+
+    fn dns(index: &PhoneIndex, n: &str) -> Vec<String> {
+        index
+            .find(&PhoneKey::E164(n.to_owned()))
+            .iter()
+            .map(|m| format!("{} {} {}", m.entry.dn(), m.attribute, m.value))
+            .collect()
+    }
+
+    fn people() -> Vec<Entry> {
+        vec![
             Entry::new(
                 "cn=a",
                 [
@@ -78,19 +208,43 @@ mod tests {
                 ],
             ),
             Entry::new("cn=b", [("mobile", vec!["(03) 555 1234"])]),
-        ];
-        let attrs = ["telephonenumber".to_owned(), "mobile".to_owned()];
-        let index = PhoneIndex::build(entries, &attrs, &phone);
-        let dns = |n: &str| -> Vec<String> {
-            index
-                .get(&PhoneKey::E164(n.to_owned()))
-                .iter()
-                .map(|e| e.dn.clone())
-                .collect()
-        };
-        assert_eq!(dns("+97235551234"), ["cn=a", "cn=b"]);
-        assert_eq!(dns("+972541234567"), ["cn=a"]);
-        assert!(dns("+97229999999").is_empty());
+        ]
+    }
+
+    #[test]
+    fn indexes_every_number_once_with_where_it_stands() {
+        let index = PhoneIndex::build(people(), &attrs(), &phone());
+        assert_eq!(
+            dns(&index, "+97235551234"),
+            [
+                "cn=a telephonenumber 03-5551234",
+                "cn=b mobile (03) 555 1234"
+            ]
+        );
+        assert_eq!(dns(&index, "+972541234567"), ["cn=a mobile 054-1234567"]);
+        assert!(dns(&index, "+97229999999").is_empty());
         assert_eq!((index.entries(), index.numbers()), (2, 2));
+    }
+
+    #[test]
+    fn apply_adds_changes_and_removes() {
+        let (attrs, phone) = (attrs(), phone());
+        let index = PhoneIndex::build(people(), &attrs, &phone);
+        let changed_b = Entry::new("CN=B", [("mobile", vec!["050-0000000"])]);
+        let new_c = Entry::new("cn=c", [("telephoneNumber", vec!["03-5551234"])]);
+        let upsert = vec![
+            KeyedEntry::new(changed_b, &attrs, &phone),
+            KeyedEntry::new(new_c, &attrs, &phone),
+        ];
+        let next = index.apply(upsert, &HashSet::from(["cn=a".to_owned()]));
+        assert_eq!(
+            dns(&next, "+97235551234"),
+            ["cn=c telephonenumber 03-5551234"]
+        );
+        assert_eq!(dns(&next, "+972500000000"), ["CN=B mobile 050-0000000"]);
+        assert!(dns(&next, "+972541234567").is_empty());
+        assert_eq!(next.entries(), 2);
+        // The old index is untouched.
+        assert_eq!(dns(&index, "+97235551234").len(), 2);
     }
 }

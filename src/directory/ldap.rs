@@ -8,7 +8,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOpt
 use rustls::ClientConfig;
 use tokio::sync::Mutex;
 
-use super::{binary_value, tls, Candidates, DirectoryError, Entry};
+use super::{binary_value, tls, AttributeNames, Candidates, DirectoryError, Entry};
 use crate::config::LdapConfig;
 use crate::phone::CallerNumber;
 
@@ -109,9 +109,10 @@ impl LdapDirectory {
             }
         };
         Ok(Candidates {
-            entries: entries.into_iter().map(Arc::new).collect(),
+            unverified: entries.into_iter().map(Arc::new).collect(),
             filter: Some(filter),
             server: Some(conn.url.to_string()),
+            ..Candidates::default()
         })
     }
 
@@ -291,12 +292,12 @@ impl LdapDirectory {
             .into_iter()
             // Search references (AD's referrals to other partitions) carry no entry.
             .filter(|r| !r.is_ref() && !r.is_intermediate())
-            .map(|r| entry_from(SearchEntry::construct(r)))
+            .map(|r| entry_from(SearchEntry::construct(r), &mut AttributeNames::default()))
             .collect())
     }
 }
 
-fn entry_from(found: SearchEntry) -> Entry {
+fn entry_from(found: SearchEntry, names: &mut AttributeNames) -> Entry {
     let binary = found.bin_attrs.into_iter().map(|(name, values)| {
         let text: Vec<String> = values
             .iter()
@@ -304,7 +305,7 @@ fn entry_from(found: SearchEntry) -> Entry {
             .collect();
         (name, text)
     });
-    Entry::new(found.dn, found.attrs.into_iter().chain(binary))
+    Entry::build(&found.dn, found.attrs.into_iter().chain(binary), names)
 }
 
 fn describe_ldap_error(e: &ldap3::LdapError) -> String {

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 
-use super::{binary_value, Entry};
+use super::{binary_value, AttributeNames, Entry};
 use crate::config::LdifData;
 
 /// An LDIF file that cannot be read or parsed, with the line at fault.
@@ -67,6 +67,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, LdifError> {
     }
 
     let mut entries = Vec::new();
+    let mut names = AttributeNames::default();
     let mut dn: Option<String> = None;
     let mut attrs: Vec<(String, Vec<String>)> = Vec::new();
     let mut first_record = true;
@@ -76,7 +77,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, LdifError> {
         }
         if line.is_empty() {
             if let Some(dn) = dn.take() {
-                entries.push(Entry::new(dn, std::mem::take(&mut attrs)));
+                entries.push(Entry::build(&dn, std::mem::take(&mut attrs), &mut names));
             }
             continue;
         }
@@ -178,14 +179,17 @@ mod tests {
                     mobile: 054-1234567\n";
         let entries = parse(text, "t").expect("parses");
         assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].dn, "uid=a,dc=x");
-        assert_eq!(entries[0].values("cn"), ["AviCohen", "אבי כהן"]);
+        assert_eq!(entries[0].dn(), "uid=a,dc=x");
+        assert_eq!(
+            entries[0].values("cn").collect::<Vec<_>>(),
+            ["AviCohen", "אבי כהן"]
+        );
         assert_eq!(
             entries[0].first("objectguid"),
             Some("12345678-1234-5678-9abc-def012345678")
         );
-        assert!(entries[0].values("jpegphoto").is_empty());
-        assert_eq!(entries[1].dn, "uid=b,dc=x");
+        assert_eq!(entries[0].values("jpegphoto").count(), 0);
+        assert_eq!(entries[1].dn(), "uid=b,dc=x");
         assert_eq!(entries[1].first("mobile"), Some("054-1234567"));
     }
 

@@ -3,67 +3,21 @@
 //! A source only finds *candidates* for a number; `lookup` verifies them, so a loose filter
 //! can never produce a wrong name.
 
+mod entry;
 pub mod filter;
 pub mod index;
 pub mod ldap;
 pub mod ldif;
 mod tls;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{Config, SourceConfig};
 use crate::phone::CallerNumber;
 
+pub use entry::{AttributeNames, Entry, StoredEntry};
 pub use index::PhoneIndex;
 pub use ldap::{LdapDirectory, Probe};
-
-/// A directory entry: its DN and its textual attribute values, names lower-cased.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    /// The entry's distinguished name.
-    pub dn: String,
-    attrs: BTreeMap<String, Vec<String>>,
-}
-
-impl Entry {
-    /// Builds an entry; attribute names are lower-cased and repeated names merged.
-    pub fn new<K, V, I>(dn: impl Into<String>, attrs: I) -> Self
-    where
-        K: AsRef<str>,
-        V: Into<String>,
-        I: IntoIterator<Item = (K, Vec<V>)>,
-    {
-        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (k, vs) in attrs {
-            map.entry(k.as_ref().to_ascii_lowercase())
-                .or_default()
-                .extend(vs.into_iter().map(Into::into));
-        }
-        Entry {
-            dn: dn.into(),
-            attrs: map,
-        }
-    }
-
-    /// All values of an attribute (by lower-cased name).
-    pub fn values(&self, name: &str) -> &[String] {
-        self.attrs.get(name).map(Vec::as_slice).unwrap_or_default()
-    }
-
-    /// The first value of an attribute that is not blank.
-    pub fn first(&self, name: &str) -> Option<&str> {
-        self.values(name)
-            .iter()
-            .map(|v| v.as_str())
-            .find(|v| !v.trim().is_empty())
-    }
-
-    /// Every attribute and its values, names lower-cased.
-    pub fn attributes(&self) -> impl Iterator<Item = (&str, &[String])> {
-        self.attrs.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
-    }
-}
 
 /// Text for a binary attribute value: `objectGUID` becomes the GUID string AD shows
 /// (`a0b1c2d3-...`); other binary values have no text and are dropped.
@@ -131,11 +85,26 @@ impl DirectoryError {
     }
 }
 
-/// What a source found for one number, before verification.
+/// One entry that holds the caller's number, and where.
+#[derive(Clone, Debug)]
+pub struct Match {
+    /// The entry.
+    pub entry: Arc<Entry>,
+    /// The phone attribute that holds the number (lower-cased).
+    pub attribute: String,
+    /// The stored value that holds it, as written in the directory.
+    pub value: String,
+    /// The attribute's position in `phone_attributes`: lower is preferred.
+    pub rank: usize,
+}
+
+/// What a source found for one number.
 #[derive(Clone, Debug, Default)]
 pub struct Candidates {
-    /// Entries that may hold the number.
-    pub entries: Vec<Arc<Entry>>,
+    /// Entries known to hold the number (from an index).
+    pub matches: Vec<Match>,
+    /// Entries a filter returned, which may or may not hold it.
+    pub unverified: Vec<Arc<Entry>>,
     /// The LDAP filter sent, for live searches.
     pub filter: Option<String>,
     /// The server that answered, for live searches.
@@ -171,7 +140,7 @@ impl Directory {
     pub async fn candidates(&self, number: &CallerNumber) -> Result<Candidates, DirectoryError> {
         match self {
             Directory::Index(index) => Ok(Candidates {
-                entries: index.get(&number.key),
+                matches: index.find(&number.key),
                 ..Candidates::default()
             }),
             Directory::Live(ldap) => ldap.candidates(number).await,
@@ -207,12 +176,5 @@ mod tests {
         );
         assert_eq!(binary_value("objectGUID", &bytes[..3]), None);
         assert_eq!(binary_value("jpegPhoto", &bytes), None);
-    }
-
-    #[test]
-    fn entries_merge_names_case_insensitively() {
-        let e = Entry::new("cn=a", [("CN", vec!["a"]), ("cn", vec!["b"])]);
-        assert_eq!(e.values("cn"), ["a", "b"]);
-        assert!(e.values("mail").is_empty());
     }
 }

@@ -1,0 +1,207 @@
+//! A directory entry held compactly: its DN and every value in one text buffer, with a small
+//! table of (attribute, span). An index of 100,000 entries stays a few tens of megabytes.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Attribute names shared by all entries of one load, lower-cased.
+#[derive(Debug, Default)]
+pub struct AttributeNames(HashSet<Arc<str>>);
+
+impl AttributeNames {
+    /// The shared, lower-cased form of `name`.
+    pub fn get(&mut self, name: &str) -> Arc<str> {
+        let lower = name.to_ascii_lowercase();
+        if let Some(found) = self.0.get(lower.as_str()) {
+            return found.clone();
+        }
+        let name: Arc<str> = Arc::from(lower);
+        self.0.insert(name.clone());
+        name
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct Field {
+    name: Arc<str>,
+    start: u32,
+    end: u32,
+}
+
+/// A directory entry: its DN and its textual attribute values, names lower-cased.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Entry {
+    text: Box<str>,
+    dn_len: u32,
+    fields: Box<[Field]>,
+}
+
+impl Entry {
+    /// Builds an entry with names shared through `names`; values keep their order.
+    pub fn build<K, V, I>(dn: &str, attrs: I, names: &mut AttributeNames) -> Self
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+        I: IntoIterator<Item = (K, Vec<V>)>,
+    {
+        let mut text = String::from(dn);
+        let mut fields = Vec::new();
+        let mut grouped: Vec<(Arc<str>, Vec<V>)> = Vec::new();
+        for (name, values) in attrs {
+            let name = names.get(name.as_ref());
+            match grouped.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, vs)) => vs.extend(values),
+                None => grouped.push((name, values)),
+            }
+        }
+        for (name, values) in grouped {
+            for value in values {
+                let start = offset(text.len());
+                text.push_str(value.as_ref());
+                fields.push(Field {
+                    name: name.clone(),
+                    start,
+                    end: offset(text.len()),
+                });
+            }
+        }
+        Entry {
+            text: text.into_boxed_str(),
+            dn_len: offset(dn.len()),
+            fields: fields.into_boxed_slice(),
+        }
+    }
+
+    /// Builds an entry on its own (tests, one-off entries).
+    pub fn new<K, V, I>(dn: &str, attrs: I) -> Self
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+        I: IntoIterator<Item = (K, Vec<V>)>,
+    {
+        Self::build(dn, attrs, &mut AttributeNames::default())
+    }
+
+    /// The entry's distinguished name.
+    pub fn dn(&self) -> &str {
+        self.text.get(..self.dn_len as usize).unwrap_or_default()
+    }
+
+    /// The values of an attribute (by lower-cased name), in directory order.
+    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields
+            .iter()
+            .filter(move |f| &*f.name == name)
+            .map(move |f| self.span(f))
+    }
+
+    /// The first value of an attribute that is not blank.
+    pub fn first(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .filter(|f| &*f.name == name)
+            .map(|f| self.span(f))
+            .find(|v| !v.trim().is_empty())
+    }
+
+    /// Every (attribute, value) pair, names lower-cased.
+    pub fn attributes(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(move |f| (&*f.name, self.span(f)))
+    }
+
+    fn span(&self, f: &Field) -> &str {
+        self.text
+            .get(f.start as usize..f.end as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// Offsets are u32: a single entry over 4 GiB is not a directory entry.
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("dn", &self.dn())
+            .field("attributes", &self.attributes().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Serialize for Entry {
+    /// `{"dn": "...", "attrs": [["cn", "value"], ...]}`, read back by [`StoredEntry`].
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            dn: &'a str,
+            attrs: Vec<(&'a str, &'a str)>,
+        }
+        Stored {
+            dn: self.dn(),
+            attrs: self.attributes().collect(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// An entry as serialised, before its names are shared.
+#[derive(Debug, Deserialize)]
+pub struct StoredEntry {
+    dn: String,
+    attrs: Vec<(String, String)>,
+}
+
+impl StoredEntry {
+    /// The entry, with names shared through `names`.
+    pub fn into_entry(self, names: &mut AttributeNames) -> Entry {
+        Entry::build(
+            &self.dn,
+            self.attrs.into_iter().map(|(n, v)| (n, vec![v])),
+            names,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_keep_order_and_names_fold_case() {
+        let e = Entry::new(
+            "uid=a,dc=x",
+            [("CN", vec!["a"]), ("mail", vec!["m"]), ("cn", vec!["b"])],
+        );
+        assert_eq!(e.dn(), "uid=a,dc=x");
+        assert_eq!(e.values("cn").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(e.values("sn").count(), 0);
+        assert_eq!(e.first("mail"), Some("m"));
+    }
+
+    #[test]
+    fn names_are_shared() {
+        let mut names = AttributeNames::default();
+        let a = Entry::build("a", [("cn", vec!["1"])], &mut names);
+        let b = Entry::build("b", [("CN", vec!["2"])], &mut names);
+        assert!(Arc::ptr_eq(&a.fields[0].name, &b.fields[0].name));
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let e = Entry::new(
+            "uid=דנה,dc=x",
+            [
+                ("cn", vec!["דנה לוי", "Dana"]),
+                ("mobile", vec!["054-1234567"]),
+            ],
+        );
+        let json = serde_json::to_string(&e).expect("serialise");
+        let back: StoredEntry = serde_json::from_str(&json).expect("deserialise");
+        assert_eq!(back.into_entry(&mut AttributeNames::default()), e);
+    }
+}
