@@ -142,7 +142,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 async fn serve(config: Config) -> Result<(), CliError> {
-    let app = Arc::new(App::from_config(&config)?);
+    let app = Arc::new(App::from_config(&config).await?);
     tracing::info!(source = %app.lookup.directory().describe(), "directory ready");
     if let Directory::Live(ldap) = app.lookup.directory() {
         // Connect now so the first caller does not pay for it; a failure is retried per call.
@@ -199,9 +199,14 @@ async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(), Cli
         "  phone attributes  {}",
         config.directory.phone_attributes.join(", ")
     );
-    let directory = Directory::open(config)?;
+    let directory = Directory::open(config).await?;
     println!("  source            {}", directory.describe());
-    if let Directory::Live(ldap) = &directory {
+    let ldap = match &directory {
+        Directory::Live(ldap) => Some(&**ldap),
+        Directory::Synced(synced) => Some(synced.ldap()),
+        Directory::Index(_) => None,
+    };
+    if let Some(ldap) = ldap {
         let probe = ldap.probe(&config.directory.phone_attributes).await?;
         println!("directory: connected to {}", probe.server);
         match &probe.bound_as {
@@ -232,7 +237,7 @@ async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(), Cli
 }
 
 async fn lookup(config: &Config, call: &CallDetails) -> Result<(), CliError> {
-    let lookup = Lookup::from_config(config)?;
+    let lookup = Lookup::from_config(config).await?;
     let answer = lookup.answer(call).await;
     let text = match &answer {
         Ok(a) => explain(config, &lookup, call, a),

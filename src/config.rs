@@ -65,6 +65,7 @@ struct RawConfig {
     lookup: RawLookup,
     #[serde(default)]
     response: RawResponse,
+    index: Option<RawIndex>,
     #[serde(default)]
     rate_limit: RawRateLimit,
     #[serde(default)]
@@ -83,6 +84,7 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawDirectory {
     source: Option<String>,
+    mode: Option<String>,
     ldif: Option<String>,
     urls: Option<Vec<String>>,
     starttls: Option<bool>,
@@ -101,6 +103,17 @@ struct RawDirectory {
     max_entries: Option<u32>,
     connect_timeout_ms: Option<u64>,
     timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndex {
+    poll_interval_s: Option<u64>,
+    full_resync_interval_s: Option<u64>,
+    page_size: Option<u32>,
+    change_attribute: Option<String>,
+    state_file: Option<String>,
+    sync_timeout_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,8 +243,28 @@ pub struct LdapConfig {
     pub max_entries: u32,
     /// `connect_timeout_ms`: connecting, TLS and binding to one server.
     pub connect_timeout: Duration,
-    /// `timeout_ms`: one search.
+    /// `timeout_ms`: one search, or one page of a sync.
     pub timeout: Duration,
+    /// `mode = "index"` (the default): answer from an index synced from the directory;
+    /// `None` for `mode = "live"`.
+    pub index: Option<IndexConfig>,
+}
+
+/// `[index]`: how the in-memory index follows the directory.
+#[derive(Debug, Clone)]
+pub struct IndexConfig {
+    /// `poll_interval_s`: how often changes are fetched.
+    pub poll_interval: Duration,
+    /// `full_resync_interval_s`: how often everything is read again (catches deletions).
+    pub full_resync_interval: Duration,
+    /// `page_size`: entries per page of the paged search.
+    pub page_size: u32,
+    /// `change_attribute`: `modifyTimestamp` (OpenLDAP) or `whenChanged` (AD).
+    pub change_attribute: String,
+    /// `state_file`: where the last good index is kept for restarts during an outage.
+    pub state_file: Option<PathBuf>,
+    /// `sync_timeout_s`: a whole sync.
+    pub sync_timeout: Duration,
 }
 
 /// `[lookup]`: when to look callers up.
@@ -307,6 +340,13 @@ const DEFAULT_PHONE_ATTRIBUTES: &[&str] = &["telephoneNumber", "mobile"];
 const DEFAULT_CLIENT_NAME: &str = "{displayName|cn}";
 const DEFAULT_COMPANY: &str = "{company|o}";
 const DEFAULT_PER_IP: (u32, u32) = (20, 40);
+const DEFAULT_POLL_S: u64 = 60;
+const DEFAULT_FULL_RESYNC_S: u64 = 30 * 60;
+const DEFAULT_PAGE_SIZE: u32 = 500;
+const DEFAULT_CHANGE_ATTRIBUTE: &str = "modifyTimestamp";
+const DEFAULT_SYNC_TIMEOUT_S: u64 = 300;
+/// Under systemd with `StateDirectory=`, the index is kept here by default.
+const STATE_FILE_NAME: &str = "index.json";
 const DEFAULT_GLOBAL: (u32, u32) = (500, 1000);
 
 impl Config {
@@ -350,7 +390,7 @@ impl Config {
         }
         Ok(Config {
             server: server(raw.server)?,
-            directory: directory(raw.directory, base)?,
+            directory: directory(raw.directory, raw.index, base)?,
             phone,
             lookup: lookup(raw.lookup)?,
             response: response(raw.response)?,
@@ -405,7 +445,11 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
     })
 }
 
-fn directory(mut raw: RawDirectory, base: &Path) -> Result<DirectoryConfig, ConfigError> {
+fn directory(
+    mut raw: RawDirectory,
+    index: Option<RawIndex>,
+    base: &Path,
+) -> Result<DirectoryConfig, ConfigError> {
     let phone_attributes: Vec<String> = raw.phone_attributes.take().unwrap_or_else(|| {
         DEFAULT_PHONE_ATTRIBUTES
             .iter()
@@ -431,8 +475,18 @@ fn directory(mut raw: RawDirectory, base: &Path) -> Result<DirectoryConfig, Conf
         .map(|a| a.to_ascii_lowercase())
         .collect();
     let source = match raw.source.as_deref() {
-        Some("ldif") => ldif_source(raw, base)?,
-        Some("ldap") => SourceConfig::Ldap(Box::new(ldap_source(raw, base, &phone_attributes)?)),
+        Some("ldif") => {
+            if index.is_some() {
+                return Err(invalid(
+                    "index",
+                    "applies to source = \"ldap\" only; an LDIF file is indexed once at start",
+                ));
+            }
+            ldif_source(raw, base)?
+        }
+        Some("ldap") => {
+            SourceConfig::Ldap(Box::new(ldap_source(raw, index, base, &phone_attributes)?))
+        }
         Some(other) => {
             return Err(invalid(
                 "directory.source",
@@ -458,6 +512,7 @@ fn ldif_source(raw: RawDirectory, base: &Path) -> Result<SourceConfig, ConfigErr
         ("bind_dn", raw.bind_dn.is_some()),
         ("base_dn", raw.base_dn.is_some()),
         ("match_filter", raw.match_filter.is_some()),
+        ("mode", raw.mode.is_some()),
     ];
     if let Some((key, _)) = ldap_only.iter().find(|(_, set)| *set) {
         return Err(invalid(
@@ -473,9 +528,23 @@ fn ldif_source(raw: RawDirectory, base: &Path) -> Result<SourceConfig, ConfigErr
 
 fn ldap_source(
     raw: RawDirectory,
+    index: Option<RawIndex>,
     base: &Path,
     phone_attributes: &[String],
 ) -> Result<LdapConfig, ConfigError> {
+    let index = match raw.mode.as_deref().unwrap_or("index") {
+        "index" => Some(index_config(index.unwrap_or_default(), base)?),
+        "live" if index.is_some() => {
+            return Err(invalid("index", "applies to mode = \"index\" only"))
+        }
+        "live" => None,
+        other => {
+            return Err(invalid(
+                "directory.mode",
+                format!("{other:?} is not a mode; use \"index\" or \"live\""),
+            ))
+        }
+    };
     if raw.ldif.is_some() {
         return Err(invalid(
             "directory.ldif",
@@ -568,6 +637,74 @@ fn ldap_source(
         timeout: millis(
             "directory.timeout_ms",
             raw.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+        )?,
+        index,
+    })
+}
+
+fn index_config(raw: RawIndex, base: &Path) -> Result<IndexConfig, ConfigError> {
+    let seconds = |key: &str, v: Option<u64>, default: u64, max: u64| {
+        let v = v.unwrap_or(default);
+        if (1..=max).contains(&v) {
+            Ok(Duration::from_secs(v))
+        } else {
+            Err(invalid(key, format!("must be between 1 and {max} seconds")))
+        }
+    };
+    let poll_interval = seconds(
+        "index.poll_interval_s",
+        raw.poll_interval_s,
+        DEFAULT_POLL_S,
+        24 * 3600,
+    )?;
+    let full_resync_interval = seconds(
+        "index.full_resync_interval_s",
+        raw.full_resync_interval_s,
+        DEFAULT_FULL_RESYNC_S,
+        7 * 24 * 3600,
+    )?;
+    if full_resync_interval < poll_interval {
+        return Err(invalid(
+            "index.full_resync_interval_s",
+            "must not be shorter than index.poll_interval_s",
+        ));
+    }
+    let page_size = raw.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=1000).contains(&page_size) {
+        return Err(invalid(
+            "index.page_size",
+            "must be between 1 and 1000 (Active Directory's MaxPageSize is 1000)",
+        ));
+    }
+    let change_attribute = raw
+        .change_attribute
+        .unwrap_or_else(|| DEFAULT_CHANGE_ATTRIBUTE.to_owned());
+    if change_attribute.is_empty()
+        || !change_attribute
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(invalid(
+            "index.change_attribute",
+            format!("{change_attribute:?} is not an attribute name"),
+        ));
+    }
+    let state_file = match raw.state_file {
+        Some(f) if f.is_empty() => None,
+        Some(f) => Some(base.join(f)),
+        None => std::env::var_os("STATE_DIRECTORY").map(|d| PathBuf::from(d).join(STATE_FILE_NAME)),
+    };
+    Ok(IndexConfig {
+        poll_interval,
+        full_resync_interval,
+        page_size,
+        change_attribute,
+        state_file,
+        sync_timeout: seconds(
+            "index.sync_timeout_s",
+            raw.sync_timeout_s,
+            DEFAULT_SYNC_TIMEOUT_S,
+            3600,
         )?,
     })
 }

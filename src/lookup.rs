@@ -86,10 +86,10 @@ pub struct Lookup {
 }
 
 impl Lookup {
-    /// Opens the configured directory source.
-    pub fn from_config(config: &Config) -> Result<Self, DirectoryError> {
+    /// Opens the configured directory source (in index mode: reads it).
+    pub async fn from_config(config: &Config) -> Result<Self, DirectoryError> {
         Ok(Lookup {
-            directory: Directory::open(config)?,
+            directory: Directory::open(config).await?,
             phone: config.phone.clone(),
             phone_attributes: config.directory.phone_attributes.clone(),
             response: config.response.clone(),
@@ -255,7 +255,7 @@ ipPhone: 1234
              phone_attributes = [\"telephoneNumber\", \"mobile\", \"ipPhone\"]\n{extra}"
         );
         let config = Config::parse(&text, dir.path()).expect("config");
-        Lookup::from_config(&config).expect("lookup")
+        Lookup::from_config(&config).await.expect("lookup")
     }
 
     fn call(phone: &str) -> CallDetails {

@@ -117,7 +117,7 @@ fn lookup_explains_the_match() {
     let slapd = Slapd::start();
     let config = slapd.config_file(
         "popup.toml",
-        &slapd.config_text("[response]\nurl = \"https://intranet.example.com/people/{uid}\""),
+        &slapd.live_config_text("[response]\nurl = \"https://intranet.example.com/people/{uid}\""),
     );
     let out = run(
         &["lookup", "03-555-1234", "--state", "Ringin"],
@@ -139,6 +139,29 @@ fn lookup_explains_the_match() {
     ] {
         assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
     }
+}
+
+#[test]
+fn lookup_explains_an_index_answer() {
+    let slapd = Slapd::start();
+    let config = slapd.config_file("popup.toml", &slapd.config_text(""));
+    let out = run(&["lookup", "0523334444"], Some(&config));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for needle in [
+        "source            in-memory index of 15 entries",
+        &format!("synced 0 s ago from {}", slapd.ldaps_url()),
+        "entries           2 match\n",
+        "1 (best) uid=lior,ou=people,dc=example,dc=com\n      matched mobile: \"052-3334444\"",
+        "2 uid=shira,ou=people,dc=example,dc=com\n      matched mobile: \"052 333 4444\"",
+        "\"TOTAL\":2}",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+    assert!(
+        !text.contains("filter "),
+        "an index answer sends no filter:\n{text}"
+    );
 }
 
 #[test]
@@ -229,11 +252,13 @@ fn shipped_configurations_are_valid() {
                 "bind_password_file = \"bind-password\"",
             );
         let config = Config::parse(&text, dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(
-            matches!(config.directory.source, SourceConfig::Ldap(_)),
-            "{name}"
-        );
-        popup_ldap::lookup::Lookup::from_config(&config).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let SourceConfig::Ldap(ldap) = &config.directory.source else {
+            panic!("{name}: not an LDAP source")
+        };
+        assert!(ldap.index.is_some(), "{name}: index mode is the default");
+        // The TLS settings (the CA file) load.
+        popup_ldap::directory::LdapDirectory::new(ldap, config.wanted_attributes())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     let out = run(
         &["check-config"],

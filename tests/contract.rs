@@ -8,13 +8,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Slapd;
+use popup_ldap::config::Config;
 use popup_ldap::http::{routes, App};
 use serde_json::{json, Value};
 
 const CLIENT: &str = "192.0.2.10:40000";
 
-fn app(slapd: &Slapd, extra: &str) -> Arc<App> {
-    Arc::new(App::from_config(&slapd.config(extra)).expect("app"))
+/// The endpoint in its default mode: an index synced from slapd.
+async fn app(slapd: &Slapd, extra: &str) -> Arc<App> {
+    Arc::new(App::from_config(&slapd.config(extra)).await.expect("app"))
+}
+
+/// The endpoint searching slapd on every call.
+async fn live_app(slapd: &Slapd, extra: &str) -> Arc<App> {
+    let config = Config::parse(&slapd.live_config_text(extra), slapd.dir.path()).expect("config");
+    Arc::new(App::from_config(&config).await.expect("app"))
 }
 
 struct Reply {
@@ -73,7 +81,8 @@ async fn all_three_request_formats_answer_the_same() {
     let app = app(
         &slapd,
         "[response]\nurl = \"https://intranet.example.com/people/{uid}?from={call.did}\"",
-    );
+    )
+    .await;
     let expected = json!({
         "STATUS": "OK", "CLIENTNAME": DANA, "COMPANY": "Voicenter", "TOTAL": 1,
         "URL": "https://intranet.example.com/people/dana?from=0722776773"
@@ -115,7 +124,7 @@ async fn all_three_request_formats_answer_the_same() {
 #[tokio::test]
 async fn every_call_phase_gets_an_ok_answer() {
     let slapd = Slapd::start();
-    let app = app(&slapd, "");
+    let app = app(&slapd, "").await;
     for state in [
         "Ringin", "Ringing", "RINGING", "Dialing", "Answer", "Hangup", "Ended",
     ] {
@@ -128,22 +137,8 @@ async fn every_call_phase_gets_an_ok_answer() {
 #[tokio::test]
 async fn caller_numbers_match_stored_values_in_any_format() {
     let slapd = Slapd::start();
-    let app = app(&slapd, "");
-    let cases = [
-        ("035551234", "אבי כהן"), // +972 (0)3 555 1234
-        ("+97235551234", "אבי כהן"),
-        ("00972-3-5551234", "אבי כהן"),
-        ("035551235", "נועה מזרחי"),   // (03) 555 1235
-        ("0521112233", "נועה מזרחי"),  // 972521112233
-        ("026543210", "Yossi Peretz"), // 02 6543210 ext 12
-        ("097654322", "מיכל ביטון"),   // 09-7654321 / 09-7654322
-        ("097654321", "מיכל ביטון"),
-        ("+1 212 555 0100", "John Smith"), // +1 (212) 555-0100
-        ("0534445566", "עומר פרידמן"),     // en-dashes
-        ("089876543", "תמר שפירא"),        // no-break spaces
-        ("0547777777", "No Name"),         // no displayName: cn
-    ];
-    for (caller, name) in cases {
+    let app = app(&slapd, "").await;
+    for &(caller, name) in common::FORMATS {
         let answer = popup(&app, caller).await;
         assert_eq!(answer["CLIENTNAME"], name, "{caller}: {answer}");
         assert_eq!(answer["TOTAL"], 1, "{caller}: {answer}");
@@ -153,7 +148,7 @@ async fn caller_numbers_match_stored_values_in_any_format() {
 #[tokio::test]
 async fn a_different_number_never_matches() {
     let slapd = Slapd::start();
-    let app = app(&slapd, "");
+    let app = app(&slapd, "").await;
     // 073-5551234 shares its last 8 digits with 03-555-1234 and is returned by the wildcard
     // filter; verification keeps the callers apart.
     assert_eq!(
@@ -171,7 +166,7 @@ async fn a_different_number_never_matches() {
 #[tokio::test]
 async fn several_matches_count_distinct_entries_and_pick_deterministically() {
     let slapd = Slapd::start();
-    let app = app(&slapd, "");
+    let app = app(&slapd, "").await;
     for _ in 0..3 {
         let answer = popup(&app, "0523334444").await;
         assert_eq!(answer["TOTAL"], 2, "{answer}");
@@ -187,7 +182,8 @@ async fn binary_and_multi_valued_attributes_break_nothing() {
         &slapd,
         "[response]\nclient_name = \"{jpegPhoto|cn}\"\ncompany = \"{objectClass}\"\n\
          url = \"https://x.example/{jpegPhoto}\"",
-    );
+    )
+    .await;
     assert_eq!(
         popup(&app, "0722776772").await,
         json!({"STATUS": "OK", "CLIENTNAME": "Dana Levi", "COMPANY": "inetOrgPerson", "TOTAL": 1})
@@ -197,7 +193,7 @@ async fn binary_and_multi_valued_attributes_break_nothing() {
 #[tokio::test]
 async fn extensions_match_only_short_callers() {
     let slapd = Slapd::start();
-    let app = app(&slapd, "");
+    let app = app(&slapd, "").await;
     assert_eq!(popup(&app, "1234").await["CLIENTNAME"], "קבלה");
     assert_eq!(popup(&app, "0501234").await["TOTAL"], 0);
 }
@@ -209,7 +205,8 @@ async fn unknown_and_withheld_callers_are_ok_with_the_unknown_fields() {
         &slapd,
         "[response]\nunknown_client_name = \"Unknown caller\"\n\
          unknown_url = \"https://crm.example.com/new?phone={call.phone}\"",
-    );
+    )
+    .await;
     assert_eq!(
         popup(&app, "0500000000").await,
         json!({"STATUS": "OK", "TOTAL": 0, "CLIENTNAME": "Unknown caller",
@@ -227,7 +224,7 @@ async fn unknown_and_withheld_callers_are_ok_with_the_unknown_fields() {
 #[tokio::test]
 async fn requests_that_cannot_be_understood_are_400_json() {
     let slapd = Slapd::start();
-    let app = app(&slapd, "");
+    let app = app(&slapd, "").await;
     let cases = [
         (get("ivrid=1&did=2"), "phone"),
         (get("phone=*)(uid=*"), "'*'"),
@@ -254,7 +251,7 @@ async fn requests_that_cannot_be_understood_are_400_json() {
 #[tokio::test]
 async fn caller_input_never_reaches_another_person() {
     let slapd = Slapd::start();
-    let app = app(&slapd, "");
+    let app = app(&slapd, "").await;
     for attack in [
         "*",
         "*)(uid=*",
@@ -276,7 +273,7 @@ async fn caller_input_never_reaches_another_person() {
 #[tokio::test]
 async fn oversized_bodies_unknown_paths_and_methods_get_json_errors() {
     let slapd = Slapd::start();
-    let app = app(&slapd, "[server]\nmax_body_bytes = 1024");
+    let app = app(&slapd, "[server]\nmax_body_bytes = 1024").await;
     let big = format!("phone=0722776772&pad={}", "x".repeat(2000));
     let r = send(&app, post("application/x-www-form-urlencoded", &big)).await;
     assert_eq!((r.status, r.json["STATUS"].as_str()), (413, Some("ERROR")));
@@ -297,7 +294,7 @@ async fn oversized_bodies_unknown_paths_and_methods_get_json_errors() {
 #[tokio::test]
 async fn the_path_is_configurable() {
     let slapd = Slapd::start();
-    let app = app(&slapd, "[server]\npath = \"/voicenter/popup\"");
+    let app = app(&slapd, "[server]\npath = \"/voicenter/popup\"").await;
     let r = send(
         &app,
         warp::test::request().path("/voicenter/popup?phone=0722776772"),
@@ -311,7 +308,7 @@ async fn the_path_is_configurable() {
 #[tokio::test]
 async fn states_not_configured_are_answered_without_the_directory() {
     let mut slapd = Slapd::start();
-    let app = app(&slapd, "[lookup]\nstates = [\"Ringing\", \"Dialing\"]");
+    let app = live_app(&slapd, "[lookup]\nstates = [\"Ringing\", \"Dialing\"]").await;
     assert_eq!(
         send(&app, get("phone=0722776772&statusCall=Ringin"))
             .await
@@ -338,7 +335,7 @@ async fn states_not_configured_are_answered_without_the_directory() {
 #[tokio::test]
 async fn a_down_directory_is_a_503_within_the_deadline_and_recovers() {
     let mut slapd = Slapd::start();
-    let app = app(&slapd, "[lookup]\ndeadline_ms = 1000");
+    let app = live_app(&slapd, "[lookup]\ndeadline_ms = 1000").await;
     assert_eq!(popup(&app, "0722776772").await["CLIENTNAME"], DANA);
     slapd.stop();
     let started = Instant::now();
@@ -368,10 +365,10 @@ async fn a_hanging_directory_is_a_503_within_the_deadline() {
         }
     });
     let text = slapd
-        .config_text("[lookup]\ndeadline_ms = 500")
+        .live_config_text("[lookup]\ndeadline_ms = 500")
         .replace(&slapd.ldaps_url(), &format!("ldaps://{silent_addr}"));
-    let config = popup_ldap::config::Config::parse(&text, slapd.dir.path()).expect("config");
-    let app = Arc::new(App::from_config(&config).expect("app"));
+    let config = Config::parse(&text, slapd.dir.path()).expect("config");
+    let app = Arc::new(App::from_config(&config).await.expect("app"));
     for _ in 0..3 {
         let started = Instant::now();
         let r = send(&app, get("phone=0722776772")).await;
@@ -390,7 +387,7 @@ async fn rate_limits_answer_429_before_any_lookup() {
     let app = app(
         &slapd,
         "[rate_limit]\nper_ip_per_second = 1\nper_ip_burst = 2\nglobal_per_second = 1\nglobal_burst = 3",
-    );
+    ).await;
     let from = |ip: &str| get("phone=0722776772").remote_addr(ip.parse().expect("addr"));
     assert_eq!(send(&app, from("192.0.2.1:1")).await.status, 200);
     assert_eq!(send(&app, from("192.0.2.1:1")).await.status, 200);

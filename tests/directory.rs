@@ -8,9 +8,10 @@ use popup_ldap::call::CallDetails;
 use popup_ldap::config::Config;
 use popup_ldap::lookup::{Lookup, LookupError};
 
-fn lookup_with(slapd: &Slapd, text: &str) -> Lookup {
-    let config = Config::parse(text, slapd.dir.path()).expect("config");
-    Lookup::from_config(&config).expect("lookup")
+/// A live-mode lookup service for `text`.
+async fn lookup_with(slapd: &Slapd, text: &str) -> Lookup {
+    let config = Config::parse(&common::live(text), slapd.dir.path()).expect("config");
+    Lookup::from_config(&config).await.expect("lookup")
 }
 
 fn call(phone: &str) -> CallDetails {
@@ -55,7 +56,7 @@ async fn refused(lookup: &Lookup, needle: &str) {
 #[tokio::test]
 async fn ldaps_with_the_test_ca() {
     let slapd = Slapd::start();
-    let lookup = lookup_with(&slapd, &slapd.config_text(""));
+    let lookup = lookup_with(&slapd, &slapd.config_text("")).await;
     let answer = lookup.answer(&call("035551234")).await.expect("answer");
     assert_eq!(answer.popup.client_name.as_deref(), Some("אבי כהן"));
     assert_eq!(
@@ -70,22 +71,35 @@ async fn ldaps_with_the_test_ca() {
 }
 
 #[tokio::test]
+async fn the_default_filter_finds_every_format() {
+    let slapd = Slapd::start();
+    let lookup = lookup_with(&slapd, &slapd.config_text("")).await;
+    for &(caller, expected) in common::FORMATS {
+        assert_eq!(
+            name(&lookup, caller).await.expect("answer").as_deref(),
+            Some(expected),
+            "{caller}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn starttls_on_the_plain_port() {
     let slapd = Slapd::start();
-    finds_dana(&lookup_with(&slapd, &starttls(&slapd))).await;
+    finds_dana(&lookup_with(&slapd, &starttls(&slapd)).await).await;
 }
 
 #[tokio::test]
 async fn a_certificate_from_another_ca_is_refused() {
     let slapd = Slapd::start();
-    let lookup = lookup_with(&slapd, &other_ca(&slapd.config_text("")));
+    let lookup = lookup_with(&slapd, &other_ca(&slapd.config_text(""))).await;
     refused(&lookup, "invalid peer certificate").await;
 }
 
 #[tokio::test]
 async fn starttls_also_verifies_the_certificate() {
     let slapd = Slapd::start();
-    let lookup = lookup_with(&slapd, &other_ca(&starttls(&slapd)));
+    let lookup = lookup_with(&slapd, &other_ca(&starttls(&slapd))).await;
     refused(&lookup, "invalid peer certificate").await;
 }
 
@@ -93,7 +107,7 @@ async fn starttls_also_verifies_the_certificate() {
 async fn only_the_danger_key_skips_verification() {
     let slapd = Slapd::start();
     let text = other_ca(&slapd.config_text("danger_accept_invalid_certs = true"));
-    finds_dana(&lookup_with(&slapd, &text)).await;
+    finds_dana(&lookup_with(&slapd, &text).await).await;
 }
 
 #[tokio::test]
@@ -103,7 +117,7 @@ async fn a_wrong_password_is_reported_as_invalid_credentials() {
     let text = slapd
         .config_text("")
         .replace("bind-password", "wrong-password");
-    refused(&lookup_with(&slapd, &text), "invalid credentials").await;
+    refused(&lookup_with(&slapd, &text).await, "invalid credentials").await;
 }
 
 #[tokio::test]
@@ -116,7 +130,7 @@ async fn the_search_runs_as_the_service_account() {
         .filter(|l| !l.starts_with("bind_"))
         .collect::<Vec<_>>()
         .join("\n");
-    refused(&lookup_with(&slapd, &text), "may not read it").await;
+    refused(&lookup_with(&slapd, &text).await, "may not read it").await;
 }
 
 #[tokio::test]
@@ -124,7 +138,7 @@ async fn search_references_are_skipped() {
     // ou=elsewhere under the base is a referral object: slapd answers every subtree search
     // with a search reference besides the entries.
     let slapd = Slapd::start();
-    let lookup = lookup_with(&slapd, &slapd.config_text(""));
+    let lookup = lookup_with(&slapd, &slapd.config_text("")).await;
     let answer = lookup.answer(&call("0722776772")).await.expect("answer");
     assert_eq!(answer.popup.total, 1);
     assert!(answer.trace.rejected.is_empty());
@@ -133,7 +147,7 @@ async fn search_references_are_skipped() {
 #[tokio::test]
 async fn the_connection_is_reused_and_reestablished() {
     let mut slapd = Slapd::start();
-    let lookup = lookup_with(&slapd, &slapd.config_text(""));
+    let lookup = lookup_with(&slapd, &slapd.config_text("")).await;
     for _ in 0..20 {
         finds_dana(&lookup).await;
     }
@@ -150,7 +164,7 @@ async fn the_next_url_serves_when_the_first_is_down() {
         &format!("urls = [\"{}\"]", slapd.ldaps_url()),
         &format!("urls = [\"{dead}\", \"{}\"]", slapd.ldaps_url()),
     );
-    let lookup = lookup_with(&slapd, &text);
+    let lookup = lookup_with(&slapd, &text).await;
     let answer = lookup.answer(&call("0722776772")).await.expect("answer");
     assert_eq!(
         answer.trace.server.as_deref(),
@@ -166,7 +180,8 @@ async fn a_custom_match_filter_is_used_and_verified() {
     let lookup = lookup_with(
         &slapd,
         &slapd.config_text("match_filter = \"(|(telephoneNumber={national})(mobile={national}))\""),
-    );
+    )
+    .await;
     let answer = lookup.answer(&call("972722776772")).await.expect("answer");
     assert_eq!(
         answer.trace.filter.as_deref(),
@@ -181,5 +196,5 @@ async fn a_missing_base_dn_says_so() {
     let text = slapd
         .config_text("")
         .replace("base_dn = \"ou=people,", "base_dn = \"ou=nobody,");
-    refused(&lookup_with(&slapd, &text), "does not exist").await;
+    refused(&lookup_with(&slapd, &text).await, "does not exist").await;
 }

@@ -71,7 +71,7 @@ impl PhoneIndex {
     pub fn apply(&self, upsert: Vec<KeyedEntry>, remove: &HashSet<String>) -> Self {
         let replaced: HashSet<String> = upsert
             .iter()
-            .map(|k| k.entry.dn().to_lowercase())
+            .map(KeyedEntry::dn_lowercase)
             .chain(remove.iter().cloned())
             .collect();
         let mut renumber = vec![None; self.entries.len()];
@@ -169,6 +169,11 @@ impl KeyedEntry {
             entry: Arc::new(entry),
             keys,
         }
+    }
+
+    /// The entry's DN, lower-cased (DNs compare case-insensitively).
+    pub fn dn_lowercase(&self) -> String {
+        self.entry.dn().to_lowercase()
     }
 
     /// Whether any phone value holds a number.

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOptions, StdStream};
 use rustls::ClientConfig;
 use tokio::sync::Mutex;
@@ -55,6 +56,16 @@ pub struct Probe {
     pub sample: Vec<Entry>,
     /// Whether the server had more than the sample.
     pub more: bool,
+}
+
+/// Entries read by a paged search, in batches.
+pub struct Fetched {
+    /// The server that answered.
+    pub server: String,
+    /// The greatest value of the change attribute seen, if any entry had it.
+    pub watermark: Option<String>,
+    /// How many entries were read.
+    pub count: usize,
 }
 
 /// Live searches against the configured servers.
@@ -134,6 +145,109 @@ impl LdapDirectory {
             filter,
             sample: entries,
             more,
+        })
+    }
+
+    /// Reads every entry matching `filter` under the base with paged searches of `page_size`,
+    /// handing them to `batch` in groups of `page_size`. The change attribute is read for the
+    /// watermark and left out of the entries. Every page must arrive within `timeout_ms`.
+    pub async fn fetch_all(
+        &self,
+        filter: &str,
+        page_size: i32,
+        change_attribute: &str,
+        mut batch: impl FnMut(Vec<Entry>),
+    ) -> Result<Fetched, DirectoryError> {
+        let conn = self.connection().await?;
+        let result = self
+            .stream_all(&conn, filter, page_size, change_attribute, &mut batch)
+            .await;
+        if result.is_err() {
+            self.forget(&conn).await;
+        }
+        result
+    }
+
+    async fn stream_all(
+        &self,
+        conn: &Connection,
+        filter: &str,
+        page_size: i32,
+        change_attribute: &str,
+        batch: &mut impl FnMut(Vec<Entry>),
+    ) -> Result<Fetched, DirectoryError> {
+        let fail = |reason: String| DirectoryError::Search {
+            url: conn.url.to_string(),
+            reason,
+        };
+        let change_attribute = change_attribute.to_ascii_lowercase();
+        let mut attrs = self.attributes.clone();
+        attrs.push(change_attribute.clone());
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(page_size)),
+        ];
+        let mut ldap = conn.ldap.clone();
+        let mut stream = ldap
+            .with_timeout(self.config.timeout)
+            .streaming_search_with(
+                adapters,
+                &self.config.base_dn,
+                self.config.scope,
+                filter,
+                attrs,
+            )
+            .await
+            .map_err(|e| fail(describe_ldap_error(&e)))?;
+        let mut names = AttributeNames::default();
+        let mut watermark: Option<String> = None;
+        let mut pending = Vec::new();
+        let mut count = 0;
+        while let Some(found) = stream
+            .next()
+            .await
+            .map_err(|e| fail(describe_ldap_error(&e)))?
+        {
+            let mut found = SearchEntry::construct(found);
+            if let Some(changed) = found.attrs.remove(&change_attribute).or_else(|| {
+                let key = found
+                    .attrs
+                    .keys()
+                    .find(|k| k.eq_ignore_ascii_case(&change_attribute))?
+                    .clone();
+                found.attrs.remove(&key)
+            }) {
+                for value in changed {
+                    if watermark.as_ref().is_none_or(|w| value > *w) {
+                        watermark = Some(value);
+                    }
+                }
+            }
+            pending.push(entry_from(found, &mut names));
+            count += 1;
+            if pending.len() >= page_size as usize {
+                batch(std::mem::take(&mut pending));
+            }
+        }
+        if !pending.is_empty() {
+            batch(pending);
+        }
+        let status = stream.finish().await;
+        match status.rc {
+            RC_SUCCESS | RC_REFERRAL => {}
+            RC_NO_SUCH_OBJECT => return Err(fail(no_such_base(&self.config.base_dn))),
+            rc => {
+                return Err(fail(format!(
+                    "{} (LDAP result {rc}) {}",
+                    result_name(rc),
+                    status.text
+                )))
+            }
+        }
+        Ok(Fetched {
+            server: conn.url.to_string(),
+            watermark,
+            count,
         })
     }
 
@@ -274,10 +388,8 @@ impl LdapDirectory {
         match status.rc {
             RC_SUCCESS | RC_SIZE_LIMIT | RC_REFERRAL => {}
             RC_NO_SUCH_OBJECT => {
-                return Err(SearchFailure::Refused(fail(format!(
-                    "directory.base_dn {:?} does not exist on this server, or the bind account \
-                     may not read it",
-                    self.config.base_dn
+                return Err(SearchFailure::Refused(fail(no_such_base(
+                    &self.config.base_dn,
                 ))))
             }
             rc => {
@@ -306,6 +418,13 @@ fn entry_from(found: SearchEntry, names: &mut AttributeNames) -> Entry {
         (name, text)
     });
     Entry::build(&found.dn, found.attrs.into_iter().chain(binary), names)
+}
+
+fn no_such_base(base_dn: &str) -> String {
+    format!(
+        "directory.base_dn {base_dn:?} does not exist on this server, or the bind account may \
+         not read it"
+    )
 }
 
 fn describe_ldap_error(e: &ldap3::LdapError) -> String {

@@ -8,6 +8,7 @@ pub mod filter;
 pub mod index;
 pub mod ldap;
 pub mod ldif;
+pub mod sync;
 mod tls;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::phone::CallerNumber;
 pub use entry::{AttributeNames, Entry, StoredEntry};
 pub use index::PhoneIndex;
 pub use ldap::{LdapDirectory, Probe};
+pub use sync::{SyncStatus, SyncedIndex};
 
 /// Text for a binary attribute value: `objectGUID` becomes the GUID string AD shows
 /// (`a0b1c2d3-...`); other binary values have no text and are dropped.
@@ -62,6 +64,9 @@ pub enum DirectoryError {
     /// No configured server could be used.
     #[error("no directory server could be used: {0}")]
     Unavailable(String),
+    /// Index mode could not start: neither a sync nor the state file worked.
+    #[error("index: {0}")]
+    Startup(String),
     /// The server refused or failed a search.
     #[error("search on {url} failed: {reason}")]
     Search {
@@ -81,6 +86,7 @@ impl DirectoryError {
             DirectoryError::Connect { .. } => "connect",
             DirectoryError::Unavailable(_) => "unavailable",
             DirectoryError::Search { .. } => "search",
+            DirectoryError::Startup(_) => "startup",
         }
     }
 }
@@ -113,27 +119,43 @@ pub struct Candidates {
 
 /// The configured source of entries.
 pub enum Directory {
-    /// Entries loaded once and indexed by number.
+    /// Entries loaded once from a file and indexed by number.
     Index(PhoneIndex),
+    /// An index that follows an LDAP directory.
+    Synced(Arc<SyncedIndex>),
     /// Live searches on every lookup.
     Live(Box<LdapDirectory>),
 }
 
 impl Directory {
-    /// Opens the configured source: loads and indexes an LDIF file, or prepares LDAP
-    /// connections (without connecting yet).
-    pub fn open(config: &Config) -> Result<Self, DirectoryError> {
+    /// Opens the configured source: loads and indexes an LDIF file; in index mode reads the
+    /// whole directory (or the state file); in live mode prepares connections only.
+    pub async fn open(config: &Config) -> Result<Self, DirectoryError> {
         let attrs = &config.directory.phone_attributes;
         Ok(match &config.directory.source {
             SourceConfig::Ldif(data) => {
                 let entries = ldif::load(data)?;
                 Directory::Index(PhoneIndex::build(entries, attrs, &config.phone))
             }
-            SourceConfig::Ldap(ldap) => Directory::Live(Box::new(LdapDirectory::new(
-                ldap,
-                config.wanted_attributes(),
-            )?)),
+            SourceConfig::Ldap(ldap) => {
+                let wanted = config.wanted_attributes();
+                let client = LdapDirectory::new(ldap, wanted.clone())?;
+                match &ldap.index {
+                    None => Directory::Live(Box::new(client)),
+                    Some(index) => Directory::Synced(
+                        SyncedIndex::start(client, ldap, index, &config.phone, attrs, &wanted)
+                            .await?,
+                    ),
+                }
+            }
         })
+    }
+
+    /// Starts following the directory (index mode); nothing for the other sources.
+    pub fn follow(&self) {
+        if let Directory::Synced(synced) = self {
+            synced.spawn();
+        }
     }
 
     /// Entries that may hold `number`.
@@ -141,6 +163,10 @@ impl Directory {
         match self {
             Directory::Index(index) => Ok(Candidates {
                 matches: index.find(&number.key),
+                ..Candidates::default()
+            }),
+            Directory::Synced(synced) => Ok(Candidates {
+                matches: synced.find(&number.key),
                 ..Candidates::default()
             }),
             Directory::Live(ldap) => ldap.candidates(number).await,
@@ -155,6 +181,31 @@ impl Directory {
                 index.entries(),
                 index.numbers()
             ),
+            Directory::Synced(synced) => {
+                let index = synced.current();
+                let status = synced.status();
+                let age = status
+                    .synced_at
+                    .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+                    .map(|d| format!("{} s ago", d.as_secs()))
+                    .unwrap_or_else(|| "never".to_owned());
+                format!(
+                    "in-memory index of {} entries with {} distinct numbers, {} {} from {}{}",
+                    index.entries(),
+                    index.numbers(),
+                    if status.from_snapshot {
+                        "saved"
+                    } else {
+                        "synced"
+                    },
+                    age,
+                    status.server.as_deref().unwrap_or("-"),
+                    status
+                        .last_error
+                        .map(|e| format!("; last sync failed: {e}"))
+                        .unwrap_or_default()
+                )
+            }
             Directory::Live(ldap) => ldap.describe(),
         }
     }

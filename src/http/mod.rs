@@ -44,10 +44,13 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the endpoint's state from a validated configuration.
-    pub fn from_config(config: &Config) -> Result<Self, DirectoryError> {
+    /// Builds the endpoint's state from a validated configuration: opens the directory and,
+    /// in index mode, starts following it.
+    pub async fn from_config(config: &Config) -> Result<Self, DirectoryError> {
+        let lookup = Lookup::from_config(config).await?;
+        lookup.directory().follow();
         Ok(App {
-            lookup: Lookup::from_config(config)?,
+            lookup,
             path: config.server.path.clone(),
             max_body_bytes: config.server.max_body_bytes,
             limits: config.rate_limit.as_ref().map(RateLimits::new),

@@ -212,6 +212,11 @@ phone_attributes = ["telephoneNumber", "mobile", "homePhone"]
         )
     }
 
+    /// [`Slapd::config_text`] in live mode.
+    pub fn live_config_text(&self, extra: &str) -> String {
+        live(&self.config_text(extra))
+    }
+
     pub fn config(&self, extra: &str) -> Config {
         Config::parse(&self.config_text(extra), self.dir.path()).unwrap()
     }
@@ -261,6 +266,28 @@ impl Drop for Slapd {
         self.stop();
     }
 }
+
+/// A configuration text switched to live lookups.
+pub fn live(text: &str) -> String {
+    text.replacen("[directory]\n", "[directory]\nmode = \"live\"\n", 1)
+}
+
+/// Callers of the fixture in the forms Voicenter sends, and whose name they must bring up:
+/// the stored values use the messy formats real directories hold.
+pub const FORMATS: &[(&str, &str)] = &[
+    ("035551234", "אבי כהן"), // +972 (0)3 555 1234
+    ("+97235551234", "אבי כהן"),
+    ("00972-3-5551234", "אבי כהן"),
+    ("035551235", "נועה מזרחי"),   // (03) 555 1235
+    ("0521112233", "נועה מזרחי"),  // 972521112233
+    ("026543210", "Yossi Peretz"), // 02 6543210 ext 12
+    ("097654322", "מיכל ביטון"),   // 09-7654321 / 09-7654322
+    ("097654321", "מיכל ביטון"),
+    ("+1 212 555 0100", "John Smith"), // +1 (212) 555-0100
+    ("0534445566", "עומר פרידמן"),     // en-dashes
+    ("089876543", "תמר שפירא"),        // no-break spaces
+    ("0547777777", "No Name"),         // no displayName: cn
+];
 
 fn slapd_conf(d: &Path) -> String {
     let d = d.display();

@@ -1,0 +1,579 @@
+//! Index mode: the directory's phone entries read with paged searches into a [`PhoneIndex`],
+//! kept fresh by polling the change attribute and full resyncs, swapped in atomically, kept
+//! through outages and persisted to a state file so that a restart during an outage still
+//! answers.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+
+use super::index::KeyedEntry;
+use super::ldap::LdapDirectory;
+use super::{AttributeNames, DirectoryError, Entry, Match, PhoneIndex, StoredEntry};
+use crate::config::{IndexConfig, LdapConfig};
+use crate::phone::{PhoneKey, PhoneNormalizer};
+
+/// The state file's format version.
+const SNAPSHOT_VERSION: u32 = 1;
+/// First retry after a failed sync; doubles up to the poll interval.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// What the last syncs achieved: for logs, `lookup`, and readiness.
+#[derive(Clone, Debug, Default)]
+pub struct SyncStatus {
+    /// When the index last matched the directory (a sync succeeded, or the snapshot's time).
+    pub synced_at: Option<SystemTime>,
+    /// The server of the last successful sync (or of the snapshot).
+    pub server: Option<String>,
+    /// Set while the index was loaded from the state file and no sync has succeeded since.
+    pub from_snapshot: bool,
+    /// The error of the last failed sync, cleared by a success.
+    pub last_error: Option<String>,
+}
+
+/// What one sync did.
+#[derive(Clone, Debug)]
+pub struct SyncReport {
+    /// `full` or `delta`.
+    pub kind: &'static str,
+    /// Entries read from the directory.
+    pub read: usize,
+    /// Entries removed from the index (delta).
+    pub removed: usize,
+    /// Entries in the index afterwards.
+    pub entries: usize,
+    /// Distinct numbers in the index afterwards.
+    pub numbers: usize,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// An index that follows an LDAP directory.
+pub struct SyncedIndex {
+    index: ArcSwap<PhoneIndex>,
+    status: Mutex<SyncStatus>,
+    progress: Mutex<Progress>,
+    ldap: LdapDirectory,
+    config: IndexConfig,
+    eligible: String,
+    phone: PhoneNormalizer,
+    phone_attributes: Vec<String>,
+    fingerprint: String,
+}
+
+#[derive(Default)]
+struct Progress {
+    watermark: Option<String>,
+    last_full: Option<Instant>,
+}
+
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    version: u32,
+    fingerprint: &'a str,
+    written_at: u64,
+    server: &'a str,
+    watermark: Option<&'a str>,
+    entries: Vec<&'a Entry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SnapshotIn {
+    version: u32,
+    fingerprint: String,
+    written_at: u64,
+    server: String,
+    watermark: Option<String>,
+    entries: Vec<StoredEntry>,
+}
+
+impl SyncedIndex {
+    /// Reads the whole directory once; when that fails, loads the state file instead. Fails
+    /// with both causes when neither works.
+    pub async fn start(
+        ldap: LdapDirectory,
+        config: &LdapConfig,
+        index: &IndexConfig,
+        phone: &PhoneNormalizer,
+        phone_attributes: &[String],
+        wanted_attributes: &[String],
+    ) -> Result<Arc<Self>, DirectoryError> {
+        let any_phone: String = phone_attributes
+            .iter()
+            .map(|a| format!("({a}=*)"))
+            .collect();
+        let synced = Arc::new(SyncedIndex {
+            index: ArcSwap::from_pointee(PhoneIndex::default()),
+            status: Mutex::new(SyncStatus::default()),
+            progress: Mutex::new(Progress::default()),
+            ldap,
+            eligible: format!("(&{}(|{any_phone}))", config.filter),
+            fingerprint: format!(
+                "base={};scope={:?};filter={};phones={};attributes={}",
+                config.base_dn,
+                config.scope,
+                config.filter,
+                phone_attributes.join(","),
+                wanted_attributes.join(",")
+            ),
+            config: index.clone(),
+            phone: phone.clone(),
+            phone_attributes: phone_attributes.to_vec(),
+        });
+        let sync_error = match synced.full_sync().await {
+            Ok(report) => {
+                tracing::info!(
+                    entries = report.entries,
+                    numbers = report.numbers,
+                    ms = report.took.as_millis() as u64,
+                    "index built from the directory"
+                );
+                return Ok(synced);
+            }
+            Err(e) => e,
+        };
+        let Some(path) = &synced.config.state_file else {
+            return Err(DirectoryError::Startup(format!(
+                "the first sync failed ({sync_error}) and no index.state_file is configured to \
+                 start from"
+            )));
+        };
+        match synced.load_snapshot(path).await {
+            Ok(age) => {
+                tracing::warn!(
+                    error = %sync_error,
+                    state_file = %path.display(),
+                    age_s = age.as_secs(),
+                    "directory unreachable: answering from the saved index until a sync succeeds"
+                );
+                Ok(synced)
+            }
+            Err(snapshot_error) => Err(DirectoryError::Startup(format!(
+                "the first sync failed ({sync_error}) and the saved index cannot be used \
+                 ({snapshot_error})"
+            ))),
+        }
+    }
+
+    /// Keeps the index fresh until the last reference to it is dropped.
+    pub fn spawn(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let poll = self.config.poll_interval;
+        tokio::spawn(async move { follow(weak, poll).await });
+    }
+
+    /// The directory the index follows.
+    pub fn ldap(&self) -> &LdapDirectory {
+        &self.ldap
+    }
+
+    /// The entries holding `key`.
+    pub fn find(&self, key: &PhoneKey) -> Vec<Match> {
+        self.index.load().find(key)
+    }
+
+    /// The current index.
+    pub fn current(&self) -> Arc<PhoneIndex> {
+        self.index.load_full()
+    }
+
+    /// What the syncs achieved.
+    pub fn status(&self) -> SyncStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Reads everything again and swaps in a new index.
+    pub async fn full_sync(&self) -> Result<SyncReport, DirectoryError> {
+        let started = Instant::now();
+        let (batches, fetched) = self.fetch(&self.eligible).await?;
+        let keyed = join_batches(batches).await?;
+        let index = PhoneIndex::from_keyed(keyed, &self.phone_attributes);
+        let report = self.install(index, "full", fetched.count, 0, started);
+        self.advance(fetched.watermark, true, &fetched.server);
+        self.save_snapshot().await;
+        Ok(report)
+    }
+
+    /// Applies what changed since the watermark: eligible entries with numbers are added or
+    /// replaced, other changed entries are removed.
+    pub async fn delta_sync(&self) -> Result<SyncReport, DirectoryError> {
+        let Some(watermark) = self.watermark() else {
+            return self.full_sync().await;
+        };
+        let started = Instant::now();
+        let attr = &self.config.change_attribute;
+        let changed = format!("({attr}>={})", ldap3::ldap_escape(&watermark));
+        let (batches, upserts) = self
+            .fetch(&format!("(&{}{changed})", self.eligible))
+            .await?;
+        let mut touched: HashSet<String> = HashSet::new();
+        let all_changed = self
+            .fetch_with(&changed, |batch| {
+                touched.extend(batch.iter().map(|e| e.dn().to_lowercase()))
+            })
+            .await?;
+        let keyed = join_batches(batches).await?;
+        for k in &keyed {
+            touched.remove(&k.dn_lowercase());
+        }
+        let watermark = [upserts.watermark, all_changed.watermark]
+            .into_iter()
+            .flatten()
+            .max();
+        if keyed.is_empty() && touched.is_empty() {
+            self.advance(watermark, false, &upserts.server);
+            let index = self.current();
+            return Ok(SyncReport {
+                kind: "delta",
+                read: 0,
+                removed: 0,
+                entries: index.entries(),
+                numbers: index.numbers(),
+                took: started.elapsed(),
+            });
+        }
+        let current = self.current();
+        let removed = touched.len();
+        let next = current.apply(keyed, &touched);
+        let report = self.install(next, "delta", upserts.count, removed, started);
+        self.advance(watermark, false, &upserts.server);
+        self.save_snapshot().await;
+        Ok(report)
+    }
+
+    /// Runs a paged search; each batch is normalised on the blocking pool while the next
+    /// pages arrive.
+    async fn fetch(
+        &self,
+        filter: &str,
+    ) -> Result<
+        (
+            Vec<tokio::task::JoinHandle<Vec<KeyedEntry>>>,
+            super::ldap::Fetched,
+        ),
+        DirectoryError,
+    > {
+        let mut jobs = Vec::new();
+        let phone = self.phone.clone();
+        let attrs = self.phone_attributes.clone();
+        let fetched = self
+            .fetch_with(filter, |batch| {
+                let (phone, attrs) = (phone.clone(), attrs.clone());
+                jobs.push(tokio::task::spawn_blocking(move || {
+                    batch
+                        .into_iter()
+                        .map(|e| KeyedEntry::new(e, &attrs, &phone))
+                        .filter(KeyedEntry::has_numbers)
+                        .collect()
+                }));
+            })
+            .await?;
+        Ok((jobs, fetched))
+    }
+
+    async fn fetch_with(
+        &self,
+        filter: &str,
+        batch: impl FnMut(Vec<Entry>),
+    ) -> Result<super::ldap::Fetched, DirectoryError> {
+        let page_size = i32::try_from(self.config.page_size).unwrap_or(500);
+        let fetch = self
+            .ldap
+            .fetch_all(filter, page_size, &self.config.change_attribute, batch);
+        match tokio::time::timeout(self.config.sync_timeout, fetch).await {
+            Ok(result) => result,
+            Err(_) => Err(DirectoryError::Unavailable(format!(
+                "a sync took longer than index.sync_timeout_s ({} s)",
+                self.config.sync_timeout.as_secs()
+            ))),
+        }
+    }
+
+    fn install(
+        &self,
+        index: PhoneIndex,
+        kind: &'static str,
+        read: usize,
+        removed: usize,
+        started: Instant,
+    ) -> SyncReport {
+        let report = SyncReport {
+            kind,
+            read,
+            removed,
+            entries: index.entries(),
+            numbers: index.numbers(),
+            took: started.elapsed(),
+        };
+        self.index.store(Arc::new(index));
+        report
+    }
+
+    fn watermark(&self) -> Option<String> {
+        self.progress.lock().ok().and_then(|p| p.watermark.clone())
+    }
+
+    fn advance(&self, watermark: Option<String>, full: bool, server: &str) {
+        if let Ok(mut p) = self.progress.lock() {
+            if watermark.is_some() {
+                p.watermark = watermark;
+            }
+            if full {
+                p.last_full = Some(Instant::now());
+            }
+        }
+        if let Ok(mut s) = self.status.lock() {
+            *s = SyncStatus {
+                synced_at: Some(SystemTime::now()),
+                server: Some(server.to_owned()),
+                from_snapshot: false,
+                last_error: None,
+            };
+        }
+    }
+
+    fn full_resync_due(&self) -> bool {
+        self.progress.lock().map_or(true, |p| {
+            p.watermark.is_none()
+                || p.last_full
+                    .is_none_or(|t| t.elapsed() >= self.config.full_resync_interval)
+        })
+    }
+
+    fn failed(&self, error: &DirectoryError) {
+        if let Ok(mut s) = self.status.lock() {
+            s.last_error = Some(error.to_string());
+        }
+    }
+
+    async fn save_snapshot(&self) {
+        let Some(path) = self.config.state_file.clone() else {
+            return;
+        };
+        let index = self.current();
+        let status = self.status();
+        let watermark = self.watermark();
+        let fingerprint = self.fingerprint.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let snapshot = SnapshotOut {
+                version: SNAPSHOT_VERSION,
+                fingerprint: &fingerprint,
+                written_at: unix_seconds(SystemTime::now()),
+                server: status.server.as_deref().unwrap_or(""),
+                watermark: watermark.as_deref(),
+                entries: index.all().iter().map(|e| &**e).collect(),
+            };
+            write_atomically(&path, &snapshot).map_err(|e| (path, e))
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err((path, e))) => tracing::warn!(
+                state_file = %path.display(), error = %e,
+                "cannot save the index; a restart during an outage would have nothing to answer from"
+            ),
+            Err(e) => tracing::warn!(error = %e, "saving the index failed"),
+        }
+    }
+
+    /// Loads the state file; returns its age.
+    async fn load_snapshot(&self, path: &Path) -> Result<Duration, String> {
+        let path = path.to_owned();
+        let phone = self.phone.clone();
+        let attrs = self.phone_attributes.clone();
+        let fingerprint = self.fingerprint.clone();
+        let loaded = tokio::task::spawn_blocking(move || read_snapshot(&path, &fingerprint))
+            .await
+            .map_err(|e| e.to_string())??;
+        let mut names = AttributeNames::default();
+        let keyed = loaded
+            .entries
+            .into_iter()
+            .map(|e| KeyedEntry::new(e.into_entry(&mut names), &attrs, &phone))
+            .collect();
+        self.index
+            .store(Arc::new(PhoneIndex::from_keyed(keyed, &attrs)));
+        let written = UNIX_EPOCH + Duration::from_secs(loaded.written_at);
+        if let Ok(mut p) = self.progress.lock() {
+            // Resync fully as soon as the directory is back: the snapshot may be old.
+            p.watermark = loaded.watermark;
+            p.last_full = None;
+        }
+        if let Ok(mut s) = self.status.lock() {
+            *s = SyncStatus {
+                synced_at: Some(written),
+                server: Some(loaded.server),
+                from_snapshot: true,
+                last_error: None,
+            };
+        }
+        Ok(SystemTime::now()
+            .duration_since(written)
+            .unwrap_or_default())
+    }
+}
+
+async fn join_batches(
+    jobs: Vec<tokio::task::JoinHandle<Vec<KeyedEntry>>>,
+) -> Result<Vec<KeyedEntry>, DirectoryError> {
+    let mut keyed = Vec::new();
+    for job in jobs {
+        keyed.extend(
+            job.await
+                .map_err(|e| DirectoryError::Unavailable(format!("normalising entries: {e}")))?,
+        );
+    }
+    Ok(keyed)
+}
+
+/// The poll loop: delta syncs every poll interval, full ones when due; after a failure,
+/// retries sooner with backoff, keeping the last good index.
+async fn follow(weak: Weak<SyncedIndex>, poll: Duration) {
+    let mut delay = poll;
+    let mut retry = FIRST_RETRY;
+    loop {
+        tokio::time::sleep(delay).await;
+        let Some(synced) = weak.upgrade() else { return };
+        let result = if synced.full_resync_due() {
+            synced.full_sync().await
+        } else {
+            synced.delta_sync().await
+        };
+        match result {
+            Ok(report) => {
+                if report.kind == "full" || report.read > 0 || report.removed > 0 {
+                    tracing::info!(
+                        kind = report.kind,
+                        read = report.read,
+                        removed = report.removed,
+                        entries = report.entries,
+                        numbers = report.numbers,
+                        ms = report.took.as_millis() as u64,
+                        "index synced"
+                    );
+                }
+                delay = poll;
+                retry = FIRST_RETRY;
+            }
+            Err(e) => {
+                synced.failed(&e);
+                let age = synced
+                    .status()
+                    .synced_at
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .unwrap_or_default();
+                tracing::error!(
+                    error = %e, stale_s = age.as_secs(), retry_s = retry.as_secs(),
+                    "sync failed; answering from the last good index"
+                );
+                delay = retry;
+                retry = (retry * 2).min(poll);
+            }
+        }
+    }
+}
+
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Writes `value` as JSON to a temporary file beside `path` (mode 0600), syncs it and renames
+/// it over `path`, so a crash never leaves half a file.
+fn write_atomically(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let tmp: PathBuf = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(&tmp)?;
+    let mut writer = std::io::BufWriter::new(file);
+    serde_json::to_writer(&mut writer, value)?;
+    writer.flush()?;
+    writer
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn read_snapshot(path: &Path, fingerprint: &str) -> Result<SnapshotIn, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let snapshot: SnapshotIn = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{} is not a saved index: {e}", path.display()))?;
+    if snapshot.version != SNAPSHOT_VERSION {
+        return Err(format!(
+            "{} has format version {}, this build reads {SNAPSHOT_VERSION}",
+            path.display(),
+            snapshot.version
+        ));
+    }
+    if snapshot.fingerprint != fingerprint {
+        return Err(format!(
+            "{} was saved for another directory configuration (base, filter or attributes \
+             changed)",
+            path.display()
+        ));
+    }
+    Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_are_written_atomically_and_privately() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.json");
+        write_atomically(&path, &serde_json::json!({"a": 1})).expect("write");
+        write_atomically(&path, &serde_json::json!({"a": 2})).expect("rewrite");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), r#"{"a":2}"#);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+    }
+
+    #[test]
+    fn foreign_or_broken_snapshots_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.json");
+        assert!(read_snapshot(&path, "f")
+            .expect_err("missing")
+            .contains("cannot read"));
+        std::fs::write(&path, "{not json").expect("write");
+        assert!(read_snapshot(&path, "f")
+            .expect_err("broken")
+            .contains("not a saved index"));
+        let other = r#"{"version":1,"fingerprint":"g","written_at":0,"server":"s","watermark":null,"entries":[]}"#;
+        std::fs::write(&path, other).expect("write");
+        assert!(read_snapshot(&path, "f")
+            .expect_err("foreign")
+            .contains("another directory"));
+        let newer = other.replace("\"version\":1", "\"version\":9");
+        std::fs::write(&path, newer).expect("write");
+        assert!(read_snapshot(&path, "g")
+            .expect_err("newer")
+            .contains("version 9"));
+    }
+}
