@@ -200,7 +200,9 @@ impl SyncedIndex {
     }
 
     /// Applies what changed since the watermark: eligible entries with numbers are added or
-    /// replaced, other changed entries are removed.
+    /// replaced, other changed entries are removed. The filter is `>=` the watermark, so the
+    /// entries stamped in the watermark's own second are read again: change attributes have
+    /// one-second resolution, and a strict `>` would miss a change made later in that second.
     pub async fn delta_sync(&self) -> Result<SyncReport, DirectoryError> {
         let Some(watermark) = self.watermark() else {
             return self.full_sync().await;
@@ -238,7 +240,11 @@ impl SyncedIndex {
             });
         }
         let current = self.current();
-        let removed = touched.len();
+        let removed = current
+            .all()
+            .iter()
+            .filter(|e| touched.contains(&e.dn().to_lowercase()))
+            .count();
         let next = current.apply(keyed, &touched);
         let report = self.install(next, "delta", upserts.count, removed, started);
         self.advance(watermark, false, &upserts.server);
@@ -345,9 +351,14 @@ impl SyncedIndex {
         })
     }
 
+    /// Records a failed sync. The next successful one is a full resync: whatever happened
+    /// during an outage of unknown length (deletions included) is then caught.
     fn failed(&self, error: &DirectoryError) {
         if let Ok(mut s) = self.status.lock() {
             s.last_error = Some(error.to_string());
+        }
+        if let Ok(mut p) = self.progress.lock() {
+            p.last_full = None;
         }
     }
 

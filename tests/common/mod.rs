@@ -228,6 +228,25 @@ phone_attributes = ["telephoneNumber", "mobile", "homePhone"]
         path
     }
 
+    /// Applies an LDIF change to the stopped server's database (slapmodify).
+    pub fn modify_offline(&self, ldif: &str) {
+        assert!(self.child.is_none(), "slapmodify needs slapd stopped");
+        let changes = self.path("offline.ldif");
+        std::fs::write(&changes, ldif).unwrap();
+        let out = Command::new(tool("slapmodify"))
+            .arg("-f")
+            .arg(self.path("slapd.conf"))
+            .arg("-l")
+            .arg(&changes)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "slapmodify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Applies an LDIF change with ldapmodify as the rootdn.
     pub fn modify(&self, ldif: &str) {
         let mut child = Command::new(tool("ldapmodify"))

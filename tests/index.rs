@@ -1,0 +1,289 @@
+//! Index mode against a real slapd: delta sync, full resync, outages under load, and restarts
+//! from the saved index while the directory is down.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{binary, client_for, free_port, terminate, Slapd};
+use popup_ldap::call::CallDetails;
+use popup_ldap::config::Config;
+use popup_ldap::directory::{Directory, SyncedIndex};
+use popup_ldap::lookup::Lookup;
+
+const DANA: &str = "דנה לוי";
+
+async fn lookup(slapd: &Slapd, extra: &str) -> Lookup {
+    let config = Config::parse(&slapd.config_text(extra), slapd.dir.path()).expect("config");
+    Lookup::from_config(&config).await.expect("lookup")
+}
+
+fn synced(lookup: &Lookup) -> &Arc<SyncedIndex> {
+    match lookup.directory() {
+        Directory::Synced(s) => s,
+        _ => panic!("not in index mode"),
+    }
+}
+
+async fn name(lookup: &Lookup, phone: &str) -> Option<String> {
+    let call = CallDetails {
+        phone: Some(phone.to_owned()),
+        ..CallDetails::default()
+    };
+    lookup
+        .answer(&call)
+        .await
+        .expect("answer")
+        .popup
+        .client_name
+}
+
+const NEWBIE: &str = "dn: uid=newbie,ou=people,dc=example,dc=com
+changetype: add
+objectClass: inetOrgPerson
+uid: newbie
+cn: New Person
+sn: Person
+telephoneNumber: 050-999 9999
+";
+
+#[tokio::test]
+async fn delta_sync_applies_additions_changes_and_removals() {
+    let slapd = Slapd::start();
+    let lookup = lookup(&slapd, "").await;
+    let sync = synced(&lookup);
+    assert_eq!(name(&lookup, "0509999999").await, None);
+    assert_eq!(name(&lookup, "035551234").await.as_deref(), Some("אבי כהן"));
+
+    slapd.modify(NEWBIE);
+    slapd.modify(
+        "dn: uid=avi,ou=people,dc=example,dc=com\nchangetype: modify\n\
+         replace: telephoneNumber\ntelephoneNumber: 03-555 9999\n",
+    );
+    // Lior's only number goes: his entry no longer qualifies and leaves the index.
+    slapd.modify("dn: uid=lior,ou=people,dc=example,dc=com\nchangetype: modify\ndelete: mobile\n");
+    let report = sync.delta_sync().await.expect("delta");
+    // Read: the two changed eligible entries, and those stamped in the watermark's second.
+    assert_eq!((report.kind, report.removed), ("delta", 1));
+    assert!(report.read >= 2, "{report:?}");
+
+    assert_eq!(
+        name(&lookup, "0509999999").await.as_deref(),
+        Some("New Person")
+    );
+    assert_eq!(name(&lookup, "035559999").await.as_deref(), Some("אבי כהן"));
+    assert_eq!(name(&lookup, "035551234").await, None);
+    let shared = lookup
+        .answer(&CallDetails {
+            phone: Some("0523334444".into()),
+            ..CallDetails::default()
+        })
+        .await
+        .expect("answer");
+    assert_eq!(shared.popup.total, 1, "only Shira still holds 052-3334444");
+}
+
+#[tokio::test]
+async fn deletions_are_seen_at_the_full_resync() {
+    let slapd = Slapd::start();
+    let lookup = lookup(&slapd, "").await;
+    let sync = synced(&lookup);
+    slapd.modify("dn: uid=dana,ou=people,dc=example,dc=com\nchangetype: delete\n");
+    sync.delta_sync().await.expect("delta");
+    // A deletion leaves no trace a change attribute could show.
+    assert_eq!(name(&lookup, "0722776772").await.as_deref(), Some(DANA));
+    let report = sync.full_sync().await.expect("full");
+    assert_eq!(report.kind, "full");
+    assert_eq!(name(&lookup, "0722776772").await, None);
+}
+
+#[tokio::test]
+async fn a_change_shows_up_within_one_poll_interval() {
+    let slapd = Slapd::start();
+    let config = Config::parse(
+        &slapd.config_text("[index]\npoll_interval_s = 1"),
+        slapd.dir.path(),
+    )
+    .expect("config");
+    let app = popup_ldap::http::App::from_config(&config)
+        .await
+        .expect("app");
+    slapd.modify(NEWBIE);
+    let changed = Instant::now();
+    while name(&app.lookup, "0509999999").await.is_none() {
+        assert!(
+            changed.elapsed() < Duration::from_secs(5),
+            "the addition did not show up within a poll interval (1 s) and a margin"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_first_sync_that_fails_names_the_cause() {
+    let slapd = Slapd::start();
+    let text = slapd.config_text("").replace("/ca.pem", "/other-ca.pem");
+    let config = Config::parse(&text, slapd.dir.path()).expect("config");
+    let err = Lookup::from_config(&config).await.err().expect("must fail");
+    let message = err.to_string();
+    assert!(message.contains("first sync failed"), "{message}");
+    assert!(message.contains("invalid peer certificate"), "{message}");
+    assert!(message.contains("no index.state_file"), "{message}");
+}
+
+/// Sends `total` requests for indexed numbers from 4 threads; returns the answers that were
+/// not a 200 with the expected match.
+fn load(addr: SocketAddr, total: usize) -> Vec<String> {
+    let sent = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let sent = sent.clone();
+            std::thread::spawn(move || {
+                let mut bad = Vec::new();
+                while sent.fetch_add(1, Ordering::Relaxed) < total {
+                    let (status, body) = common::http(
+                        addr,
+                        "GET /popup?phone=0722776772&statusCall=Ringing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    );
+                    if status != 200 || !body.contains(DANA) {
+                        bad.push(format!("{status} {body}"));
+                    }
+                }
+                bad
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("load thread"))
+        .collect()
+}
+
+#[test]
+fn an_outage_under_load_fails_no_popup_and_recovery_resyncs() {
+    let mut slapd = Slapd::start();
+    let port = free_port();
+    let config = slapd.config_file(
+        "popup.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
+            slapd.config_text(
+                "[index]\npoll_interval_s = 1\n[rate_limit]\nenabled = false\n[log]\nlevel = \"warn\""
+            )
+        ),
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut child = binary()
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let client = client_for(&mut child, addr);
+
+    // The load outlasts at least one failed poll (every second) after slapd stops.
+    let started = Instant::now();
+    let load_thread = std::thread::spawn(move || load(addr, 10_000));
+    std::thread::sleep(Duration::from_millis(300));
+    slapd.stop();
+    // Changed while the directory was down, straight in its database.
+    slapd.modify_offline(
+        "dn: uid=avi,ou=people,dc=example,dc=com\nchangetype: modify\n\
+         replace: telephoneNumber\ntelephoneNumber: 03-555 9999\n",
+    );
+    let bad = load_thread.join().expect("load");
+    assert!(
+        bad.is_empty(),
+        "{} failed popups, first: {}",
+        bad.len(),
+        bad[0]
+    );
+    assert!(
+        started.elapsed() > Duration::from_millis(1500),
+        "the load ended before a poll could fail: {:?}",
+        started.elapsed()
+    );
+
+    slapd.restart();
+    let restarted = Instant::now();
+    loop {
+        let (status, body) = client.get("/popup?phone=035559999");
+        assert_eq!(status, 200, "{body}");
+        if body.contains("אבי כהן") {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(10),
+            "the change made during the outage never showed up: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_restart_during_an_outage_answers_from_the_saved_index() {
+    let mut slapd = Slapd::start();
+    let port = free_port();
+    let state = slapd.path("state/index.json");
+    std::fs::create_dir(slapd.path("state")).expect("mkdir");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
+        slapd.config_text(&format!("[index]\nstate_file = \"{}\"", state.display()))
+    );
+    let config = slapd.config_file("popup.toml", &text);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let serve = || {
+        binary()
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+
+    let mut first = serve();
+    client_for(&mut first, addr);
+    terminate(&first);
+    assert!(first.wait().expect("wait").success());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&state)
+            .expect("state file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the saved index holds personal data");
+    }
+
+    slapd.stop();
+    let mut second = serve();
+    let client = client_for(&mut second, addr);
+    for &(caller, expected) in common::FORMATS {
+        let (status, body) = client.get(&format!(
+            "/popup?phone={}",
+            caller.replace('+', "%2B").replace(' ', "%20")
+        ));
+        assert_eq!(status, 200, "{caller}: {body}");
+        assert!(body.contains(expected), "{caller}: {body}");
+    }
+    terminate(&second);
+    let out = second.wait_with_output().expect("output");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("answering from the saved index"), "{log}");
+
+    // Without the saved index, a directory that is down is a clear startup error.
+    std::fs::remove_file(&state).expect("remove");
+    let out = serve().wait_with_output().expect("output");
+    assert_eq!(out.status.code(), Some(69));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("the first sync failed"), "{log}");
+    assert!(log.contains("cannot read"), "{log}");
+}
