@@ -122,7 +122,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             if let Some(listen) = listen {
                 config.server.listen = listen;
             }
-            crate::logging::init(&config.log.level);
+            let _log = crate::logging::init(&config.log.level);
             if cli.config.is_none() {
                 tracing::warn!("no --config given: serving the built-in demo directory");
             }

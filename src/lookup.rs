@@ -146,13 +146,15 @@ impl Lookup {
                 None => trace.rejected.push(entry),
             }
         }
-        trace.matches.sort_by(|a, b| {
-            (a.rank, a.entry.dn().to_lowercase()).cmp(&(b.rank, b.entry.dn().to_lowercase()))
-        });
-        let mut seen = HashSet::new();
-        trace
-            .matches
-            .retain(|m| seen.insert(m.entry.dn().to_lowercase()));
+        if trace.matches.len() > 1 {
+            trace
+                .matches
+                .sort_by_cached_key(|m| (m.rank, m.entry.dn().to_lowercase()));
+            let mut seen = HashSet::new();
+            trace
+                .matches
+                .retain(|m| seen.insert(m.entry.dn().to_lowercase()));
+        }
         let popup = match trace.matches.first() {
             None => self.unknown(call, Some(&number)),
             Some(best) => {

@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use phonenumber::country::Id as Region;
-use phonenumber::Mode;
+use phonenumber::metadata::DATABASE;
 
 /// Longest caller value accepted, in characters; anything longer is not a phone number.
 pub const MAX_CALLER_CHARS: usize = 32;
@@ -179,7 +179,7 @@ impl PhoneNormalizer {
         let mut keys = Vec::new();
         for piece in split_numbers(value) {
             if let Some((plus, digits)) = number_digits(&piece) {
-                let key = self.number(plus, &digits).key;
+                let key = self.key(plus, &digits);
                 if !keys.contains(&key) {
                     keys.push(key);
                 }
@@ -188,6 +188,18 @@ impl PhoneNormalizer {
         keys
     }
 
+    /// The key alone (what stored values need): parsing without any formatting.
+    fn key(&self, plus: bool, digits: &str) -> PhoneKey {
+        if !plus && digits.len() <= self.max_extension_digits {
+            return PhoneKey::Extension(digits.to_owned());
+        }
+        match self.parse(plus, digits) {
+            Some(n) => PhoneKey::E164(e164(&n)),
+            None => PhoneKey::Digits(digits.to_owned()),
+        }
+    }
+
+    /// The key and the forms a filter template may use.
     fn number(&self, plus: bool, digits: &str) -> CallerNumber {
         if !plus && digits.len() <= self.max_extension_digits {
             return CallerNumber {
@@ -195,53 +207,65 @@ impl PhoneNormalizer {
                 forms: NumberForms::same(digits),
             };
         }
-        let text = if plus {
-            format!("+{digits}")
-        } else {
-            digits.to_owned()
-        };
-        match phonenumber::parse(Some(self.region), &text) {
-            Ok(n) => {
-                let e164 = n.format().mode(Mode::E164).to_string();
-                let national: String = n
-                    .format()
-                    .mode(Mode::National)
-                    .to_string()
-                    .chars()
-                    .filter(char::is_ascii_digit)
-                    .collect();
-                let significant = format!(
-                    "{}{}",
-                    "0".repeat(usize::from(n.national().zeros())),
-                    n.national().value()
-                );
-                CallerNumber {
-                    forms: NumberForms {
-                        digits: e164.trim_start_matches('+').to_owned(),
-                        e164: e164.clone(),
-                        national,
-                        significant,
-                    },
-                    key: PhoneKey::E164(e164),
-                }
-            }
-            Err(_) => CallerNumber {
+        let Some(n) = self.parse(plus, digits) else {
+            return CallerNumber {
                 key: PhoneKey::Digits(digits.to_owned()),
                 forms: NumberForms::same(digits),
+            };
+        };
+        let significant = significant(&n);
+        let e164 = format!("+{}{significant}", n.code().value());
+        // The national dialling form is the trunk prefix (0 in Israel) and the significant
+        // number: computed rather than formatted, which costs a regex per call.
+        let trunk = n
+            .metadata(&DATABASE)
+            .and_then(|m| m.national_prefix())
+            .unwrap_or("");
+        CallerNumber {
+            forms: NumberForms {
+                digits: e164[1..].to_owned(),
+                national: format!("{trunk}{significant}"),
+                significant,
+                e164: e164.clone(),
             },
+            key: PhoneKey::E164(e164),
         }
     }
+
+    fn parse(&self, plus: bool, digits: &str) -> Option<phonenumber::PhoneNumber> {
+        let text;
+        let input = if plus {
+            text = format!("+{digits}");
+            text.as_str()
+        } else {
+            digits
+        };
+        phonenumber::parse(Some(self.region), input).ok()
+    }
+}
+
+/// The national significant number, with the leading zeros some countries keep (Italy).
+fn significant(n: &phonenumber::PhoneNumber) -> String {
+    let zeros = usize::from(n.national().zeros());
+    format!("{}{}", "0".repeat(zeros), n.national().value())
+}
+
+/// E.164 without the formatter: `+`, country code, significant number.
+fn e164(n: &phonenumber::PhoneNumber) -> String {
+    format!("+{}{}", n.code().value(), significant(n))
 }
 
 /// Splits a stored value that may hold several numbers (`09-7654321 / 09-7654322`).
 fn split_numbers(value: &str) -> Vec<String> {
     // `(0)` is a national trunk prefix written after a country code: `+972 (0)3 ...`.
-    value
-        .to_lowercase()
-        .replace("(0)", " ")
-        .replace(" or ", "/")
-        .replace(" או ", "/")
-        .split(['/', ',', ';', '|', '\n', '\r', '\\'])
+    let mut text = value.replace("(0)", " ");
+    if text.chars().any(char::is_alphabetic) {
+        text = text
+            .to_lowercase()
+            .replace(" or ", "/")
+            .replace(" או ", "/");
+    }
+    text.split(['/', ',', ';', '|', '\n', '\r', '\\'])
         .map(str::to_owned)
         .collect()
 }

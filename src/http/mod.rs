@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use futures_util::{Stream, StreamExt};
-use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use warp::http::{header, HeaderValue, Method, StatusCode};
 use warp::path::FullPath;
 use warp::reply::Response;
 use warp::Filter;
@@ -69,7 +69,8 @@ pub fn routes(
         .and(warp::method())
         .and(warp::path::full())
         .and(query)
-        .and(warp::header::headers_cloned())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<usize>("content-length"))
         .and(warp::addr::remote())
         .and(warp::body::stream())
         .then(handle)
@@ -105,7 +106,8 @@ async fn handle<S, B>(
     method: Method,
     path: FullPath,
     query: String,
-    headers: HeaderMap,
+    content_type: Option<String>,
+    content_length: Option<usize>,
     remote: Option<SocketAddr>,
     body: S,
 ) -> Response
@@ -142,7 +144,11 @@ where
             return r;
         }
     }
-    let call = match read_call(&app, &method, &query, &headers, body).await {
+    let headers = BodyHeaders {
+        content_type: content_type.as_deref(),
+        content_length,
+    };
+    let call = match read_call(&app, &method, &query, headers, body).await {
         Ok(call) => call,
         Err(e) => {
             let status = match e {
@@ -203,11 +209,18 @@ where
     }
 }
 
+/// The request headers that say what the body is.
+#[derive(Clone, Copy)]
+struct BodyHeaders<'a> {
+    content_type: Option<&'a str>,
+    content_length: Option<usize>,
+}
+
 async fn read_call<S, B>(
     app: &App,
     method: &Method,
     query: &str,
-    headers: &HeaderMap,
+    headers: BodyHeaders<'_>,
     body: S,
 ) -> Result<CallDetails, RequestError>
 where
@@ -218,18 +231,14 @@ where
     if method == Method::GET {
         return Ok(from_query);
     }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > app.max_body_bytes) {
+    if headers
+        .content_length
+        .is_some_and(|n| n > app.max_body_bytes)
+    {
         return Err(RequestError::TooLarge(app.max_body_bytes));
     }
     let body = read_body(body, app.max_body_bytes).await?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    request::from_body(content_type, &body, from_query)
+    request::from_body(headers.content_type, &body, from_query)
 }
 
 async fn read_body<S, B>(body: S, limit: usize) -> Result<BytesMut, RequestError>
