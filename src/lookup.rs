@@ -175,7 +175,7 @@ impl Lookup {
     }
 
     /// The first phone attribute (in priority order) and value of `entry` that hold `key`.
-    fn verify(&self, entry: &Entry, key: &PhoneKey) -> Option<(usize, String, String)> {
+    fn verify(&self, entry: &Entry, key: &PhoneKey) -> Option<(usize, Arc<str>, String)> {
         self.phone_attributes
             .iter()
             .enumerate()
@@ -183,7 +183,7 @@ impl Lookup {
                 entry
                     .values(attr)
                     .find(|v| self.phone.stored(v).contains(key))
-                    .map(|v| (rank, attr.clone(), v.to_owned()))
+                    .map(|v| (rank, Arc::from(attr.as_str()), v.to_owned()))
             })
     }
 
@@ -282,7 +282,7 @@ ipPhone: 1234
         );
         let order: Vec<_> = a.trace.matches.iter().map(|m| m.entry.dn()).collect();
         assert_eq!(order, ["uid=amy,dc=x", "uid=bob,dc=x", "uid=zed,dc=x"]);
-        assert_eq!(a.trace.matches[2].attribute, "mobile");
+        assert_eq!(&*a.trace.matches[2].attribute, "mobile");
     }
 
     #[tokio::test]

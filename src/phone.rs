@@ -7,6 +7,9 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use rustc_hash::FxHashMap;
 
 use phonenumber::country::Id as Region;
 use phonenumber::metadata::DATABASE;
@@ -128,11 +131,26 @@ pub enum CallerError {
 #[error("{0:?} is not a known ISO 3166 region code (such as IL, US, GB)")]
 pub struct UnknownRegion(pub String);
 
+/// Caller numbers remembered with what they parse to. Voicenter sends every phase of a call
+/// (ringing, answer, hang-up) with the same number, and parsing costs more than the rest of a
+/// lookup. When full, the memo starts again empty.
+const CALLER_MEMO: usize = 4096;
+
 /// Turns caller values and stored values into [`PhoneKey`]s under one set of rules.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PhoneNormalizer {
     region: Region,
     max_extension_digits: usize,
+    memo: Arc<Mutex<FxHashMap<String, CallerNumber>>>,
+}
+
+impl fmt::Debug for PhoneNormalizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PhoneNormalizer")
+            .field("region", &self.region)
+            .field("max_extension_digits", &self.max_extension_digits)
+            .finish()
+    }
 }
 
 impl PhoneNormalizer {
@@ -144,6 +162,7 @@ impl PhoneNormalizer {
         Ok(PhoneNormalizer {
             region,
             max_extension_digits,
+            memo: Arc::default(),
         })
     }
 
@@ -169,8 +188,28 @@ impl PhoneNormalizer {
         if digits.is_empty() {
             return Err(CallerError::NoDigits);
         }
-        let plus = value.starts_with('+');
-        Ok(Caller::Number(self.number(plus, &digits)))
+        if value.starts_with('+') {
+            digits.insert(0, '+');
+        }
+        Ok(Caller::Number(self.remembered(digits)))
+    }
+
+    /// `number` for `+digits` or `digits`, through the memo.
+    fn remembered(&self, text: String) -> CallerNumber {
+        if let Some(known) = self.memo.lock().ok().and_then(|m| m.get(&text).cloned()) {
+            return known;
+        }
+        let number = match text.strip_prefix('+') {
+            Some(digits) => self.number(true, digits),
+            None => self.number(false, &text),
+        };
+        if let Ok(mut memo) = self.memo.lock() {
+            if memo.len() >= CALLER_MEMO {
+                memo.clear();
+            }
+            memo.insert(text, number.clone());
+        }
+        number
     }
 
     /// Every number a stored directory value holds, in any human format: separators, brackets,
@@ -432,6 +471,18 @@ mod tests {
         assert!(il().stored("").is_empty());
         assert!(il().stored("n/a").is_empty());
         assert!(il().stored("ask reception").is_empty());
+    }
+
+    #[test]
+    fn remembered_callers_parse_the_same() {
+        let p = il();
+        let first = p.caller("0722776772").expect("number");
+        for _ in 0..3 {
+            assert_eq!(p.caller("0722776772").expect("number"), first);
+        }
+        // The memo tells `+1234` (not an extension) from `1234` (one).
+        assert_eq!(caller_key("1234"), PhoneKey::Extension("1234".into()));
+        assert_ne!(caller_key("+1234"), caller_key("1234"));
     }
 
     #[test]

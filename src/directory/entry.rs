@@ -1,7 +1,7 @@
 //! A directory entry held compactly: its DN and every value in one text buffer, with a small
 //! table of (attribute, span). An index of 100,000 entries stays a few tens of megabytes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -9,18 +9,29 @@ use serde::{Deserialize, Serialize, Serializer};
 
 /// Attribute names shared by all entries of one load, lower-cased.
 #[derive(Debug, Default)]
-pub struct AttributeNames(HashSet<Arc<str>>);
+pub struct AttributeNames {
+    shared: HashSet<Arc<str>>,
+    /// Names as the server spelt them, for lookups that allocate nothing.
+    spelt: HashMap<Box<str>, Arc<str>>,
+}
 
 impl AttributeNames {
     /// The shared, lower-cased form of `name`.
     pub fn get(&mut self, name: &str) -> Arc<str> {
-        let lower = name.to_ascii_lowercase();
-        if let Some(found) = self.0.get(lower.as_str()) {
+        if let Some(found) = self.spelt.get(name) {
             return found.clone();
         }
-        let name: Arc<str> = Arc::from(lower);
-        self.0.insert(name.clone());
-        name
+        let lower = name.to_ascii_lowercase();
+        let shared = match self.shared.get(lower.as_str()) {
+            Some(found) => found.clone(),
+            None => {
+                let new: Arc<str> = Arc::from(lower);
+                self.shared.insert(new.clone());
+                new
+            }
+        };
+        self.spelt.insert(name.into(), shared.clone());
+        shared
     }
 }
 
@@ -96,6 +107,21 @@ impl Entry {
             .iter()
             .filter(move |f| &*f.name == name)
             .map(move |f| self.span(f))
+    }
+
+    /// The values of an attribute with their field positions (see [`Entry::field`]).
+    pub fn positions<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (usize, &'a str)> + 'a {
+        self.fields
+            .iter()
+            .enumerate()
+            .filter(move |(_, f)| &*f.name == name)
+            .map(move |(i, f)| (i, self.span(f)))
+    }
+
+    /// The attribute name (shared) and value at a field position.
+    pub fn field(&self, position: usize) -> Option<(&Arc<str>, &str)> {
+        let f = self.fields.get(position)?;
+        Some((&f.name, self.span(f)))
     }
 
     /// The first value of an attribute that is not blank.
@@ -188,7 +214,9 @@ mod tests {
         let mut names = AttributeNames::default();
         let a = Entry::build("a", [("cn", vec!["1"])], &mut names);
         let b = Entry::build("b", [("CN", vec!["2"])], &mut names);
+        let c = Entry::build("c", [("cn", vec!["3"])], &mut names);
         assert!(Arc::ptr_eq(&a.fields[0].name, &b.fields[0].name));
+        assert!(Arc::ptr_eq(&a.fields[0].name, &c.fields[0].name));
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! An immutable in-memory index from normalised number to the entries holding it, with the
 //! attribute and value that hold it: looking a number up parses nothing stored.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use std::collections::hash_map::Entry as Slot;
 
 use super::{Entry, Match};
 use crate::phone::{PhoneKey, PhoneNormalizer};
@@ -13,16 +16,47 @@ struct Hit {
     entry: u32,
     /// Position of the attribute in `phone_attributes`.
     rank: u16,
-    /// Position of the value among that attribute's values.
-    value: u16,
+    /// Position of the value among the entry's fields.
+    field: u16,
+}
+
+/// The hits of one number: nearly always one, kept inline.
+#[derive(Clone, Debug)]
+enum Hits {
+    One(Hit),
+    Many(Vec<Hit>),
+}
+
+impl Hits {
+    fn push(&mut self, hit: Hit) {
+        match self {
+            Hits::One(first) => *self = Hits::Many(vec![*first, hit]),
+            Hits::Many(all) => all.push(hit),
+        }
+    }
+
+    fn as_slice(&self) -> &[Hit] {
+        match self {
+            Hits::One(hit) => std::slice::from_ref(hit),
+            Hits::Many(all) => all,
+        }
+    }
+
+    fn from_vec(mut hits: Vec<Hit>) -> Option<Self> {
+        match hits.len() {
+            0 => None,
+            1 => hits.pop().map(Hits::One),
+            _ => Some(Hits::Many(hits)),
+        }
+    }
 }
 
 /// Entries by normalised number; built once, then only read (swap in a new one to change it).
+/// Its keys come from the directory, not from callers, so a fast non-keyed hash is safe.
 #[derive(Debug, Default)]
 pub struct PhoneIndex {
     entries: Vec<Arc<Entry>>,
-    by_number: HashMap<PhoneKey, Vec<Hit>>,
-    phone_attributes: Vec<String>,
+    by_number: FxHashMap<PhoneKey, Hits>,
 }
 
 impl PhoneIndex {
@@ -36,16 +70,16 @@ impl PhoneIndex {
             .into_iter()
             .map(|e| KeyedEntry::new(e, phone_attributes, phone))
             .collect();
-        Self::from_keyed(keyed, phone_attributes)
+        Self::from_keyed(keyed)
     }
 
     /// Indexes entries whose numbers are already normalised (see [`KeyedEntry`]).
-    pub fn from_keyed(entries: Vec<KeyedEntry>, phone_attributes: &[String]) -> Self {
+    pub fn from_keyed(entries: Vec<KeyedEntry>) -> Self {
         let mut index = PhoneIndex {
             entries: Vec::with_capacity(entries.len()),
-            by_number: HashMap::with_capacity(entries.len() * 3 / 2),
-            phone_attributes: phone_attributes.to_vec(),
+            by_number: FxHashMap::default(),
         };
+        index.by_number.reserve(entries.len() * 3 / 2);
         index.extend(entries);
         index
     }
@@ -55,12 +89,18 @@ impl PhoneIndex {
             let Ok(id) = u32::try_from(self.entries.len()) else {
                 break;
             };
-            for (key, rank, value) in keyed.keys {
-                self.by_number.entry(key).or_default().push(Hit {
+            for (key, rank, field) in keyed.keys {
+                let hit = Hit {
                     entry: id,
                     rank,
-                    value,
-                });
+                    field,
+                };
+                match self.by_number.entry(key) {
+                    Slot::Occupied(mut hits) => hits.get_mut().push(hit),
+                    Slot::Vacant(slot) => {
+                        slot.insert(Hits::One(hit));
+                    }
+                }
             }
             self.entries.push(keyed.entry);
         }
@@ -82,24 +122,22 @@ impl PhoneIndex {
                 entries.push(entry.clone());
             }
         }
-        let mut by_number = HashMap::with_capacity(self.by_number.len());
+        let mut by_number = FxHashMap::default();
+        by_number.reserve(self.by_number.len());
         for (key, hits) in &self.by_number {
             let kept: Vec<Hit> = hits
+                .as_slice()
                 .iter()
                 .filter_map(|h| {
                     let entry = renumber.get(h.entry as usize).copied().flatten()?;
                     Some(Hit { entry, ..*h })
                 })
                 .collect();
-            if !kept.is_empty() {
+            if let Some(kept) = Hits::from_vec(kept) {
                 by_number.insert(key.clone(), kept);
             }
         }
-        let mut index = PhoneIndex {
-            entries,
-            by_number,
-            phone_attributes: self.phone_attributes.clone(),
-        };
+        let mut index = PhoneIndex { entries, by_number };
         index.extend(upsert);
         index
     }
@@ -109,11 +147,11 @@ impl PhoneIndex {
         let Some(hits) = self.by_number.get(key) else {
             return Vec::new();
         };
-        hits.iter()
+        hits.as_slice()
+            .iter()
             .filter_map(|h| {
                 let entry = self.entries.get(h.entry as usize)?;
-                let attribute = self.phone_attributes.get(usize::from(h.rank))?;
-                let value = entry.values(attribute).nth(usize::from(h.value))?;
+                let (attribute, value) = entry.field(usize::from(h.field))?;
                 Some(Match {
                     attribute: attribute.clone(),
                     value: value.to_owned(),
@@ -153,14 +191,13 @@ impl KeyedEntry {
     pub fn new(entry: Entry, phone_attributes: &[String], phone: &PhoneNormalizer) -> Self {
         let mut keys: Vec<(PhoneKey, u16, u16)> = Vec::new();
         for (rank, attr) in phone_attributes.iter().enumerate() {
-            for (value_pos, value) in entry.values(attr).enumerate() {
-                let (Ok(rank), Ok(value_pos)) = (u16::try_from(rank), u16::try_from(value_pos))
-                else {
+            for (field, value) in entry.positions(attr) {
+                let (Ok(rank), Ok(field)) = (u16::try_from(rank), u16::try_from(field)) else {
                     continue;
                 };
                 for key in phone.stored(value) {
                     if !keys.iter().any(|(k, _, _)| *k == key) {
-                        keys.push((key, rank, value_pos));
+                        keys.push((key, rank, field));
                     }
                 }
             }

@@ -97,7 +97,7 @@ pub struct Match {
     /// The entry.
     pub entry: Arc<Entry>,
     /// The phone attribute that holds the number (lower-cased).
-    pub attribute: String,
+    pub attribute: Arc<str>,
     /// The stored value that holds it, as written in the directory.
     pub value: String,
     /// The attribute's position in `phone_attributes`: lower is preferred.

@@ -190,9 +190,9 @@ impl SyncedIndex {
     /// Reads everything again and swaps in a new index.
     pub async fn full_sync(&self) -> Result<SyncReport, DirectoryError> {
         let started = Instant::now();
-        let (batches, fetched) = self.fetch(&self.eligible).await?;
-        let keyed = join_batches(batches).await?;
-        let index = PhoneIndex::from_keyed(keyed, &self.phone_attributes);
+        let (normaliser, fetched) = self.fetch(&self.eligible).await?;
+        let keyed = normaliser.finish().await?;
+        let index = PhoneIndex::from_keyed(keyed);
         let report = self.install(index, "full", fetched.count, 0, started);
         self.advance(fetched.watermark, true, &fetched.server);
         self.save_snapshot().await;
@@ -210,7 +210,7 @@ impl SyncedIndex {
         let started = Instant::now();
         let attr = &self.config.change_attribute;
         let changed = format!("({attr}>={})", ldap3::ldap_escape(&watermark));
-        let (batches, upserts) = self
+        let (normaliser, upserts) = self
             .fetch(&format!("(&{}{changed})", self.eligible))
             .await?;
         let mut touched: HashSet<String> = HashSet::new();
@@ -219,7 +219,7 @@ impl SyncedIndex {
                 touched.extend(batch.iter().map(|e| e.dn().to_lowercase()))
             })
             .await?;
-        let keyed = join_batches(batches).await?;
+        let keyed = normaliser.finish().await?;
         for k in &keyed {
             touched.remove(&k.dn_lowercase());
         }
@@ -252,34 +252,18 @@ impl SyncedIndex {
         Ok(report)
     }
 
-    /// Runs a paged search; each batch is normalised on the blocking pool while the next
-    /// pages arrive.
+    /// Runs a paged search; the batches are normalised on one thread of their own while the
+    /// next pages arrive. (One thread, not the blocking pool: the phone parser's regexes are
+    /// shared, and threads contending for them cost more than they add on small machines.)
     async fn fetch(
         &self,
         filter: &str,
-    ) -> Result<
-        (
-            Vec<tokio::task::JoinHandle<Vec<KeyedEntry>>>,
-            super::ldap::Fetched,
-        ),
-        DirectoryError,
-    > {
-        let mut jobs = Vec::new();
-        let phone = self.phone.clone();
-        let attrs = self.phone_attributes.clone();
+    ) -> Result<(Normaliser, super::ldap::Fetched), DirectoryError> {
+        let normaliser = Normaliser::start(self.phone.clone(), self.phone_attributes.clone())?;
         let fetched = self
-            .fetch_with(filter, |batch| {
-                let (phone, attrs) = (phone.clone(), attrs.clone());
-                jobs.push(tokio::task::spawn_blocking(move || {
-                    batch
-                        .into_iter()
-                        .map(|e| KeyedEntry::new(e, &attrs, &phone))
-                        .filter(KeyedEntry::has_numbers)
-                        .collect()
-                }));
-            })
+            .fetch_with(filter, |batch| normaliser.send(batch))
             .await?;
-        Ok((jobs, fetched))
+        Ok((normaliser, fetched))
     }
 
     async fn fetch_with(
@@ -407,8 +391,7 @@ impl SyncedIndex {
             .into_iter()
             .map(|e| KeyedEntry::new(e.into_entry(&mut names), &attrs, &phone))
             .collect();
-        self.index
-            .store(Arc::new(PhoneIndex::from_keyed(keyed, &attrs)));
+        self.index.store(Arc::new(PhoneIndex::from_keyed(keyed)));
         let written = UNIX_EPOCH + Duration::from_secs(loaded.written_at);
         if let Ok(mut p) = self.progress.lock() {
             // Resync fully as soon as the directory is back: the snapshot may be old.
@@ -429,17 +412,42 @@ impl SyncedIndex {
     }
 }
 
-async fn join_batches(
-    jobs: Vec<tokio::task::JoinHandle<Vec<KeyedEntry>>>,
-) -> Result<Vec<KeyedEntry>, DirectoryError> {
-    let mut keyed = Vec::new();
-    for job in jobs {
-        keyed.extend(
-            job.await
-                .map_err(|e| DirectoryError::Unavailable(format!("normalising entries: {e}")))?,
-        );
+/// Normalises batches of entries on a thread of its own.
+struct Normaliser {
+    batches: std::sync::mpsc::Sender<Vec<Entry>>,
+    done: tokio::sync::oneshot::Receiver<Vec<KeyedEntry>>,
+}
+
+impl Normaliser {
+    fn start(phone: PhoneNormalizer, attrs: Vec<String>) -> Result<Self, DirectoryError> {
+        let (batches, incoming) = std::sync::mpsc::channel::<Vec<Entry>>();
+        let (finished, done) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("popup-ldap-sync".into())
+            .spawn(move || {
+                let keyed: Vec<KeyedEntry> = incoming
+                    .iter()
+                    .flatten()
+                    .map(|e| KeyedEntry::new(e, &attrs, &phone))
+                    .filter(KeyedEntry::has_numbers)
+                    .collect();
+                let _ = finished.send(keyed);
+            })
+            .map_err(|e| DirectoryError::Unavailable(format!("cannot start a sync thread: {e}")))?;
+        Ok(Normaliser { batches, done })
     }
-    Ok(keyed)
+
+    fn send(&self, batch: Vec<Entry>) {
+        // The thread only ends when this sender is dropped.
+        let _ = self.batches.send(batch);
+    }
+
+    async fn finish(self) -> Result<Vec<KeyedEntry>, DirectoryError> {
+        drop(self.batches);
+        self.done
+            .await
+            .map_err(|_| DirectoryError::Unavailable("the sync thread failed".to_owned()))
+    }
 }
 
 /// The poll loop: delta syncs every poll interval, full ones when due; after a failure,

@@ -64,14 +64,25 @@ pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    warp::any()
-        .map(move || app.clone())
-        .and(warp::method())
+    let parts = warp::method()
         .and(warp::path::full())
         .and(query)
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<usize>("content-length"))
         .and(warp::addr::remote())
+        .map(
+            |method, path: FullPath, query, content_type, content_length, remote| RawRequest {
+                method,
+                path: path.as_str().to_owned(),
+                query,
+                content_type,
+                content_length,
+                remote,
+            },
+        );
+    warp::any()
+        .map(move || app.clone())
+        .and(parts)
         .and(warp::body::stream())
         .then(handle)
         .recover(reply::recover)
@@ -101,22 +112,31 @@ pub fn serve(
     warp::serve(routes(app)).try_bind_with_graceful_shutdown(listen, shutdown)
 }
 
-async fn handle<S, B>(
-    app: Arc<App>,
+/// Everything about a request but its body.
+struct RawRequest {
     method: Method,
-    path: FullPath,
+    path: String,
     query: String,
     content_type: Option<String>,
     content_length: Option<usize>,
     remote: Option<SocketAddr>,
-    body: S,
-) -> Response
+}
+
+async fn handle<S, B>(app: Arc<App>, request: RawRequest, body: S) -> Response
 where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
 {
     let started = Instant::now();
-    if path.as_str() != app.path {
+    let RawRequest {
+        method,
+        path,
+        query,
+        content_type,
+        content_length,
+        remote,
+    } = request;
+    if path != app.path {
         return reply::error(StatusCode::NOT_FOUND, "not found");
     }
     if method != Method::GET && method != Method::POST {
@@ -160,7 +180,7 @@ where
         }
     };
     let result = app.lookup.answer(&call).await;
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let us = started.elapsed().as_micros() as u64;
     let phone = call
         .phone
         .as_deref()
@@ -175,10 +195,10 @@ where
                 (false, _) => "match",
             };
             tracing::info!(
-                %client, ivrid, state, phone = phone.as_deref().unwrap_or("-"), outcome,
+                %client, %ivrid, %state, phone = %phone.as_deref().unwrap_or("-"), %outcome,
                 total = answer.popup.total,
-                server = answer.trace.server.as_deref().unwrap_or("-"),
-                ms = format_args!("{elapsed_ms:.2}"),
+                server = %answer.trace.server.as_deref().unwrap_or("-"),
+                us,
                 "popup"
             );
             reply::popup(&answer.popup)
@@ -195,8 +215,8 @@ where
                 _ => "request",
             };
             tracing::warn!(
-                %client, ivrid, state, phone = phone.as_deref().unwrap_or("-"), outcome, kind,
-                error = %e, ms = format_args!("{elapsed_ms:.2}"), "popup"
+                %client, %ivrid, %state, phone = %phone.as_deref().unwrap_or("-"), %outcome,
+                %kind, error = %e, us, "popup"
             );
             let message = if e.is_bad_request() {
                 e.to_string()
