@@ -107,13 +107,11 @@ impl Lookup {
     pub async fn answer(&self, call: &CallDetails) -> Result<Answer, LookupError> {
         let phone = call.phone.as_deref().ok_or(LookupError::MissingPhone)?;
         let caller = self.phone.caller(phone)?;
-        let mut trace = Trace {
-            caller: Some(caller.clone()),
-            ..Trace::default()
-        };
+        let mut trace = Trace::default();
         if let (Some(states), Some(state)) = (&self.states, call.canonical_state()) {
             if !states.contains(&state) {
                 trace.skipped_state = Some(state);
+                trace.caller = Some(caller);
                 return Ok(Answer {
                     popup: PopupAnswer::default(),
                     trace,
@@ -122,10 +120,11 @@ impl Lookup {
         }
         let number = match caller {
             Caller::Withheld => {
+                trace.caller = Some(Caller::Withheld);
                 return Ok(Answer {
                     popup: self.unknown(call, None),
                     trace,
-                })
+                });
             }
             Caller::Number(n) => n,
         };
@@ -171,6 +170,7 @@ impl Lookup {
                 }
             }
         };
+        trace.caller = Some(Caller::Number(number));
         Ok(Answer { popup, trace })
     }
 

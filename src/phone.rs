@@ -7,9 +7,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
-
-use rustc_hash::FxHashMap;
+use std::sync::Arc;
 
 use phonenumber::country::Id as Region;
 use phonenumber::metadata::DATABASE;
@@ -131,27 +129,33 @@ pub enum CallerError {
 #[error("{0:?} is not a known ISO 3166 region code (such as IL, US, GB)")]
 pub struct UnknownRegion(pub String);
 
-/// Caller numbers remembered with what they parse to. Voicenter sends every phase of a call
-/// (ringing, answer, hang-up) with the same number, and parsing costs more than the rest of a
-/// lookup. When full, the memo starts again empty.
-const CALLER_MEMO: usize = 4096;
-
 /// Turns caller values and stored values into [`PhoneKey`]s under one set of rules.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PhoneNormalizer {
     region: Region,
     max_extension_digits: usize,
-    memo: Arc<Mutex<FxHashMap<String, CallerNumber>>>,
+    plan: Option<Arc<Plan>>,
 }
 
-impl fmt::Debug for PhoneNormalizer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PhoneNormalizer")
-            .field("region", &self.region)
-            .field("max_extension_digits", &self.max_extension_digits)
-            .finish()
-    }
+/// What the default region's numbering plan says about its own numbers, read once from the
+/// `phonenumber` metadata: enough to turn `0XXXXXXXX` and `+CCXXXXXXXX` into E.164 exactly as
+/// `phonenumber::parse` does, without its parser (which costs 1-4 µs a number).
+#[derive(Debug)]
+struct Plan {
+    /// The country code, as digits.
+    code: String,
+    /// The national (trunk) prefix, where the plan strips it as it is (no parsing rule).
+    trunk: Option<String>,
+    /// The shortest possible national significant number, and the local-only lengths.
+    min_length: usize,
+    local_lengths: Vec<usize>,
+    /// The region's metadata, for its international call prefix (`0(?:0|1[2-9])` in Israel).
+    meta: &'static phonenumber::Metadata,
 }
+
+/// The shortest and longest significant numbers `phonenumber::parse` accepts.
+const MIN_SIGNIFICANT: usize = 2;
+const MAX_SIGNIFICANT: usize = 17;
 
 impl PhoneNormalizer {
     /// `region` is the ISO code national numbers belong to; numbers of at most
@@ -159,10 +163,36 @@ impl PhoneNormalizer {
     pub fn new(region: &str, max_extension_digits: usize) -> Result<Self, UnknownRegion> {
         let region = Region::from_str(&region.to_ascii_uppercase())
             .map_err(|_| UnknownRegion(region.to_owned()))?;
+        let plan = DATABASE.by_id(region.as_ref()).map(|meta| {
+            let general = meta.descriptors().general();
+            let trunk = match (
+                meta.national_prefix(),
+                meta.national_prefix_for_parsing(),
+                meta.national_prefix_transform_rule(),
+            ) {
+                (Some(prefix), None, None) if !prefix.is_empty() => Some(prefix.to_owned()),
+                _ => None,
+            };
+            Arc::new(Plan {
+                code: meta.country_code().to_string(),
+                trunk,
+                // No lengths listed: the parser's length check never says "too short".
+                min_length: general
+                    .possible_length()
+                    .first()
+                    .map_or(0, |&l| usize::from(l)),
+                local_lengths: general
+                    .possible_local_length()
+                    .iter()
+                    .map(|&l| usize::from(l))
+                    .collect(),
+                meta,
+            })
+        });
         Ok(PhoneNormalizer {
             region,
             max_extension_digits,
-            memo: Arc::default(),
+            plan,
         })
     }
 
@@ -188,28 +218,8 @@ impl PhoneNormalizer {
         if digits.is_empty() {
             return Err(CallerError::NoDigits);
         }
-        if value.starts_with('+') {
-            digits.insert(0, '+');
-        }
-        Ok(Caller::Number(self.remembered(digits)))
-    }
-
-    /// `number` for `+digits` or `digits`, through the memo.
-    fn remembered(&self, text: String) -> CallerNumber {
-        if let Some(known) = self.memo.lock().ok().and_then(|m| m.get(&text).cloned()) {
-            return known;
-        }
-        let number = match text.strip_prefix('+') {
-            Some(digits) => self.number(true, digits),
-            None => self.number(false, &text),
-        };
-        if let Ok(mut memo) = self.memo.lock() {
-            if memo.len() >= CALLER_MEMO {
-                memo.clear();
-            }
-            memo.insert(text, number.clone());
-        }
-        number
+        let plus = value.starts_with('+');
+        Ok(Caller::Number(self.number(plus, &digits)))
     }
 
     /// Every number a stored directory value holds, in any human format: separators, brackets,
@@ -232,10 +242,45 @@ impl PhoneNormalizer {
         if !plus && digits.len() <= self.max_extension_digits {
             return PhoneKey::Extension(digits.to_owned());
         }
+        if let Some((code, significant)) = self.own_number(plus, digits) {
+            return PhoneKey::E164(format!("+{code}{significant}"));
+        }
         match self.parse(plus, digits) {
             Some(n) => PhoneKey::E164(e164(&n)),
             None => PhoneKey::Digits(digits.to_owned()),
         }
+    }
+
+    /// The default region's own numbers in their two everyday forms, `+CC` + significant
+    /// number and trunk prefix + significant number, split as `phonenumber::parse` splits them
+    /// (its rules for a region without a prefix-parsing rule; `mirrors_the_parser` checks
+    /// them against it). Anything else returns `None` and goes to the parser.
+    fn own_number<'a>(&'a self, plus: bool, digits: &'a str) -> Option<(&'a str, &'a str)> {
+        let plan = self.plan.as_deref()?;
+        // Only plans whose trunk prefix is stripped as it is, without a parsing rule.
+        let trunk = plan.trunk.as_deref()?;
+        let significant = if plus {
+            digits.strip_prefix(plan.code.as_str())?
+        } else {
+            let rest = digits.strip_prefix(trunk)?;
+            // An international prefix (00, 012...) starts a call abroad, not a national number.
+            let idd = plan
+                .meta
+                .international_prefix()
+                .is_some_and(|re| re.find(digits).is_some_and(|m| m.start() == 0));
+            let too_short =
+                rest.len() < plan.min_length && !plan.local_lengths.contains(&rest.len());
+            if idd || too_short {
+                return None;
+            }
+            rest
+        };
+        // The parser strips a trunk prefix again wherever one is left (after a country code
+        // too: +1 1... in the US); leading zeros it keeps apart. Both are left to it.
+        let fits = (MIN_SIGNIFICANT..=MAX_SIGNIFICANT).contains(&significant.len())
+            && !significant.starts_with(trunk)
+            && !significant.starts_with('0');
+        fits.then_some((plan.code.as_str(), significant))
     }
 
     /// The key and the forms a filter template may use.
@@ -246,20 +291,33 @@ impl PhoneNormalizer {
                 forms: NumberForms::same(digits),
             };
         }
-        let Some(n) = self.parse(plus, digits) else {
-            return CallerNumber {
-                key: PhoneKey::Digits(digits.to_owned()),
-                forms: NumberForms::same(digits),
-            };
+        let (code, significant, trunk) = match self.own_number(plus, digits) {
+            Some((code, significant)) => (
+                code.to_owned(),
+                significant.to_owned(),
+                self.plan
+                    .as_deref()
+                    .and_then(|p| p.trunk.clone())
+                    .unwrap_or_default(),
+            ),
+            None => {
+                let Some(n) = self.parse(plus, digits) else {
+                    return CallerNumber {
+                        key: PhoneKey::Digits(digits.to_owned()),
+                        forms: NumberForms::same(digits),
+                    };
+                };
+                // The national dialling form is the trunk prefix (0 in Israel) and the
+                // significant number: computed rather than formatted (a regex per call).
+                let trunk = n
+                    .metadata(&DATABASE)
+                    .and_then(|m| m.national_prefix())
+                    .unwrap_or("")
+                    .to_owned();
+                (n.code().value().to_string(), significant(&n), trunk)
+            }
         };
-        let significant = significant(&n);
-        let e164 = format!("+{}{significant}", n.code().value());
-        // The national dialling form is the trunk prefix (0 in Israel) and the significant
-        // number: computed rather than formatted, which costs a regex per call.
-        let trunk = n
-            .metadata(&DATABASE)
-            .and_then(|m| m.national_prefix())
-            .unwrap_or("");
+        let e164 = format!("+{code}{significant}");
         CallerNumber {
             forms: NumberForms {
                 digits: e164[1..].to_owned(),
@@ -473,16 +531,57 @@ mod tests {
         assert!(il().stored("ask reception").is_empty());
     }
 
-    #[test]
-    fn remembered_callers_parse_the_same() {
-        let p = il();
-        let first = p.caller("0722776772").expect("number");
-        for _ in 0..3 {
-            assert_eq!(p.caller("0722776772").expect("number"), first);
+    /// The parser's answer: what `own_number` must agree with.
+    fn parsed(p: &PhoneNormalizer, plus: bool, digits: &str) -> PhoneKey {
+        match p.parse(plus, digits) {
+            Some(n) => PhoneKey::E164(super::e164(&n)),
+            None => PhoneKey::Digits(digits.to_owned()),
         }
-        // The memo tells `+1234` (not an extension) from `1234` (one).
-        assert_eq!(caller_key("1234"), PhoneKey::Extension("1234".into()));
-        assert_ne!(caller_key("+1234"), caller_key("1234"));
+    }
+
+    #[test]
+    fn mirrors_the_parser() {
+        // A deterministic spread of numbers in the forms the short cut takes, and in the forms
+        // next to them that it must leave to the parser (00, 01x, short, long, +0...).
+        let mut seed: u64 = 0x5eed;
+        let mut digit = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b'0' + ((seed >> 33) % 10) as u8)
+        };
+        let mut taken = 0;
+        for region in ["IL", "GB", "DE", "US", "FR"] {
+            let p = PhoneNormalizer::new(region, 6).expect("region");
+            let code = p
+                .plan
+                .as_ref()
+                .map(|pl| pl.code.clone())
+                .unwrap_or_default();
+            for i in 0..40_000 {
+                let len = 1 + i % 16;
+                let body: String = (0..len).map(|_| digit()).collect();
+                let starts = ["0", "00", "01", "012", "0", "", "9"];
+                let (plus, digits) = match i % 3 {
+                    0 => (true, format!("{code}{body}")),
+                    1 => (false, format!("{}{body}", starts[i % starts.len()])),
+                    _ => (true, format!("{}{body}", starts[i % starts.len()])),
+                };
+                if digits.len() <= 6 && !plus {
+                    continue;
+                }
+                if let Some((c, s)) = p.own_number(plus, &digits) {
+                    taken += 1;
+                    assert_eq!(
+                        PhoneKey::E164(format!("+{c}{s}")),
+                        parsed(&p, plus, &digits),
+                        "{region}: {}{digits}",
+                        if plus { "+" } else { "" }
+                    );
+                }
+            }
+        }
+        assert!(taken > 50_000, "the short cut was taken only {taken} times");
     }
 
     #[test]

@@ -24,8 +24,6 @@ use load::{Outcome, Pace};
 
 const BASELINE_FLAG: &str = "--baseline-server";
 const CALLERS: usize = 1000;
-/// More distinct callers than the caller memo holds (4096): every parse is a miss.
-const UNSEEN_CALLERS: usize = 50_000;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -193,27 +191,15 @@ fn main() {
         addr: baseline_addr,
     };
 
-    let targets = |count| -> Vec<String> {
-        dataset::callers(people, count)
-            .into_iter()
-            .map(|n| format!("/popup?phone={n}&statusCall=Ringing"))
-            .collect()
-    };
-    let callers = targets(CALLERS);
+    let callers: Vec<String> = dataset::callers(people, CALLERS)
+        .into_iter()
+        .map(|n| format!("/popup?phone={n}&statusCall=Ringing"))
+        .collect();
     let run = |addr, pace| load::run(addr, &callers, connections, pace, warmup, seconds);
     let base = run(baseline.addr, Pace::Closed);
     let idx = run(index.addr, Pace::Closed);
     let liv = run(live.addr, Pace::Closed);
     let half = run(index.addr, Pace::Fixed(idx.rate() / 2.0));
-    // Every request a different caller: none is remembered from an earlier phase of its call.
-    let unseen = load::run(
-        index.addr,
-        &targets(UNSEEN_CALLERS.min(people)),
-        connections,
-        Pace::Closed,
-        warmup,
-        seconds,
-    );
     let rss_after = rss_mib(index.child.id());
 
     let machine = format!(
@@ -251,13 +237,6 @@ fn main() {
                 idx.rate() / 2.0
             ),
             &half
-        )
-    );
-    println!(
-        "{}",
-        row(
-            &format!("index, {UNSEEN_CALLERS} distinct callers (memo misses)"),
-            &unseen
         )
     );
     println!();

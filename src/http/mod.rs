@@ -71,9 +71,9 @@ pub fn routes(
         .and(warp::header::optional::<usize>("content-length"))
         .and(warp::addr::remote())
         .map(
-            |method, path: FullPath, query, content_type, content_length, remote| RawRequest {
+            |method, path, query, content_type, content_length, remote| RawRequest {
                 method,
-                path: path.as_str().to_owned(),
+                path,
                 query,
                 content_type,
                 content_length,
@@ -115,7 +115,7 @@ pub fn serve(
 /// Everything about a request but its body.
 struct RawRequest {
     method: Method,
-    path: String,
+    path: FullPath,
     query: String,
     content_type: Option<String>,
     content_length: Option<usize>,
@@ -136,7 +136,7 @@ where
         content_length,
         remote,
     } = request;
-    if path != app.path {
+    if path.as_str() != app.path {
         return reply::error(StatusCode::NOT_FOUND, "not found");
     }
     if method != Method::GET && method != Method::POST {
