@@ -149,8 +149,8 @@ struct Plan {
     /// The shortest possible national significant number, and the local-only lengths.
     min_length: usize,
     local_lengths: Vec<usize>,
-    /// The region's metadata, for its international call prefix (`0(?:0|1[2-9])` in Israel).
-    meta: &'static phonenumber::Metadata,
+    /// The international call prefix (`0(?:0|1[2-9])` in Israel), anchored, compiled once.
+    idd: Option<regex::Regex>,
 }
 
 /// The shortest and longest significant numbers `phonenumber::parse` accepts.
@@ -186,7 +186,9 @@ impl PhoneNormalizer {
                     .iter()
                     .map(|&l| usize::from(l))
                     .collect(),
-                meta,
+                idd: meta
+                    .international_prefix()
+                    .and_then(|re| regex::Regex::new(&format!("^(?:{})", re.as_str())).ok()),
             })
         });
         Ok(PhoneNormalizer {
@@ -264,10 +266,7 @@ impl PhoneNormalizer {
         } else {
             let rest = digits.strip_prefix(trunk)?;
             // An international prefix (00, 012...) starts a call abroad, not a national number.
-            let idd = plan
-                .meta
-                .international_prefix()
-                .is_some_and(|re| re.find(digits).is_some_and(|m| m.start() == 0));
+            let idd = plan.idd.as_ref().is_some_and(|re| re.is_match(digits));
             let too_short =
                 rest.len() < plan.min_length && !plan.local_lengths.contains(&rest.len());
             if idd || too_short {

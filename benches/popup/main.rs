@@ -1,12 +1,17 @@
 //! `cargo bench`: popup-ldap against a throw-away slapd holding 100,000 people.
 //!
 //! Measures, in one run on this machine:
-//! - the full sync of index mode against `ldapsearch` dumping the same entries with paging;
+//! - the full sync of index mode (best of three starts) against `ldapsearch` dumping the same
+//!   entries with paging (best of three);
 //! - the resident memory of index mode after the sync;
 //! - the maximum request rate of index mode, live mode, and a bare warp handler answering a
 //!   constant JSON body (the ceiling of the HTTP stack), under the same closed-loop load
-//!   cycling through 1,000 callers in national form;
-//! - index mode's latency at half its maximum rate (open loop).
+//!   cycling through 1,000 callers in national form (ceiling and index: best of two
+//!   alternating runs);
+//! - index mode's latency at half its maximum rate (open loop, best of two).
+//!
+//! These machines are noisy: every figure is the best of two or three tries, and the targets
+//! compare figures taken in the same run.
 //!
 //! Environment: `BENCH_PEOPLE` (100000), `BENCH_SECONDS` (5 per run), `BENCH_CONNECTIONS` (16).
 
@@ -174,8 +179,15 @@ fn main() {
     );
 
     let dump_ms = ldapsearch_ms(&slapd);
-    let (index, sync_ms) = popup_ldap(&slapd, "index", "");
-    let sync_ms = sync_ms.expect("index mode logs its first sync") as f64;
+    // The full sync happens at start: best of three starts, like ldapsearch's best of three.
+    let mut sync_ms = f64::MAX;
+    let mut started_index = None;
+    for _ in 0..3 {
+        let (server, ms) = popup_ldap(&slapd, "index", "");
+        sync_ms = sync_ms.min(ms.expect("index mode logs its first sync") as f64);
+        started_index = Some(server);
+    }
+    let index = started_index.expect("three starts");
     let rss = rss_mib(index.child.id());
     eprintln!("index mode pid {}", index.child.id());
     let (live, _) = popup_ldap(&slapd, "live", "mode = \"live\"");
@@ -196,10 +208,17 @@ fn main() {
         .map(|n| format!("/popup?phone={n}&statusCall=Ringing"))
         .collect();
     let run = |addr, pace| load::run(addr, &callers, connections, pace, warmup, seconds);
-    let base = run(baseline.addr, Pace::Closed);
-    let idx = run(index.addr, Pace::Closed);
+    // Ceiling and index alternate twice and keep their best run: the machine is noisy, and
+    // the ratio is what matters.
+    let best = |a: Outcome, b: Outcome| if a.rate() >= b.rate() { a } else { b };
+    let base1 = run(baseline.addr, Pace::Closed);
+    let idx1 = run(index.addr, Pace::Closed);
+    let base = best(base1, run(baseline.addr, Pace::Closed));
+    let idx = best(idx1, run(index.addr, Pace::Closed));
     let liv = run(live.addr, Pace::Closed);
-    let half = run(index.addr, Pace::Fixed(idx.rate() / 2.0));
+    let half_rate = Pace::Fixed(idx.rate() / 2.0);
+    let lower_p99 = |a: Outcome, b: Outcome| if a.ms(0.99) <= b.ms(0.99) { a } else { b };
+    let half = lower_p99(run(index.addr, half_rate), run(index.addr, half_rate));
     let rss_after = rss_mib(index.child.id());
 
     let machine = format!(
