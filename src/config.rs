@@ -996,6 +996,87 @@ mod tests {
     }
 
     #[test]
+    fn index_mode_is_the_default_and_its_keys_are_checked() {
+        let c = parse(LDAP).expect("valid");
+        let SourceConfig::Ldap(l) = &c.directory.source else {
+            panic!("ldap")
+        };
+        let index = l.index.as_ref().expect("index mode by default");
+        assert_eq!(index.poll_interval, Duration::from_secs(60));
+        assert_eq!(index.full_resync_interval, Duration::from_secs(1800));
+        assert_eq!(
+            (index.page_size, index.change_attribute.as_str()),
+            (500, "modifyTimestamp")
+        );
+        let c = parse(&LDAP.replace("source", "mode = \"live\"\nsource")).expect("valid");
+        let SourceConfig::Ldap(l) = &c.directory.source else {
+            panic!("ldap")
+        };
+        assert!(l.index.is_none());
+
+        let cases = [
+            (
+                LDAP.replace("source", "mode = \"cached\"\nsource"),
+                "directory.mode",
+            ),
+            (
+                format!(
+                    "{}\n[index]\npoll_interval_s = 5",
+                    LDAP.replace("source", "mode = \"live\"\nsource")
+                ),
+                "index",
+            ),
+            (
+                format!("{LDAP}\n[index]\npage_size = 5000"),
+                "index.page_size",
+            ),
+            (
+                format!("{LDAP}\n[index]\npoll_interval_s = 0"),
+                "index.poll_interval_s",
+            ),
+            (
+                format!("{LDAP}\n[index]\npoll_interval_s = 600\nfull_resync_interval_s = 60"),
+                "index.full_resync_interval_s",
+            ),
+            (
+                format!("{LDAP}\n[index]\nchange_attribute = \"when changed\""),
+                "index.change_attribute",
+            ),
+            (format!("{LDAP}\n[index]\nrefresh = 1"), "refresh"),
+            (
+                "[directory]\nsource = \"ldif\"\nldif = \"x\"\n[index]\npoll_interval_s = 5"
+                    .to_owned(),
+                "index",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = error(&text);
+            assert!(e.starts_with(key) || e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_state_file_is_relative_to_the_config_or_off() {
+        let c = parse(&format!(
+            "{LDAP}\n[index]\nstate_file = \"state/index.json\""
+        ))
+        .expect("valid");
+        let SourceConfig::Ldap(l) = &c.directory.source else {
+            panic!("ldap")
+        };
+        let index = l.index.as_ref().expect("index");
+        assert_eq!(
+            index.state_file.as_deref(),
+            Some(Path::new("/etc/popup-ldap/state/index.json"))
+        );
+        let c = parse(&format!("{LDAP}\n[index]\nstate_file = \"\"")).expect("valid");
+        let SourceConfig::Ldap(l) = &c.directory.source else {
+            panic!("ldap")
+        };
+        assert_eq!(l.index.as_ref().expect("index").state_file, None);
+    }
+
+    #[test]
     fn plaintext_needs_starttls_or_an_explicit_allowance() {
         let base = "[directory]\nsource=\"ldap\"\nbase_dn=\"dc=x\"\nurls=[\"ldap://x\"]\n";
         assert!(parse(&format!("{base}starttls = true")).is_ok());
