@@ -128,18 +128,10 @@ where
     B: Buf,
 {
     let started = Instant::now();
-    let RawRequest {
-        method,
-        path,
-        query,
-        content_type,
-        content_length,
-        remote,
-    } = request;
-    if path.as_str() != app.path {
+    if request.path.as_str() != app.path {
         return reply::error(StatusCode::NOT_FOUND, "not found");
     }
-    if method != Method::GET && method != Method::POST {
+    if request.method != Method::GET && request.method != Method::POST {
         let mut r = reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed; use GET or POST",
@@ -148,7 +140,8 @@ where
             .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         return r;
     }
-    let client = remote
+    let client = request
+        .remote
         .map(|a| a.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     if let Some(limits) = &app.limits {
@@ -165,10 +158,10 @@ where
         }
     }
     let headers = BodyHeaders {
-        content_type: content_type.as_deref(),
-        content_length,
+        content_type: request.content_type.as_deref(),
+        content_length: request.content_length,
     };
-    let call = match read_call(&app, &method, &query, headers, body).await {
+    let call = match read_call(&app, &request.method, &request.query, headers, body).await {
         Ok(call) => call,
         Err(e) => {
             let status = match e {
