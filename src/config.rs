@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::call::canonical_state;
+use crate::cidr::Cidr;
 use crate::directory::filter::FilterTemplate;
 use crate::mapping::Template;
 use crate::phone::PhoneNormalizer;
@@ -66,6 +67,8 @@ struct RawConfig {
     #[serde(default)]
     response: RawResponse,
     index: Option<RawIndex>,
+    #[serde(default)]
+    access: RawAccess,
     #[serde(default)]
     rate_limit: RawRateLimit,
     #[serde(default)]
@@ -143,6 +146,16 @@ struct RawResponse {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawAccess {
+    token_file: Option<String>,
+    token_env: Option<String>,
+    token_credential: Option<String>,
+    allow: Option<Vec<String>>,
+    trusted_proxies: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawRateLimit {
     enabled: Option<bool>,
     per_ip_per_second: Option<u32>,
@@ -174,6 +187,8 @@ pub struct Config {
     pub lookup: LookupConfig,
     /// `[response]`
     pub response: ResponseConfig,
+    /// `[access]`: who may call.
+    pub access: AccessConfig,
     /// `[rate_limit]`; `None` when disabled.
     pub rate_limit: Option<RateLimitConfig>,
     /// `[log]`
@@ -304,6 +319,18 @@ impl ResponseConfig {
     }
 }
 
+/// `[access]`: who may call the endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct AccessConfig {
+    /// The shared secret Voicenter sends as `?token=` or in `X-Popup-Token` /
+    /// `Authorization: Bearer`; `None` lets any caller in.
+    pub token: Option<Secret>,
+    /// `allow`: client networks let in; empty lets every address in.
+    pub allow: Vec<Cidr>,
+    /// `trusted_proxies`: peers whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
 /// `[rate_limit]`: requests per second allowed before 429.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitConfig {
@@ -340,6 +367,8 @@ const DEFAULT_PHONE_ATTRIBUTES: &[&str] = &["telephoneNumber", "mobile"];
 const DEFAULT_CLIENT_NAME: &str = "{displayName|cn}";
 const DEFAULT_COMPANY: &str = "{company|o}";
 const DEFAULT_PER_IP: (u32, u32) = (20, 40);
+/// A shorter shared secret is guessable.
+const MIN_TOKEN_CHARS: usize = 16;
 const DEFAULT_POLL_S: u64 = 60;
 const DEFAULT_FULL_RESYNC_S: u64 = 30 * 60;
 const DEFAULT_PAGE_SIZE: u32 = 500;
@@ -394,6 +423,7 @@ impl Config {
             phone,
             lookup: lookup(raw.lookup)?,
             response: response(raw.response)?,
+            access: access(raw.access, base)?,
             rate_limit: rate_limit(raw.rate_limit)?,
             log: LogConfig {
                 level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
@@ -563,20 +593,31 @@ fn ldap_source(
     for url in &urls {
         check_url(url, starttls, allow_plaintext)?;
     }
+    let password = SecretSource {
+        section: "directory",
+        name: "bind_password",
+        file: raw.bind_password_file.as_deref(),
+        env: raw.bind_password_env.as_deref(),
+        credential: raw.bind_password_credential.as_deref(),
+    };
     let bind = match raw.bind_dn.clone() {
-        Some(dn) => Some((dn, bind_password(&raw, base)?)),
-        None => {
-            let set = raw.bind_password_file.is_some()
-                || raw.bind_password_env.is_some()
-                || raw.bind_password_credential.is_some();
-            if set {
+        Some(dn) => match password.read(base)? {
+            Some(secret) => Some((dn, secret)),
+            None => {
                 return Err(invalid(
-                    "directory.bind_dn",
-                    "a bind password is configured but no bind_dn to use it with",
-                ));
+                    "directory.bind_password_file",
+                    "with bind_dn set, one of bind_password_file, bind_password_env and \
+                     bind_password_credential must say where the password is",
+                ))
             }
-            None
+        },
+        None if password.is_set() => {
+            return Err(invalid(
+                "directory.bind_dn",
+                "a bind password is configured but no bind_dn to use it with",
+            ))
         }
+        None => None,
     };
     let base_dn = raw
         .base_dn
@@ -745,43 +786,64 @@ fn check_url(url: &str, starttls: bool, allow_plaintext: bool) -> Result<(), Con
     }
 }
 
-fn bind_password(raw: &RawDirectory, base: &Path) -> Result<Secret, ConfigError> {
-    let sources = [
-        raw.bind_password_file.is_some(),
-        raw.bind_password_env.is_some(),
-        raw.bind_password_credential.is_some(),
-    ];
-    if sources.iter().filter(|s| **s).count() != 1 {
-        return Err(invalid(
-            "directory.bind_password_file",
-            "with bind_dn set exactly one of bind_password_file, bind_password_env and \
-             bind_password_credential must say where the password is",
-        ));
+/// Where a secret may be read from: `<name>_file`, `<name>_env` or `<name>_credential`.
+struct SecretSource<'a> {
+    section: &'a str,
+    name: &'a str,
+    file: Option<&'a str>,
+    env: Option<&'a str>,
+    credential: Option<&'a str>,
+}
+
+impl SecretSource<'_> {
+    fn key(&self, suffix: &str) -> String {
+        format!("{}.{}_{suffix}", self.section, self.name)
     }
-    if let Some(file) = &raw.bind_password_file {
-        let path = base.join(file);
-        return read_secret("directory.bind_password_file", &path);
+
+    fn is_set(&self) -> bool {
+        self.file.is_some() || self.env.is_some() || self.credential.is_some()
     }
-    if let Some(var) = &raw.bind_password_env {
-        return std::env::var(var).map(Secret::new).map_err(|_| {
+
+    /// The secret, `None` when no source is set; more than one source is an error.
+    fn read(&self, base: &Path) -> Result<Option<Secret>, ConfigError> {
+        let set = [self.file, self.env, self.credential]
+            .iter()
+            .filter(|s| s.is_some())
+            .count();
+        if set > 1 {
+            return Err(invalid(
+                &self.key("file"),
+                format!(
+                    "set only one of {name}_file, {name}_env and {name}_credential",
+                    name = self.name
+                ),
+            ));
+        }
+        if let Some(file) = self.file {
+            return read_secret(&self.key("file"), &base.join(file)).map(Some);
+        }
+        if let Some(var) = self.env {
+            return std::env::var(var)
+                .map(|v| Some(Secret::new(v)))
+                .map_err(|_| {
+                    invalid(
+                        &self.key("env"),
+                        format!("environment variable {var} is not set"),
+                    )
+                });
+        }
+        let Some(name) = self.credential else {
+            return Ok(None);
+        };
+        let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
             invalid(
-                "directory.bind_password_env",
-                format!("environment variable {var} is not set"),
+                &self.key("credential"),
+                "CREDENTIALS_DIRECTORY is not set: this key works under systemd with \
+                 LoadCredential=; use the _file key elsewhere",
             )
-        });
+        })?;
+        read_secret(&self.key("credential"), &Path::new(&dir).join(name)).map(Some)
     }
-    let name = raw.bind_password_credential.as_deref().unwrap_or_default();
-    let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
-        invalid(
-            "directory.bind_password_credential",
-            "CREDENTIALS_DIRECTORY is not set: this key works under systemd with \
-             LoadCredential=; use bind_password_file elsewhere",
-        )
-    })?;
-    read_secret(
-        "directory.bind_password_credential",
-        &Path::new(&dir).join(name),
-    )
 }
 
 fn read_secret(key: &str, path: &Path) -> Result<Secret, ConfigError> {
@@ -851,6 +913,37 @@ fn response(raw: RawResponse) -> Result<ResponseConfig, ConfigError> {
         unknown_client_name: text("response.unknown_client_name", raw.unknown_client_name)?,
         unknown_company: text("response.unknown_company", raw.unknown_company)?,
         unknown_url: url("response.unknown_url", raw.unknown_url)?,
+    })
+}
+
+fn access(raw: RawAccess, base: &Path) -> Result<AccessConfig, ConfigError> {
+    let token = SecretSource {
+        section: "access",
+        name: "token",
+        file: raw.token_file.as_deref(),
+        env: raw.token_env.as_deref(),
+        credential: raw.token_credential.as_deref(),
+    }
+    .read(base)?;
+    if token
+        .as_ref()
+        .is_some_and(|t| t.expose().len() < MIN_TOKEN_CHARS)
+    {
+        return Err(invalid(
+            "access.token_file",
+            format!("the token must be at least {MIN_TOKEN_CHARS} characters (try: openssl rand -hex 24)"),
+        ));
+    }
+    let networks = |key: &str, list: Option<Vec<String>>| {
+        list.unwrap_or_default()
+            .iter()
+            .map(|n| n.parse::<Cidr>().map_err(|e| invalid(key, e.to_string())))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(AccessConfig {
+        token,
+        allow: networks("access.allow", raw.allow)?,
+        trusted_proxies: networks("access.trusted_proxies", raw.trusted_proxies)?,
     })
 }
 
@@ -957,6 +1050,23 @@ mod tests {
             ("[response]\nurl = \"intranet/{uid}\"", "response.url"),
             ("[response]\nclient_name = \"{cn\"", "response.client_name"),
             ("[rate_limit]\nper_ip_burst = 0", "rate_limit.per_ip_burst"),
+            ("[access]\nallow = [\"10.0.0.0/33\"]", "access.allow"),
+            (
+                "[access]\ntrusted_proxies = [\"proxy\"]",
+                "access.trusted_proxies",
+            ),
+            (
+                "[access]\ntoken_env = \"POPUP_LDAP_TEST_UNSET\"",
+                "access.token_env",
+            ),
+            (
+                "[access]\ntoken_file = \"/nonexistent/token\"",
+                "access.token_file",
+            ),
+            (
+                "[access]\ntoken_file = \"a\"\ntoken_env = \"B\"",
+                "access.token_file",
+            ),
         ];
         for (extra, key) in cases {
             let e = error(&format!("{LDAP}\n{extra}"));

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod call;
+pub mod cidr;
 pub mod cli;
 pub mod config;
 pub mod directory;

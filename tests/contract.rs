@@ -397,3 +397,73 @@ async fn rate_limits_answer_429_before_any_lookup() {
     assert_eq!(send(&app, from("192.0.2.2:1")).await.status, 200);
     assert_eq!(send(&app, from("192.0.2.3:1")).await.status, 429);
 }
+
+#[tokio::test]
+async fn a_token_is_required_when_configured() {
+    let slapd = Slapd::start();
+    std::fs::write(slapd.path("token"), "0123456789abcdef0123\n").expect("write");
+    let app = app(&slapd, "[access]\ntoken_file = \"token\"").await;
+    let cases = [
+        (get("phone=0722776772"), 401),
+        (get("phone=0722776772&token=wrong-wrong-wrong-wrong"), 401),
+        (get("phone=0722776772&token=0123456789abcdef0123"), 200),
+        (
+            get("phone=0722776772").header("x-popup-token", "0123456789abcdef0123"),
+            200,
+        ),
+        (
+            get("phone=0722776772").header("authorization", "Bearer 0123456789abcdef0123"),
+            200,
+        ),
+        (
+            post("application/json", r#"{"phone":"0722776772"}"#).header("x-popup-token", "nope"),
+            401,
+        ),
+    ];
+    for (req, status) in cases {
+        let r = send(&app, req).await;
+        assert_eq!(r.status, status, "{}", r.json);
+        if status == 401 {
+            assert_eq!(r.json["STATUS"], "ERROR");
+            assert!(
+                !r.json.to_string().contains(DANA),
+                "nothing is revealed: {}",
+                r.json
+            );
+        } else {
+            assert_eq!(r.json["CLIENTNAME"], DANA);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_allow_list_uses_forwarded_for_only_from_trusted_proxies() {
+    let slapd = Slapd::start();
+    let app = app(
+        &slapd,
+        "[access]\nallow = [\"203.0.113.0/24\"]\ntrusted_proxies = [\"10.0.0.1\"]",
+    )
+    .await;
+    let from = |peer: &str, xff: Option<&str>| {
+        let req = get("phone=0722776772").remote_addr(peer.parse().expect("addr"));
+        match xff {
+            Some(x) => req.header("x-forwarded-for", x),
+            None => req,
+        }
+    };
+    let cases = [
+        (from("203.0.113.9:1", None), 200),
+        (from("198.51.100.1:1", None), 403),
+        // A spoofed header from an untrusted peer is ignored.
+        (from("198.51.100.1:1", Some("203.0.113.9")), 403),
+        // Through the trusted proxy, the forwarded client decides.
+        (from("10.0.0.1:1", Some("203.0.113.9")), 200),
+        (from("10.0.0.1:1", Some("198.51.100.1")), 403),
+        (from("10.0.0.1:1", Some("203.0.113.9, 198.51.100.1")), 403),
+    ];
+    for (req, status) in cases {
+        let r = send(&app, req).await;
+        assert_eq!(r.status, status, "{}", r.json);
+        assert_eq!(r.status == 200, r.json["CLIENTNAME"] == DANA, "{}", r.json);
+    }
+}

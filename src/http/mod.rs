@@ -1,6 +1,7 @@
 //! The HTTP endpoint: one path that takes GET, POST form and POST JSON, and answers JSON.
 //! Nothing here knows about LDAP; everything about a lookup is asked of [`Lookup`].
 
+pub mod access;
 pub mod limit;
 pub mod reply;
 pub mod request;
@@ -23,8 +24,12 @@ use crate::config::Config;
 use crate::directory::DirectoryError;
 use crate::logging::phone_for_log;
 use crate::lookup::{Lookup, LookupError};
+use access::{Access, Presented};
 use limit::{Limited, RateLimits};
 use request::RequestError;
+
+/// The header that may carry `access.token` (besides `?token=` and `Authorization: Bearer`).
+pub const TOKEN_HEADER: &str = "x-popup-token";
 
 /// How often idle clients are dropped from the rate limiter's table.
 const LIMITER_SWEEP: Duration = Duration::from_secs(60);
@@ -37,6 +42,8 @@ pub struct App {
     pub path: String,
     /// `server.max_body_bytes`
     pub max_body_bytes: usize,
+    /// Who may call.
+    pub access: Access,
     /// Rate limits, when enabled.
     pub limits: Option<RateLimits>,
     /// `log.mask_numbers`
@@ -53,6 +60,7 @@ impl App {
             lookup,
             path: config.server.path.clone(),
             max_body_bytes: config.server.max_body_bytes,
+            access: Access::new(config.access.clone()),
             limits: config.rate_limit.as_ref().map(RateLimits::new),
             mask_numbers: config.log.mask_numbers,
         })
@@ -70,14 +78,28 @@ pub fn routes(
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<usize>("content-length"))
         .and(warp::addr::remote())
+        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .and(warp::header::optional::<String>(TOKEN_HEADER))
+        .and(warp::header::optional::<String>("authorization"))
         .map(
-            |method, path, query, content_type, content_length, remote| RawRequest {
+            |method,
+             path,
+             query,
+             content_type,
+             content_length,
+             remote,
+             forwarded_for,
+             token,
+             authorization| RawRequest {
                 method,
                 path,
                 query,
                 content_type,
                 content_length,
                 remote,
+                forwarded_for,
+                token,
+                authorization,
             },
         );
     warp::any()
@@ -120,6 +142,9 @@ struct RawRequest {
     content_type: Option<String>,
     content_length: Option<usize>,
     remote: Option<SocketAddr>,
+    forwarded_for: Option<String>,
+    token: Option<String>,
+    authorization: Option<String>,
 }
 
 async fn handle<S, B>(app: Arc<App>, request: RawRequest, body: S) -> Response
@@ -140,10 +165,15 @@ where
             .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         return r;
     }
-    let client = request
+    let peer = request
         .remote
         .map(|a| a.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let client = app.access.client(peer, request.forwarded_for.as_deref());
+    if app.access.check_address(client).is_err() {
+        tracing::warn!(%client, %peer, "refused: address not in access.allow");
+        return reply::error(StatusCode::FORBIDDEN, "forbidden");
+    }
     if let Some(limits) = &app.limits {
         if let Err(which) = limits.check(client) {
             tracing::warn!(%client, limit = ?which, "rate limited");
@@ -156,6 +186,18 @@ where
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return r;
         }
+    }
+    let presented = Presented {
+        query: &request.query,
+        header: request.token.as_deref(),
+        authorization: request.authorization.as_deref(),
+    };
+    if app.access.check_token(presented).is_err() {
+        tracing::warn!(%client, "refused: missing or wrong token");
+        let mut r = reply::error(StatusCode::UNAUTHORIZED, "a valid token is required");
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
     }
     let headers = BodyHeaders {
         content_type: request.content_type.as_deref(),
