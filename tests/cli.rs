@@ -238,6 +238,7 @@ fn serve_answers_from_slapd() {
 fn shipped_configurations_are_valid() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("bind-password"), "x").expect("write");
+    std::fs::write(dir.path().join("popup-token"), "0123456789abcdef0123").expect("write");
     let ca = TestCa::new("shipped").ca_pem;
     std::fs::write(dir.path().join("ad-root-ca.pem"), &ca).expect("write");
     std::fs::write(dir.path().join("ldap-ca.pem"), &ca).expect("write");
@@ -250,6 +251,10 @@ fn shipped_configurations_are_valid() {
             .replace(
                 "bind_password_credential = \"bind-password\"",
                 "bind_password_file = \"bind-password\"",
+            )
+            .replace(
+                "token_credential = \"popup-token\"",
+                "token_file = \"popup-token\"",
             );
         let config = Config::parse(&text, dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let SourceConfig::Ldap(ldap) = &config.directory.source else {
