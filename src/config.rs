@@ -117,6 +117,7 @@ struct RawIndex {
     change_attribute: Option<String>,
     state_file: Option<String>,
     sync_timeout_s: Option<u64>,
+    ready_max_age_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -280,6 +281,8 @@ pub struct IndexConfig {
     pub state_file: Option<PathBuf>,
     /// `sync_timeout_s`: a whole sync.
     pub sync_timeout: Duration,
+    /// `ready_max_age_s`: `/readyz` fails once the index is older than this.
+    pub ready_max_age: Duration,
 }
 
 /// `[lookup]`: when to look callers up.
@@ -374,6 +377,11 @@ const DEFAULT_FULL_RESYNC_S: u64 = 30 * 60;
 const DEFAULT_PAGE_SIZE: u32 = 500;
 const DEFAULT_CHANGE_ATTRIBUTE: &str = "modifyTimestamp";
 const DEFAULT_SYNC_TIMEOUT_S: u64 = 300;
+const DEFAULT_READY_MAX_AGE_S: u64 = 3600;
+/// Paths the service answers itself, whatever `server.path` is.
+pub const HEALTH_PATH: &str = "/healthz";
+/// See [`HEALTH_PATH`].
+pub const READY_PATH: &str = "/readyz";
 /// Under systemd with `StateDirectory=`, the index is kept here by default.
 const STATE_FILE_NAME: &str = "index.json";
 const DEFAULT_GLOBAL: (u32, u32) = (500, 1000);
@@ -459,6 +467,12 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
             format!(
                 "{path:?} must be an absolute path such as /popup, without query or trailing /"
             ),
+        ));
+    }
+    if path == HEALTH_PATH || path == READY_PATH {
+        return Err(invalid(
+            "server.path",
+            format!("{path} is the service's own health check; choose another path"),
         ));
     }
     let max_body_bytes = raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
@@ -746,6 +760,12 @@ fn index_config(raw: RawIndex, base: &Path) -> Result<IndexConfig, ConfigError> 
             raw.sync_timeout_s,
             DEFAULT_SYNC_TIMEOUT_S,
             3600,
+        )?,
+        ready_max_age: seconds(
+            "index.ready_max_age_s",
+            raw.ready_max_age_s,
+            DEFAULT_READY_MAX_AGE_S,
+            30 * 24 * 3600,
         )?,
     })
 }
@@ -1039,6 +1059,7 @@ mod tests {
         let cases = [
             ("[server]\nlisten = \"localhost\"", "server.listen"),
             ("[server]\npath = \"popup\"", "server.path"),
+            ("[server]\npath = \"/readyz\"", "server.path"),
             ("[server]\nmax_body_bytes = 1", "server.max_body_bytes"),
             ("[phone]\ndefault_region = \"XX\"", "phone.default_region"),
             (

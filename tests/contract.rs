@@ -467,3 +467,27 @@ async fn the_allow_list_uses_forwarded_for_only_from_trusted_proxies() {
         assert_eq!(r.status == 200, r.json["CLIENTNAME"] == DANA, "{}", r.json);
     }
 }
+
+#[tokio::test]
+async fn health_and_readiness_reveal_nothing_and_need_no_token() {
+    let mut slapd = Slapd::start();
+    std::fs::write(slapd.path("token"), "0123456789abcdef0123").expect("write");
+    let access = "[access]\ntoken_file = \"token\"\nallow = [\"203.0.113.0/24\"]";
+    let index = app(&slapd, &format!("[index]\nready_max_age_s = 1\n{access}")).await;
+    let live = live_app(&slapd, access).await;
+    let probe = |path: &str| warp::test::request().path(path);
+    for app in [&index, &live] {
+        let r = send(app, probe("/healthz")).await;
+        assert_eq!((r.status, &r.json), (200, &json!({"STATUS": "OK"})));
+        let r = send(app, probe("/readyz")).await;
+        assert_eq!((r.status, &r.json), (200, &json!({"STATUS": "OK"})));
+    }
+    slapd.stop();
+    // Live mode needs the directory; index mode needs a young enough index.
+    assert_eq!(send(&live, probe("/readyz")).await.status, 503);
+    assert_eq!(send(&index, probe("/readyz")).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = send(&index, probe("/readyz")).await;
+    assert_eq!((r.status, r.json["STATUS"].as_str()), (503, Some("ERROR")));
+    assert_eq!(send(&index, probe("/healthz")).await.status, 200);
+}

@@ -127,6 +127,30 @@ impl LdapDirectory {
         })
     }
 
+    /// Whether a server answers now: the root DSE read over the open connection, or over a new
+    /// one when that fails.
+    pub async fn reachable(&self) -> Result<(), DirectoryError> {
+        let conn = self.connection().await?;
+        if self.root_dse(&conn).await.is_ok() {
+            return Ok(());
+        }
+        self.forget(&conn).await;
+        let conn = self.connection().await?;
+        self.root_dse(&conn).await
+    }
+
+    async fn root_dse(&self, conn: &Connection) -> Result<(), DirectoryError> {
+        let mut ldap = conn.ldap.clone();
+        ldap.with_timeout(self.config.timeout)
+            .search("", Scope::Base, "(objectClass=*)", vec!["1.1"])
+            .await
+            .map(|_| ())
+            .map_err(|e| DirectoryError::Search {
+                url: conn.url.to_string(),
+                reason: describe_ldap_error(&e),
+            })
+    }
+
     /// Connects, binds and runs one small search for entries with a phone number: what
     /// `check-config` reports.
     pub async fn probe(&self, phone_attributes: &[String]) -> Result<Probe, DirectoryError> {
@@ -454,14 +478,5 @@ fn result_name(rc: u32) -> &'static str {
         53 => "unwilling to perform",
         87 => "filter error",
         _ => "error",
-    }
-}
-
-/// The scope as LDAP tools write it.
-pub fn scope_name(scope: Scope) -> &'static str {
-    match scope {
-        Scope::Base => "base",
-        Scope::OneLevel => "one",
-        Scope::Subtree => "subtree",
     }
 }

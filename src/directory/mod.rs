@@ -173,6 +173,16 @@ impl Directory {
         }
     }
 
+    /// Whether lookups can be answered now: a file source always; an index when young enough;
+    /// live searches when a server connects. The reason goes to the log, never to the caller.
+    pub async fn readiness(&self) -> Result<(), String> {
+        match self {
+            Directory::Index(_) => Ok(()),
+            Directory::Synced(synced) => synced.fresh(),
+            Directory::Live(ldap) => ldap.reachable().await.map_err(|e| e.to_string()),
+        }
+    }
+
     /// One line saying what the source is, for logs and the CLI.
     pub fn describe(&self) -> String {
         match self {

@@ -182,6 +182,27 @@ impl SyncedIndex {
         self.index.load_full()
     }
 
+    /// Whether the index is young enough to answer from (`index.ready_max_age_s`).
+    pub fn fresh(&self) -> Result<(), String> {
+        let status = self.status();
+        let age = status
+            .synced_at
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .unwrap_or(Duration::MAX);
+        if age <= self.config.ready_max_age {
+            return Ok(());
+        }
+        Err(format!(
+            "the index is {} s old (index.ready_max_age_s is {}){}",
+            age.as_secs(),
+            self.config.ready_max_age.as_secs(),
+            status
+                .last_error
+                .map(|e| format!("; last sync failed: {e}"))
+                .unwrap_or_default()
+        ))
+    }
+
     /// What the syncs achieved.
     pub fn status(&self) -> SyncStatus {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()

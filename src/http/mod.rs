@@ -20,7 +20,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use crate::call::CallDetails;
-use crate::config::Config;
+use crate::config::{Config, HEALTH_PATH, READY_PATH};
 use crate::directory::DirectoryError;
 use crate::logging::phone_for_log;
 use crate::lookup::{Lookup, LookupError};
@@ -153,6 +153,17 @@ where
     B: Buf,
 {
     let started = Instant::now();
+    match request.path.as_str() {
+        HEALTH_PATH => return reply::status(true),
+        READY_PATH => {
+            let ready = app.lookup.directory().readiness().await;
+            if let Err(why) = &ready {
+                tracing::warn!(reason = %why, "not ready");
+            }
+            return reply::status(ready.is_ok());
+        }
+        _ => {}
+    }
     if request.path.as_str() != app.path {
         return reply::error(StatusCode::NOT_FOUND, "not found");
     }

@@ -62,6 +62,15 @@ pub fn error(status: StatusCode, message: &str) -> Response {
     json(status, error_json(message))
 }
 
+/// The health and readiness answers: `{"STATUS":"OK"}`, or 503 with nothing more said.
+pub fn status(ok: bool) -> Response {
+    if ok {
+        json(StatusCode::OK, r#"{"STATUS":"OK"}"#.to_owned())
+    } else {
+        error(StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
 /// The single rejection handler: whatever warp rejects still gets a JSON answer.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, message) = if rejection.is_not_found() {
