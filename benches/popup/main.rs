@@ -172,7 +172,14 @@ fn main() {
 
     let started = Instant::now();
     let slapd = Slapd::start_with(&dataset::ldif(people));
-    std::fs::write(slapd.path("bind-password-raw"), common::BIND_PASSWORD).expect("write");
+    let raw_password = slapd.path("bind-password-raw");
+    std::fs::write(&raw_password, common::BIND_PASSWORD).expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&raw_password, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+    }
     eprintln!(
         "slapd with {people} people ready in {:.1} s",
         started.elapsed().as_secs_f64()
