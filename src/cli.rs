@@ -151,12 +151,31 @@ async fn serve(config: Config) -> Result<(), CliError> {
         }
     }
     let listen = config.server.listen;
+    let source = app.lookup.directory().describe();
     let (addr, server) =
         http::serve(app, listen, shutdown_signal()).map_err(|source| CliError::Listen {
             addr: listen,
             source,
         })?;
     tracing::info!("listening on http://{addr}{}", config.server.path);
+    #[cfg(unix)]
+    {
+        use crate::systemd;
+        systemd::notify(&format!(
+            "READY=1\nSTATUS=answering on {addr}{} from {source}",
+            config.server.path
+        ));
+        if let Some(every) = systemd::watchdog_interval() {
+            // A ping from the runtime shows systemd the runtime still runs tasks.
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    systemd::notify("WATCHDOG=1");
+                }
+            });
+        }
+    }
     server.await;
     tracing::info!("stopped");
     Ok(())
@@ -183,6 +202,8 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("shutting down: finishing requests in flight");
+    #[cfg(unix)]
+    crate::systemd::notify("STOPPING=1");
 }
 
 async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(), CliError> {

@@ -20,3 +20,5 @@ pub mod lookup;
 pub mod mapping;
 pub mod phone;
 pub mod secret;
+#[cfg(unix)]
+pub mod systemd;

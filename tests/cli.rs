@@ -276,3 +276,51 @@ fn shipped_configurations_are_valid() {
         stdout(&out)
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn systemd_hears_ready_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind");
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = binary()
+        .args(["serve", "--listen", &addr])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 512];
+    while !(heard.iter().any(|m: &String| m.starts_with("READY=1"))
+        && heard.iter().any(|m| m == "WATCHDOG=1"))
+    {
+        let n = socket.recv(&mut buf).expect("a notification within 10 s");
+        heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let ready = heard
+        .iter()
+        .find(|m| m.starts_with("READY=1"))
+        .expect("ready");
+    assert!(
+        ready.contains(&format!("STATUS=answering on {addr}/popup")),
+        "{ready}"
+    );
+    // Ready means listening.
+    let client = client_for(&mut child, addr.parse().expect("addr"));
+    assert_eq!(client.get("/healthz").0, 200);
+    terminate(&child);
+    loop {
+        let n = socket.recv(&mut buf).expect("STOPPING within 10 s");
+        if &buf[..n] == b"STOPPING=1" {
+            break;
+        }
+    }
+    assert!(child.wait().expect("wait").success());
+}
