@@ -150,6 +150,16 @@ async fn serve(config: Config) -> Result<(), CliError> {
             tracing::error!(error = %e, "directory not reachable yet; lookups will answer 503 until it is");
         }
     }
+    if let Some(listen) = config.metrics_listen {
+        let (addr, metrics) = warp::serve(http::metrics_routes(app.clone()))
+            .try_bind_ephemeral(listen)
+            .map_err(|source| CliError::Listen {
+                addr: listen,
+                source,
+            })?;
+        tracing::info!("metrics on http://{addr}/metrics");
+        tokio::spawn(metrics);
+    }
     let listen = config.server.listen;
     let source = app.lookup.directory().describe();
     let (addr, server) =

@@ -73,6 +73,8 @@ struct RawConfig {
     rate_limit: RawRateLimit,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    metrics: RawMetrics,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +169,12 @@ struct RawRateLimit {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawLog {
     level: Option<String>,
     mask_numbers: Option<bool>,
@@ -194,6 +202,8 @@ pub struct Config {
     pub rate_limit: Option<RateLimitConfig>,
     /// `[log]`
     pub log: LogConfig,
+    /// `[metrics] listen`: where Prometheus scrapes `/metrics`; `None` serves none.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `[server]`: where the endpoint listens.
@@ -437,6 +447,18 @@ impl Config {
                 level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
                 mask_numbers: raw.log.mask_numbers.unwrap_or(true),
             },
+            metrics_listen: raw
+                .metrics
+                .listen
+                .map(|l| {
+                    l.parse().map_err(|_| {
+                        invalid(
+                            "metrics.listen",
+                            format!("{l:?} is not an address and port such as 127.0.0.1:9464"),
+                        )
+                    })
+                })
+                .transpose()?,
         })
     }
 
@@ -1071,6 +1093,7 @@ mod tests {
             ("[response]\nurl = \"intranet/{uid}\"", "response.url"),
             ("[response]\nclient_name = \"{cn\"", "response.client_name"),
             ("[rate_limit]\nper_ip_burst = 0", "rate_limit.per_ip_burst"),
+            ("[metrics]\nlisten = \"9464\"", "metrics.listen"),
             ("[access]\nallow = [\"10.0.0.0/33\"]", "access.allow"),
             (
                 "[access]\ntrusted_proxies = [\"proxy\"]",

@@ -324,3 +324,70 @@ fn systemd_hears_ready_watchdog_and_stopping() {
     }
     assert!(child.wait().expect("wait").success());
 }
+
+/// Parses the Prometheus text format into (series, value), failing on any malformed line.
+fn parse_metrics(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line {l:?}"));
+            let value = match value {
+                "NaN" => f64::NAN,
+                v => v.parse().unwrap_or_else(|_| panic!("bad value in {l:?}")),
+            };
+            (series.to_owned(), value)
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_are_scraped_and_count_outcomes() {
+    let slapd = Slapd::start();
+    std::fs::write(slapd.path("token"), "0123456789abcdef0123").expect("write");
+    let (port, metrics_port) = (free_port(), free_port());
+    let config = slapd.config_file(
+        "popup.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n{}",
+            slapd.config_text("[access]\ntoken_file = \"token\"")
+        ),
+    );
+    let server = Server::start(&config, format!("127.0.0.1:{port}").parse().expect("addr"));
+    let token = "token=0123456789abcdef0123";
+    for target in [
+        format!("/popup?phone=0722776772&{token}"),
+        format!("/popup?phone=0722776772&{token}"),
+        format!("/popup?phone=0500000000&{token}"),
+        format!("/popup?phone=*&{token}"),
+        "/popup?phone=0722776772".to_owned(),
+    ] {
+        server.client.get(&target);
+    }
+    let scrape = common::Client(format!("127.0.0.1:{metrics_port}").parse().expect("addr"));
+    let (status, body) = scrape.get("/metrics");
+    assert_eq!(status, 200, "{body}");
+    let series = parse_metrics(&body);
+    let value = |name: &str| {
+        series
+            .iter()
+            .find(|(s, _)| s == name)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("{name} missing:\n{body}"))
+    };
+    assert_eq!(value("popup_requests_total{outcome=\"match\"}"), 2.0);
+    assert_eq!(value("popup_requests_total{outcome=\"unknown\"}"), 1.0);
+    assert_eq!(value("popup_requests_total{outcome=\"bad_request\"}"), 1.0);
+    assert_eq!(value("popup_requests_total{outcome=\"unauthorized\"}"), 1.0);
+    assert_eq!(value("popup_lookup_seconds_count"), 4.0);
+    assert_eq!(value("popup_index_entries"), 15.0);
+    assert_eq!(value("popup_syncs_total{result=\"ok\"}"), 1.0);
+    assert!(value("popup_index_age_seconds") < 60.0);
+    assert!(value("popup_sync_duration_seconds") > 0.0);
+    // The scrape reveals no personal data.
+    assert!(
+        !body.contains("0722776772") && !body.contains("dana"),
+        "{body}"
+    );
+}

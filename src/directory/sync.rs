@@ -34,6 +34,12 @@ pub struct SyncStatus {
     pub from_snapshot: bool,
     /// The error of the last failed sync, cleared by a success.
     pub last_error: Option<String>,
+    /// How long the last successful sync took.
+    pub last_duration: Option<Duration>,
+    /// Successful syncs since start.
+    pub succeeded: u64,
+    /// Failed syncs since start.
+    pub failed: u64,
 }
 
 /// What one sync did.
@@ -215,7 +221,7 @@ impl SyncedIndex {
         let keyed = normaliser.finish().await?;
         let index = PhoneIndex::from_keyed(keyed);
         let report = self.install(index, "full", fetched.count, 0, started);
-        self.advance(fetched.watermark, true, &fetched.server);
+        self.advance(fetched.watermark, true, &fetched.server, report.took);
         self.save_snapshot().await;
         Ok(report)
     }
@@ -249,7 +255,7 @@ impl SyncedIndex {
             .flatten()
             .max();
         if keyed.is_empty() && touched.is_empty() {
-            self.advance(watermark, false, &upserts.server);
+            self.advance(watermark, false, &upserts.server, started.elapsed());
             let index = self.current();
             return Ok(SyncReport {
                 kind: "delta",
@@ -268,7 +274,7 @@ impl SyncedIndex {
             .count();
         let next = current.apply(keyed, &touched);
         let report = self.install(next, "delta", upserts.count, removed, started);
-        self.advance(watermark, false, &upserts.server);
+        self.advance(watermark, false, &upserts.server, report.took);
         self.save_snapshot().await;
         Ok(report)
     }
@@ -329,7 +335,7 @@ impl SyncedIndex {
         self.progress.lock().ok().and_then(|p| p.watermark.clone())
     }
 
-    fn advance(&self, watermark: Option<String>, full: bool, server: &str) {
+    fn advance(&self, watermark: Option<String>, full: bool, server: &str, took: Duration) {
         if let Ok(mut p) = self.progress.lock() {
             if watermark.is_some() {
                 p.watermark = watermark;
@@ -339,12 +345,12 @@ impl SyncedIndex {
             }
         }
         if let Ok(mut s) = self.status.lock() {
-            *s = SyncStatus {
-                synced_at: Some(SystemTime::now()),
-                server: Some(server.to_owned()),
-                from_snapshot: false,
-                last_error: None,
-            };
+            s.synced_at = Some(SystemTime::now());
+            s.server = Some(server.to_owned());
+            s.from_snapshot = false;
+            s.last_error = None;
+            s.last_duration = Some(took);
+            s.succeeded += 1;
         }
     }
 
@@ -361,6 +367,7 @@ impl SyncedIndex {
     fn failed(&self, error: &DirectoryError) {
         if let Ok(mut s) = self.status.lock() {
             s.last_error = Some(error.to_string());
+            s.failed += 1;
         }
         if let Ok(mut p) = self.progress.lock() {
             p.last_full = None;
@@ -420,12 +427,9 @@ impl SyncedIndex {
             p.last_full = None;
         }
         if let Ok(mut s) = self.status.lock() {
-            *s = SyncStatus {
-                synced_at: Some(written),
-                server: Some(loaded.server),
-                from_snapshot: true,
-                last_error: None,
-            };
+            s.synced_at = Some(written);
+            s.server = Some(loaded.server);
+            s.from_snapshot = true;
         }
         Ok(SystemTime::now()
             .duration_since(written)

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod limit;
+pub mod metrics;
 pub mod reply;
 pub mod request;
 
@@ -26,6 +27,7 @@ use crate::logging::phone_for_log;
 use crate::lookup::{Lookup, LookupError};
 use access::{Access, Presented};
 use limit::{Limited, RateLimits};
+use metrics::{Metrics, Outcome};
 use request::RequestError;
 
 /// The header that may carry `access.token` (besides `?token=` and `Authorization: Bearer`).
@@ -48,6 +50,8 @@ pub struct App {
     pub limits: Option<RateLimits>,
     /// `log.mask_numbers`
     pub mask_numbers: bool,
+    /// Request and lookup counters.
+    pub metrics: Metrics,
 }
 
 impl App {
@@ -63,6 +67,7 @@ impl App {
             access: Access::new(config.access.clone()),
             limits: config.rate_limit.as_ref().map(RateLimits::new),
             mask_numbers: config.log.mask_numbers,
+            metrics: Metrics::default(),
         })
     }
 }
@@ -107,6 +112,24 @@ pub fn routes(
         .and(parts)
         .and(warp::body::stream())
         .then(handle)
+        .recover(reply::recover)
+        .unify()
+}
+
+/// The metrics listener's routes: `GET /metrics` in Prometheus' text format.
+pub fn metrics_routes(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
+    warp::path!("metrics")
+        .and(warp::get())
+        .map(move || {
+            let mut r = Response::new(app.metrics.render(app.lookup.directory()).into());
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        })
         .recover(reply::recover)
         .unify()
 }
@@ -183,11 +206,13 @@ where
     let client = app.access.client(peer, request.forwarded_for.as_deref());
     if app.access.check_address(client).is_err() {
         tracing::warn!(%client, %peer, "refused: address not in access.allow");
+        app.metrics.request(Outcome::Forbidden);
         return reply::error(StatusCode::FORBIDDEN, "forbidden");
     }
     if let Some(limits) = &app.limits {
         if let Err(which) = limits.check(client) {
             tracing::warn!(%client, limit = ?which, "rate limited");
+            app.metrics.request(Outcome::RateLimited);
             let message = match which {
                 Limited::Client => "too many requests from this address",
                 Limited::Global => "too many requests",
@@ -205,6 +230,7 @@ where
     };
     if app.access.check_token(presented).is_err() {
         tracing::warn!(%client, "refused: missing or wrong token");
+        app.metrics.request(Outcome::Unauthorized);
         let mut r = reply::error(StatusCode::UNAUTHORIZED, "a valid token is required");
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -222,11 +248,14 @@ where
                 _ => StatusCode::BAD_REQUEST,
             };
             tracing::info!(%client, error = %e, "unreadable request");
+            app.metrics.request(Outcome::BadRequest);
             return reply::error(status, &e.to_string());
         }
     };
     let result = app.lookup.answer(&call).await;
-    let us = started.elapsed().as_micros() as u64;
+    let took = started.elapsed();
+    app.metrics.lookup(took);
+    let us = took.as_micros() as u64;
     let phone = call
         .phone
         .as_deref()
@@ -235,11 +264,13 @@ where
     let state = call.state.as_deref().unwrap_or("-");
     match result {
         Ok(answer) => {
-            let outcome = match (answer.trace.skipped_state.is_some(), answer.popup.total) {
-                (true, _) => "skipped",
-                (false, 0) => "unknown",
-                (false, _) => "match",
-            };
+            let (counted, outcome) =
+                match (answer.trace.skipped_state.is_some(), answer.popup.total) {
+                    (true, _) => (Outcome::Skipped, "skipped"),
+                    (false, 0) => (Outcome::Unknown, "unknown"),
+                    (false, _) => (Outcome::Match, "match"),
+                };
+            app.metrics.request(counted);
             tracing::info!(
                 %client, %ivrid, %state, phone = %phone.as_deref().unwrap_or("-"), %outcome,
                 total = answer.popup.total,
@@ -250,16 +281,24 @@ where
             reply::popup(&answer.popup)
         }
         Err(e) => {
-            let (status, outcome) = if e.is_bad_request() {
-                (StatusCode::BAD_REQUEST, "bad_request")
+            let (status, counted, outcome) = if e.is_bad_request() {
+                (StatusCode::BAD_REQUEST, Outcome::BadRequest, "bad_request")
             } else {
-                (StatusCode::SERVICE_UNAVAILABLE, "directory_error")
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Outcome::DirectoryError,
+                    "directory_error",
+                )
             };
+            app.metrics.request(counted);
             let kind = match &e {
                 LookupError::Directory(d) => d.kind(),
                 LookupError::Deadline(_) => "deadline",
                 _ => "request",
             };
+            if !e.is_bad_request() {
+                app.metrics.directory_error(kind);
+            }
             tracing::warn!(
                 %client, %ivrid, %state, phone = %phone.as_deref().unwrap_or("-"), %outcome,
                 %kind, error = %e, us, "popup"

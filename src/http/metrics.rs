@@ -1,0 +1,227 @@
+//! Prometheus metrics: counters and a latency histogram kept in atomics, written in the text
+//! exposition format on their own listener (`[metrics] listen`).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use crate::directory::Directory;
+
+/// What became of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Entries matched.
+    Match,
+    /// Nobody matched, or the number was withheld.
+    Unknown,
+    /// A call state that is not looked up.
+    Skipped,
+    /// A request that could not be read (400, 413).
+    BadRequest,
+    /// The directory failed or was too slow (503).
+    DirectoryError,
+    /// Over a rate limit (429).
+    RateLimited,
+    /// An address not allowed (403).
+    Forbidden,
+    /// A missing or wrong token (401).
+    Unauthorized,
+}
+
+const OUTCOMES: [(Outcome, &str); 8] = [
+    (Outcome::Match, "match"),
+    (Outcome::Unknown, "unknown"),
+    (Outcome::Skipped, "skipped"),
+    (Outcome::BadRequest, "bad_request"),
+    (Outcome::DirectoryError, "directory_error"),
+    (Outcome::RateLimited, "rate_limited"),
+    (Outcome::Forbidden, "forbidden"),
+    (Outcome::Unauthorized, "unauthorized"),
+];
+
+/// Directory error kinds counted (see `DirectoryError::kind`, plus `deadline`).
+const ERROR_KINDS: [&str; 7] = [
+    "connect",
+    "unavailable",
+    "search",
+    "tls",
+    "ldif",
+    "startup",
+    "deadline",
+];
+
+/// Upper bounds of the lookup latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// The counters of one running service.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: [AtomicU64; OUTCOMES.len()],
+    directory_errors: [AtomicU64; ERROR_KINDS.len()],
+    buckets: [AtomicU64; BUCKETS.len()],
+    lookups: AtomicU64,
+    lookup_micros: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts a request's outcome.
+    pub fn request(&self, outcome: Outcome) {
+        if let Some(i) = OUTCOMES.iter().position(|(o, _)| *o == outcome) {
+            self.requests[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a directory error by kind.
+    pub fn directory_error(&self, kind: &str) {
+        if let Some(i) = ERROR_KINDS.iter().position(|k| *k == kind) {
+            self.directory_errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records how long a lookup took.
+    pub fn lookup(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        for (bucket, bound) in self.buckets.iter().zip(BUCKETS) {
+            if seconds <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.lookup_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The text exposition, with the directory's own figures.
+    pub fn render(&self, directory: &Directory) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = self.write(&mut out, directory);
+        out
+    }
+
+    fn write(&self, out: &mut String, directory: &Directory) -> std::fmt::Result {
+        writeln!(
+            out,
+            "# HELP popup_requests_total Popup requests by outcome."
+        )?;
+        writeln!(out, "# TYPE popup_requests_total counter")?;
+        for ((_, name), n) in OUTCOMES.iter().zip(&self.requests) {
+            writeln!(
+                out,
+                "popup_requests_total{{outcome=\"{name}\"}} {}",
+                n.load(Ordering::Relaxed)
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP popup_directory_errors_total Directory failures by kind."
+        )?;
+        writeln!(out, "# TYPE popup_directory_errors_total counter")?;
+        for (kind, n) in ERROR_KINDS.iter().zip(&self.directory_errors) {
+            writeln!(
+                out,
+                "popup_directory_errors_total{{kind=\"{kind}\"}} {}",
+                n.load(Ordering::Relaxed)
+            )?;
+        }
+        writeln!(out, "# HELP popup_lookup_seconds Time to answer a lookup.")?;
+        writeln!(out, "# TYPE popup_lookup_seconds histogram")?;
+        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
+            writeln!(
+                out,
+                "popup_lookup_seconds_bucket{{le=\"{bound}\"}} {}",
+                n.load(Ordering::Relaxed)
+            )?;
+        }
+        let count = self.lookups.load(Ordering::Relaxed);
+        writeln!(out, "popup_lookup_seconds_bucket{{le=\"+Inf\"}} {count}")?;
+        writeln!(
+            out,
+            "popup_lookup_seconds_sum {}",
+            self.lookup_micros.load(Ordering::Relaxed) as f64 / 1e6
+        )?;
+        writeln!(out, "popup_lookup_seconds_count {count}")?;
+        if let Directory::Synced(synced) = directory {
+            let index = synced.current();
+            let status = synced.status();
+            let age = status
+                .synced_at
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .map_or(f64::NAN, |d| d.as_secs_f64());
+            gauge(
+                out,
+                "popup_index_entries",
+                "Entries in the index.",
+                index.entries() as f64,
+            )?;
+            gauge(
+                out,
+                "popup_index_numbers",
+                "Distinct numbers in the index.",
+                index.numbers() as f64,
+            )?;
+            gauge(
+                out,
+                "popup_index_age_seconds",
+                "Time since the index last matched the directory.",
+                age,
+            )?;
+            gauge(
+                out,
+                "popup_sync_duration_seconds",
+                "Duration of the last successful sync.",
+                status.last_duration.map_or(f64::NAN, |d| d.as_secs_f64()),
+            )?;
+            writeln!(out, "# HELP popup_syncs_total Syncs by result.")?;
+            writeln!(out, "# TYPE popup_syncs_total counter")?;
+            writeln!(
+                out,
+                "popup_syncs_total{{result=\"ok\"}} {}",
+                status.succeeded
+            )?;
+            writeln!(
+                out,
+                "popup_syncs_total{{result=\"failed\"}} {}",
+                status.failed
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: f64) -> std::fmt::Result {
+    writeln!(out, "# HELP {name} {help}")?;
+    writeln!(out, "# TYPE {name} gauge")?;
+    writeln!(out, "{name} {value}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::PhoneIndex;
+
+    #[test]
+    fn counts_and_buckets() {
+        let m = Metrics::default();
+        m.request(Outcome::Match);
+        m.request(Outcome::Match);
+        m.request(Outcome::Unauthorized);
+        m.directory_error("connect");
+        m.lookup(Duration::from_micros(300));
+        m.lookup(Duration::from_millis(30));
+        let text = m.render(&Directory::Index(PhoneIndex::default()));
+        for line in [
+            "popup_requests_total{outcome=\"match\"} 2",
+            "popup_requests_total{outcome=\"unauthorized\"} 1",
+            "popup_directory_errors_total{kind=\"connect\"} 1",
+            "popup_lookup_seconds_bucket{le=\"0.0005\"} 1",
+            "popup_lookup_seconds_bucket{le=\"0.05\"} 2",
+            "popup_lookup_seconds_bucket{le=\"+Inf\"} 2",
+            "popup_lookup_seconds_count 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+    }
+}
