@@ -391,3 +391,43 @@ fn metrics_are_scraped_and_count_outcomes() {
         "{body}"
     );
 }
+
+#[test]
+fn sigterm_finishes_the_requests_in_flight() {
+    // A directory that accepts connections and never answers keeps every lookup in flight
+    // until its deadline.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_addr = silent.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = dir.path().join("popup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[directory]\nsource = \"ldap\"\nmode = \"live\"\n\
+             urls = [\"ldaps://{silent_addr}\"]\ndanger_accept_invalid_certs = true\n\
+             base_dn = \"dc=example,dc=com\"\n[lookup]\ndeadline_ms = 1500\n[rate_limit]\nenabled = false"
+        ),
+    )
+    .expect("write");
+    let server = Server::start(&config, format!("127.0.0.1:{port}").parse().expect("addr"));
+    let client = server.client;
+    let in_flight: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(move || client.get("/popup?phone=0722776772")))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    terminate(&server.child);
+    for request in in_flight {
+        let (status, body) = request.join().expect("a complete answer, not a reset");
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("\"STATUS\":\"ERROR\""), "{body}");
+    }
+    let mut server = server;
+    assert!(server.child.wait().expect("wait").success());
+}
