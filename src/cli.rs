@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::call::CallDetails;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, SourceConfig};
 use crate::directory::{Directory, DirectoryError};
 use crate::http::{self, App};
 use crate::lookup::{Answer, Lookup, LookupError};
@@ -263,6 +263,23 @@ async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(), Cli
             );
         }
     }
+    let entries = match (&directory, &config.directory.source) {
+        (_, SourceConfig::Ldif(data)) => {
+            crate::directory::ldif::load(data).map_err(crate::directory::DirectoryError::from)?
+        }
+        (Directory::Live(ldap), _) => ldap.read_all(&config.directory.phone_attributes).await?,
+        (Directory::Synced(synced), _) => {
+            synced
+                .ldap()
+                .read_all(&config.directory.phone_attributes)
+                .await?
+        }
+        (Directory::Index(_), _) => Vec::new(),
+    };
+    print!(
+        "{}",
+        crate::hygiene::examine(&entries, &config.directory.phone_attributes, &config.phone)
+    );
     println!("OK");
     Ok(())
 }

@@ -276,6 +276,17 @@ pub struct LdapConfig {
     pub index: Option<IndexConfig>,
 }
 
+impl LdapConfig {
+    /// The entries that count and have a phone attribute: `(&<filter>(|(<attr>=*)...))`.
+    pub fn eligible_filter(&self, phone_attributes: &[String]) -> String {
+        let any_phone: String = phone_attributes
+            .iter()
+            .map(|a| format!("({a}=*)"))
+            .collect();
+        format!("(&{}(|{any_phone}))", self.filter)
+    }
+}
+
 /// `[index]`: how the in-memory index follows the directory.
 #[derive(Debug, Clone)]
 pub struct IndexConfig {

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod http;
+pub mod hygiene;
 pub mod logging;
 pub mod lookup;
 pub mod mapping;

@@ -47,6 +47,15 @@ fn check_config_connects_binds_and_searches() {
         "5 entries with a phone attribute (and more)",
         "uid=avi,ou=people,dc=example,dc=com",
         "telephonenumber: \"+972 (0)3 555 1234\" -> +97235551234",
+        "directory hygiene: 17 entries with a phone attribute",
+        "  telephonenumber        12 entries, 12 values",
+        "  mobile                 6 entries, 6 values",
+        "values with no number in them (1):",
+        "uid=nobody,ou=people,dc=example,dc=com  telephonenumber: \"ask reception\"",
+        "values the numbering plan does not know (matched only digit for digit) (1):",
+        "uid=odd,ou=people,dc=example,dc=com  mobile: \"12345678901234567890\"",
+        "numbers held by several entries (1):",
+        "+972523334444: uid=lior,ou=people,dc=example,dc=com; uid=shira,ou=people,dc=example,dc=com",
         "OK",
     ] {
         assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
@@ -149,7 +158,7 @@ fn lookup_explains_an_index_answer() {
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     for needle in [
-        "source            in-memory index of 15 entries",
+        "source            in-memory index of 16 entries",
         &format!("synced 0 s ago from {}", slapd.ldaps_url()),
         "entries           2 match\n",
         "1 (best) uid=lior,ou=people,dc=example,dc=com\n      matched mobile: \"052-3334444\"",
@@ -381,7 +390,7 @@ fn metrics_are_scraped_and_count_outcomes() {
     assert_eq!(value("popup_requests_total{outcome=\"bad_request\"}"), 1.0);
     assert_eq!(value("popup_requests_total{outcome=\"unauthorized\"}"), 1.0);
     assert_eq!(value("popup_lookup_seconds_count"), 4.0);
-    assert_eq!(value("popup_index_entries"), 15.0);
+    assert_eq!(value("popup_index_entries"), 16.0);
     assert_eq!(value("popup_syncs_total{result=\"ok\"}"), 1.0);
     assert!(value("popup_index_age_seconds") < 60.0);
     assert!(value("popup_sync_duration_seconds") > 0.0);

@@ -21,6 +21,8 @@ const RC_NO_SUCH_OBJECT: u32 = 32;
 
 /// Entries the `check-config` probe asks for.
 const PROBE_ENTRIES: i32 = 5;
+/// Page size of `read_all` (Active Directory's limit is 1000).
+const PAGE_FOR_READS: i32 = 500;
 
 #[derive(Clone)]
 struct Connection {
@@ -154,11 +156,7 @@ impl LdapDirectory {
     /// Connects, binds and runs one small search for entries with a phone number: what
     /// `check-config` reports.
     pub async fn probe(&self, phone_attributes: &[String]) -> Result<Probe, DirectoryError> {
-        let any_phone: String = phone_attributes
-            .iter()
-            .map(|a| format!("({a}=*)"))
-            .collect();
-        let filter = format!("(&{}(|{any_phone}))", self.config.filter);
+        let filter = self.config.eligible_filter(phone_attributes);
         let conn = self.connection().await?;
         let mut entries = self.search(&conn, &filter, PROBE_ENTRIES + 1).await?;
         let more = entries.len() > PROBE_ENTRIES as usize;
@@ -170,6 +168,27 @@ impl LdapDirectory {
             sample: entries,
             more,
         })
+    }
+
+    /// Every eligible entry with a phone attribute (what `check-config` examines).
+    pub async fn read_all(
+        &self,
+        phone_attributes: &[String],
+    ) -> Result<Vec<Entry>, DirectoryError> {
+        let mut all = Vec::new();
+        let change = self
+            .config
+            .index
+            .as_ref()
+            .map_or("modifyTimestamp", |i| i.change_attribute.as_str());
+        self.fetch_all(
+            &self.config.eligible_filter(phone_attributes),
+            PAGE_FOR_READS,
+            change,
+            |batch| all.extend(batch),
+        )
+        .await?;
+        Ok(all)
     }
 
     /// Reads every entry matching `filter` under the base with paged searches of `page_size`,

@@ -109,16 +109,12 @@ impl SyncedIndex {
         phone_attributes: &[String],
         wanted_attributes: &[String],
     ) -> Result<Arc<Self>, DirectoryError> {
-        let any_phone: String = phone_attributes
-            .iter()
-            .map(|a| format!("({a}=*)"))
-            .collect();
         let synced = Arc::new(SyncedIndex {
             index: ArcSwap::from_pointee(PhoneIndex::default()),
             status: Mutex::new(SyncStatus::default()),
             progress: Mutex::new(Progress::default()),
             ldap,
-            eligible: format!("(&{}(|{any_phone}))", config.filter),
+            eligible: config.eligible_filter(phone_attributes),
             fingerprint: format!(
                 "base={};scope={:?};filter={};phones={};attributes={}",
                 config.base_dn,
