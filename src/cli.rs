@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::call::CallDetails;
 use crate::config::{Config, ConfigError, SourceConfig};
 use crate::directory::{Directory, DirectoryError};
+use crate::http::tls::{Certificate, TlsError};
 use crate::http::{self, App};
 use crate::lookup::{Answer, Lookup, LookupError};
 use crate::phone::{Caller, PhoneNormalizer};
@@ -75,8 +76,19 @@ pub enum CliError {
         /// The configured address.
         addr: std::net::SocketAddr,
         /// Why.
+        source: std::io::Error,
+    },
+    /// The metrics listener could not be opened.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// Why.
         source: warp::Error,
     },
+    /// The HTTPS certificate or key cannot be used.
+    #[error("{0}")]
+    Tls(TlsError),
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
@@ -85,7 +97,7 @@ pub enum CliError {
 impl CliError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Config(_) => ExitCode::from(EXIT_CONFIG),
+            CliError::Config(_) | CliError::Tls(_) => ExitCode::from(EXIT_CONFIG),
             CliError::Directory(_) | CliError::Lookup(LookupError::Directory(_)) => {
                 ExitCode::from(EXIT_UNAVAILABLE)
             }
@@ -142,6 +154,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 async fn serve(config: Config) -> Result<(), CliError> {
+    // The certificate first: a bad one should not wait for the directory's first sync.
+    let tls = match &config.server.tls {
+        Some((cert, key)) => {
+            let certificate = Certificate::load(cert, key).map_err(CliError::Tls)?;
+            reload_on_sighup(certificate.clone());
+            Some(certificate.server_config().map_err(CliError::Tls)?)
+        }
+        None => None,
+    };
     let app = Arc::new(App::from_config(&config).await?);
     tracing::info!(source = %app.lookup.directory().describe(), "directory ready");
     if let Directory::Live(ldap) = app.lookup.directory() {
@@ -153,7 +174,7 @@ async fn serve(config: Config) -> Result<(), CliError> {
     if let Some(listen) = config.metrics_listen {
         let (addr, metrics) = warp::serve(http::metrics_routes(app.clone()))
             .try_bind_ephemeral(listen)
-            .map_err(|source| CliError::Listen {
+            .map_err(|source| CliError::Metrics {
                 addr: listen,
                 source,
             })?;
@@ -162,12 +183,16 @@ async fn serve(config: Config) -> Result<(), CliError> {
     }
     let listen = config.server.listen;
     let source = app.lookup.directory().describe();
-    let (addr, server) =
-        http::serve(app, listen, shutdown_signal()).map_err(|source| CliError::Listen {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| CliError::Listen {
             addr: listen,
             source,
         })?;
-    tracing::info!("listening on http://{addr}{}", config.server.path);
+    let addr = listener.local_addr().unwrap_or(listen);
+    tracing::info!("listening on {scheme}://{addr}{}", config.server.path);
+    let server = http::serve(app, listener, tls, shutdown_signal());
     #[cfg(unix)]
     {
         use crate::systemd;
@@ -189,6 +214,28 @@ async fn serve(config: Config) -> Result<(), CliError> {
     server.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the HTTPS certificate again on every SIGHUP; a bad one leaves the current in place.
+fn reload_on_sighup(certificate: std::sync::Arc<Certificate>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: the certificate will not be reloaded");
+            return;
+        };
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match certificate.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: HTTPS certificate reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: certificate not reloaded; serving the previous one")
+                    }
+                }
+            }
+        });
+    }
 }
 
 async fn shutdown_signal() {

@@ -83,6 +83,8 @@ struct RawServer {
     listen: Option<String>,
     path: Option<String>,
     max_body_bytes: Option<usize>,
+    tls_cert_file: Option<String>,
+    tls_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -215,6 +217,8 @@ pub struct ServerConfig {
     pub path: String,
     /// `max_body_bytes`, default 16 KiB.
     pub max_body_bytes: usize,
+    /// `tls_cert_file` and `tls_key_file`: serve HTTPS with this PEM chain and key.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// `[directory]`: where entries come from and which attributes hold numbers.
@@ -447,7 +451,7 @@ impl Config {
             ));
         }
         Ok(Config {
-            server: server(raw.server)?,
+            server: server(raw.server, base)?,
             directory: directory(raw.directory, raw.index, base)?,
             phone,
             lookup: lookup(raw.lookup)?,
@@ -481,7 +485,7 @@ impl Config {
     }
 }
 
-fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
+fn server(raw: RawServer, base: &Path) -> Result<ServerConfig, ConfigError> {
     let listen = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen = listen.parse().map_err(|_| {
         invalid(
@@ -515,10 +519,27 @@ fn server(raw: RawServer) -> Result<ServerConfig, ConfigError> {
             "must be between 256 and 1048576",
         ));
     }
+    let tls = match (raw.tls_cert_file, raw.tls_key_file) {
+        (Some(cert), Some(key)) => Some((base.join(cert), base.join(key))),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(invalid(
+                "server.tls_key_file",
+                "missing: HTTPS needs the private key of server.tls_cert_file",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "server.tls_cert_file",
+                "missing: HTTPS needs the certificate (chain) for server.tls_key_file",
+            ))
+        }
+    };
     Ok(ServerConfig {
         listen,
         path,
         max_body_bytes,
+        tls,
     })
 }
 
@@ -1094,6 +1115,8 @@ mod tests {
             ("[server]\npath = \"popup\"", "server.path"),
             ("[server]\npath = \"/readyz\"", "server.path"),
             ("[server]\nmax_body_bytes = 1", "server.max_body_bytes"),
+            ("[server]\ntls_cert_file = \"c.pem\"", "server.tls_key_file"),
+            ("[server]\ntls_key_file = \"k.pem\"", "server.tls_cert_file"),
             ("[phone]\ndefault_region = \"XX\"", "phone.default_region"),
             (
                 "[phone]\nmax_extension_digits = 12",

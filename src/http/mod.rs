@@ -6,6 +6,7 @@ pub mod limit;
 pub mod metrics;
 pub mod reply;
 pub mod request;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -32,6 +33,9 @@ use request::RequestError;
 
 /// The header that may carry `access.token` (besides `?token=` and `Authorization: Bearer`).
 pub const TOKEN_HEADER: &str = "x-popup-token";
+
+/// A TLS handshake that takes longer is dropped.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// How often idle clients are dropped from the rate limiter's table.
 const LIMITER_SWEEP: Duration = Duration::from_secs(60);
@@ -83,6 +87,7 @@ pub fn routes(
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<usize>("content-length"))
         .and(warp::addr::remote())
+        .and(warp::ext::optional::<Peer>())
         .and(warp::header::optional::<String>("x-forwarded-for"))
         .and(warp::header::optional::<String>(TOKEN_HEADER))
         .and(warp::header::optional::<String>("authorization"))
@@ -92,7 +97,8 @@ pub fn routes(
              query,
              content_type,
              content_length,
-             remote,
+             remote: Option<SocketAddr>,
+             peer: Option<Peer>,
              forwarded_for,
              token,
              authorization| RawRequest {
@@ -101,7 +107,7 @@ pub fn routes(
                 query,
                 content_type,
                 content_length,
-                remote,
+                remote: peer.map(|p| p.0).or(remote),
                 forwarded_for,
                 token,
                 authorization,
@@ -134,13 +140,23 @@ pub fn metrics_routes(
         .unify()
 }
 
-/// Serves `app` on `listen` until `shutdown` completes, then finishes in-flight requests.
-/// Returns the bound address (useful with port 0) and the server future.
-pub fn serve(
+/// The peer of a connection accepted by [`serve`], handed to the routes.
+#[derive(Clone, Copy, Debug)]
+struct Peer(SocketAddr);
+
+/// A connection's byte stream, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// Serves `app` on `listener` (HTTPS when `tls` is given: HTTP/2 or HTTP/1.1 by ALPN) until
+/// `shutdown` completes; then stops accepting, lets every connection finish the requests it
+/// has in flight, and returns.
+pub async fn serve(
     app: Arc<App>,
-    listen: SocketAddr,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(SocketAddr, impl Future<Output = ()>), warp::Error> {
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()>,
+) {
     if app.limits.is_some() {
         let sweeper = Arc::downgrade(&app);
         tokio::spawn(async move {
@@ -154,7 +170,83 @@ pub fn serve(
             }
         });
     }
-    warp::serve(routes(app)).try_bind_with_graceful_shutdown(listen, shutdown)
+    let service = warp::service(routes(app));
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(connection(
+                        stream,
+                        peer,
+                        service.clone(),
+                        acceptor.clone(),
+                        stopped.clone(),
+                    ));
+                }
+                Err(e) => tracing::warn!(error = %e, "accept failed"),
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+}
+
+async fn connection<S>(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    service: S,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) where
+    S: hyper::service::Service<
+            hyper::Request<hyper::Body>,
+            Response = Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let io: Box<dyn Io> = match acceptor {
+        None => Box::new(stream),
+        Some(acceptor) => {
+            match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => Box::new(tls),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+    };
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::Body>| {
+        request.extensions_mut().insert(Peer(peer));
+        let mut service = service.clone();
+        async move { service.call(request).await }
+    });
+    let served = hyper::server::conn::Http::new().serve_connection(io, service);
+    tokio::pin!(served);
+    let result = tokio::select! {
+        result = served.as_mut() => result,
+        _ = stopped.changed() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
 }
 
 /// Everything about a request but its body.
