@@ -368,8 +368,13 @@ pub fn client_for(child: &mut Child, addr: SocketAddr) -> Client {
 
 /// Sends SIGTERM, as systemd does to stop the service.
 pub fn terminate(child: &Child) {
+    signal(child, "-TERM");
+}
+
+/// Sends a signal (`-HUP`, `-TERM`) with kill(1).
+pub fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([name, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
