@@ -134,11 +134,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             if let Some(listen) = listen {
                 config.server.listen = listen;
             }
+            let path = cli.config.clone();
             let _log = crate::logging::init(&config.log.level);
             if cli.config.is_none() {
                 tracing::warn!("no --config given: serving the built-in demo directory");
             }
-            runtime.block_on(serve(config))
+            runtime.block_on(serve(config, path))
         }
         Command::CheckConfig => runtime.block_on(check_config(&cli.config, &config)),
         Command::Lookup { phone, state, did } => {
@@ -153,19 +154,21 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-async fn serve(config: Config) -> Result<(), CliError> {
+async fn serve(config: Config, path: Option<PathBuf>) -> Result<(), CliError> {
     // The certificate first: a bad one should not wait for the directory's first sync.
-    let tls = match &config.server.tls {
-        Some((cert, key)) => {
-            let certificate = Certificate::load(cert, key).map_err(CliError::Tls)?;
-            reload_on_sighup(certificate.clone());
-            Some(certificate.server_config().map_err(CliError::Tls)?)
-        }
+    let certificate = match &config.server.tls {
+        Some((cert, key)) => Some(Certificate::load(cert, key).map_err(CliError::Tls)?),
+        None => None,
+    };
+    let tls = match &certificate {
+        Some(c) => Some(c.server_config().map_err(CliError::Tls)?),
         None => None,
     };
     let app = Arc::new(App::from_config(&config).await?);
-    tracing::info!(source = %app.lookup.directory().describe(), "directory ready");
-    if let Directory::Live(ldap) = app.lookup.directory() {
+    reload_on_sighup(app.clone(), path, certificate, config.clone());
+    let settings = app.settings();
+    tracing::info!(source = %settings.lookup.directory().describe(), "directory ready");
+    if let Directory::Live(ldap) = settings.lookup.directory() {
         // Connect now so the first caller does not pay for it; a failure is retried per call.
         if let Err(e) = ldap.probe(&config.directory.phone_attributes).await {
             tracing::error!(error = %e, "directory not reachable yet; lookups will answer 503 until it is");
@@ -182,7 +185,8 @@ async fn serve(config: Config) -> Result<(), CliError> {
         tokio::spawn(metrics);
     }
     let listen = config.server.listen;
-    let source = app.lookup.directory().describe();
+    let source = settings.lookup.directory().describe();
+    drop(settings);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -216,22 +220,57 @@ async fn serve(config: Config) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Reads the HTTPS certificate again on every SIGHUP; a bad one leaves the current in place.
-fn reload_on_sighup(certificate: std::sync::Arc<Certificate>) {
+/// On every SIGHUP: reads the HTTPS certificate again, and the configuration file; what does
+/// not load or validate is logged and the running one kept.
+fn reload_on_sighup(
+    app: Arc<App>,
+    path: Option<PathBuf>,
+    certificate: Option<Arc<Certificate>>,
+    running: Config,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP: the certificate will not be reloaded");
+            tracing::warn!("cannot listen for SIGHUP: nothing will be reloaded");
             return;
         };
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                match certificate.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: HTTPS certificate reloaded"),
-                    Err(e) => {
-                        tracing::error!(error = %e, "SIGHUP: certificate not reloaded; serving the previous one")
+                if let Some(certificate) = &certificate {
+                    match certificate.reload() {
+                        Ok(()) => tracing::info!("SIGHUP: HTTPS certificate reloaded"),
+                        Err(e) => tracing::error!(
+                            error = %e,
+                            "SIGHUP: certificate not reloaded; serving the previous one"
+                        ),
                     }
+                }
+                let Some(path) = &path else {
+                    tracing::info!("SIGHUP: the built-in demo configuration has nothing to reload");
+                    continue;
+                };
+                let fresh = match Config::load(path) {
+                    Ok(fresh) => fresh,
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: configuration not reloaded; keeping the running one");
+                        continue;
+                    }
+                };
+                if fresh.server.listen != running.server.listen
+                    || fresh.server.tls != running.server.tls
+                    || fresh.metrics_listen != running.metrics_listen
+                {
+                    tracing::warn!(
+                        "SIGHUP: listen addresses and certificate paths change only with a restart"
+                    );
+                }
+                match app.reload(&fresh).await {
+                    Ok(()) => tracing::info!("SIGHUP: configuration reloaded"),
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "SIGHUP: configuration not reloaded (directory); keeping the running one"
+                    ),
                 }
             }
         });

@@ -440,3 +440,68 @@ fn sigterm_finishes_the_requests_in_flight() {
     let mut server = server;
     assert!(server.child.wait().expect("wait").success());
 }
+
+#[test]
+fn sighup_reloads_a_good_configuration_and_keeps_the_running_one_on_a_bad_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let path = dir.path().join("popup.toml");
+    let write = |client_name: &str, extra: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n[directory]\nsource = \"ldif\"\n\
+                 ldif = \"{}/config/demo.ldif\"\n[response]\nclient_name = \"{client_name}\"\n{extra}",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        )
+        .expect("write");
+    };
+    write("{displayName|cn}", "");
+    let mut child = binary()
+        .arg("--config")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let client = client_for(
+        &mut child,
+        format!("127.0.0.1:{port}").parse().expect("addr"),
+    );
+    let name = || {
+        let (status, body) = client.get("/popup?phone=0722776772");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).expect("json")["CLIENTNAME"].clone()
+    };
+    let until = |want: &str| {
+        for _ in 0..50 {
+            if name() == want {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("CLIENTNAME never became {want}");
+    };
+    assert_eq!(name(), "דנה לוי");
+
+    write("{cn} ({o})", "");
+    common::signal(&child, "-HUP");
+    until("Dana Levi (Voicenter)");
+
+    // An unknown key: the running configuration stays.
+    write("{uid}", "[response.extra]\nnope = 1");
+    common::signal(&child, "-HUP");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(name(), "Dana Levi (Voicenter)");
+
+    terminate(&child);
+    let out = child.wait_with_output().expect("output");
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("SIGHUP: configuration reloaded"), "{log}");
+    assert!(
+        log.contains("SIGHUP: configuration not reloaded; keeping the running one"),
+        "{log}"
+    );
+}

@@ -114,7 +114,7 @@ async fn a_change_shows_up_within_one_poll_interval() {
         .expect("app");
     slapd.modify(NEWBIE);
     let changed = Instant::now();
-    while name(&app.lookup, "0509999999").await.is_none() {
+    while name(&app.settings().lookup, "0509999999").await.is_none() {
         assert!(
             changed.elapsed() < Duration::from_secs(5),
             "the addition did not show up within a poll interval (1 s) and a margin"

@@ -27,6 +27,7 @@ use crate::directory::DirectoryError;
 use crate::logging::phone_for_log;
 use crate::lookup::{Lookup, LookupError};
 use access::{Access, Presented};
+use arc_swap::ArcSwap;
 use limit::{Limited, RateLimits};
 use metrics::{Metrics, Outcome};
 use request::RequestError;
@@ -40,8 +41,8 @@ const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// How often idle clients are dropped from the rate limiter's table.
 const LIMITER_SWEEP: Duration = Duration::from_secs(60);
 
-/// The running endpoint's shared state.
-pub struct App {
+/// What a configuration sets up, replaced as a whole when the configuration is reloaded.
+pub struct Settings {
     /// The lookup service.
     pub lookup: Lookup,
     /// `server.path`
@@ -54,7 +55,28 @@ pub struct App {
     pub limits: Option<RateLimits>,
     /// `log.mask_numbers`
     pub mask_numbers: bool,
-    /// Request and lookup counters.
+}
+
+impl Settings {
+    /// Opens the directory and, in index mode, starts following it.
+    async fn from_config(config: &Config) -> Result<Self, DirectoryError> {
+        let lookup = Lookup::from_config(config).await?;
+        lookup.directory().follow();
+        Ok(Settings {
+            lookup,
+            path: config.server.path.clone(),
+            max_body_bytes: config.server.max_body_bytes,
+            access: Access::new(config.access.clone()),
+            limits: config.rate_limit.as_ref().map(RateLimits::new),
+            mask_numbers: config.log.mask_numbers,
+        })
+    }
+}
+
+/// The running endpoint's shared state.
+pub struct App {
+    current: ArcSwap<Settings>,
+    /// Request and lookup counters (kept across reloads).
     pub metrics: Metrics,
 }
 
@@ -62,17 +84,23 @@ impl App {
     /// Builds the endpoint's state from a validated configuration: opens the directory and,
     /// in index mode, starts following it.
     pub async fn from_config(config: &Config) -> Result<Self, DirectoryError> {
-        let lookup = Lookup::from_config(config).await?;
-        lookup.directory().follow();
         Ok(App {
-            lookup,
-            path: config.server.path.clone(),
-            max_body_bytes: config.server.max_body_bytes,
-            access: Access::new(config.access.clone()),
-            limits: config.rate_limit.as_ref().map(RateLimits::new),
-            mask_numbers: config.log.mask_numbers,
+            current: ArcSwap::from_pointee(Settings::from_config(config).await?),
             metrics: Metrics::default(),
         })
+    }
+
+    /// The settings requests are answered with now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.current.load_full()
+    }
+
+    /// Replaces the settings with those of `config` (in index mode after its first sync);
+    /// requests in flight finish with the settings they started with.
+    pub async fn reload(&self, config: &Config) -> Result<(), DirectoryError> {
+        let fresh = Settings::from_config(config).await?;
+        self.current.store(Arc::new(fresh));
+        Ok(())
     }
 }
 
@@ -129,7 +157,8 @@ pub fn metrics_routes(
     warp::path!("metrics")
         .and(warp::get())
         .map(move || {
-            let mut r = Response::new(app.metrics.render(app.lookup.directory()).into());
+            let settings = app.settings();
+            let mut r = Response::new(app.metrics.render(settings.lookup.directory()).into());
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -157,19 +186,17 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    if app.limits.is_some() {
-        let sweeper = Arc::downgrade(&app);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(LIMITER_SWEEP);
-            loop {
-                tick.tick().await;
-                let Some(app) = sweeper.upgrade() else { break };
-                if let Some(limits) = &app.limits {
-                    limits.forget_idle_clients();
-                }
+    let sweeper = Arc::downgrade(&app);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(LIMITER_SWEEP);
+        loop {
+            tick.tick().await;
+            let Some(app) = sweeper.upgrade() else { break };
+            if let Some(limits) = &app.settings().limits {
+                limits.forget_idle_clients();
             }
-        });
-    }
+        }
+    });
     let service = warp::service(routes(app));
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -262,12 +289,14 @@ struct RawRequest {
     authorization: Option<String>,
 }
 
-async fn handle<S, B>(app: Arc<App>, request: RawRequest, body: S) -> Response
+async fn handle<S, B>(shared: Arc<App>, request: RawRequest, body: S) -> Response
 where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
 {
     let started = Instant::now();
+    let metrics = &shared.metrics;
+    let app = shared.settings();
     match request.path.as_str() {
         HEALTH_PATH => return reply::status(true),
         READY_PATH => {
@@ -298,13 +327,13 @@ where
     let client = app.access.client(peer, request.forwarded_for.as_deref());
     if app.access.check_address(client).is_err() {
         tracing::warn!(%client, %peer, "refused: address not in access.allow");
-        app.metrics.request(Outcome::Forbidden);
+        metrics.request(Outcome::Forbidden);
         return reply::error(StatusCode::FORBIDDEN, "forbidden");
     }
     if let Some(limits) = &app.limits {
         if let Err(which) = limits.check(client) {
             tracing::warn!(%client, limit = ?which, "rate limited");
-            app.metrics.request(Outcome::RateLimited);
+            metrics.request(Outcome::RateLimited);
             let message = match which {
                 Limited::Client => "too many requests from this address",
                 Limited::Global => "too many requests",
@@ -322,7 +351,7 @@ where
     };
     if app.access.check_token(presented).is_err() {
         tracing::warn!(%client, "refused: missing or wrong token");
-        app.metrics.request(Outcome::Unauthorized);
+        metrics.request(Outcome::Unauthorized);
         let mut r = reply::error(StatusCode::UNAUTHORIZED, "a valid token is required");
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -340,13 +369,13 @@ where
                 _ => StatusCode::BAD_REQUEST,
             };
             tracing::info!(%client, error = %e, "unreadable request");
-            app.metrics.request(Outcome::BadRequest);
+            metrics.request(Outcome::BadRequest);
             return reply::error(status, &e.to_string());
         }
     };
     let result = app.lookup.answer(&call).await;
     let took = started.elapsed();
-    app.metrics.lookup(took);
+    metrics.lookup(took);
     let us = took.as_micros() as u64;
     let phone = call
         .phone
@@ -362,7 +391,7 @@ where
                     (false, 0) => (Outcome::Unknown, "unknown"),
                     (false, _) => (Outcome::Match, "match"),
                 };
-            app.metrics.request(counted);
+            metrics.request(counted);
             tracing::info!(
                 %client, %ivrid, %state, phone = %phone.as_deref().unwrap_or("-"), %outcome,
                 total = answer.popup.total,
@@ -382,14 +411,14 @@ where
                     "directory_error",
                 )
             };
-            app.metrics.request(counted);
+            metrics.request(counted);
             let kind = match &e {
                 LookupError::Directory(d) => d.kind(),
                 LookupError::Deadline(_) => "deadline",
                 _ => "request",
             };
             if !e.is_bad_request() {
-                app.metrics.directory_error(kind);
+                metrics.directory_error(kind);
             }
             tracing::warn!(
                 %client, %ivrid, %state, phone = %phone.as_deref().unwrap_or("-"), %outcome,
@@ -414,7 +443,7 @@ struct BodyHeaders<'a> {
 }
 
 async fn read_call<S, B>(
-    app: &App,
+    app: &Settings,
     method: &Method,
     query: &str,
     headers: BodyHeaders<'_>,
