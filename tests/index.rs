@@ -124,6 +124,34 @@ async fn a_change_shows_up_within_one_poll_interval() {
 }
 
 #[tokio::test]
+async fn paging_reads_past_a_server_side_size_limit() {
+    // Like Active Directory's MaxPageSize: an unpaged search stops at 5 entries and no page
+    // may hold more than 5. The sync must still read all 16 entries with numbers.
+    let slapd = Slapd::start_with_limits(
+        common::PEOPLE,
+        "size.soft=5 size.hard=5 size.pr=5 size.prtotal=unlimited time=unlimited",
+    );
+    let lookup = lookup(&slapd, "[index]\npage_size = 5").await;
+    let index = synced(&lookup).current();
+    assert_eq!(index.entries(), 16);
+    assert_eq!(
+        name(&lookup, "0547777777").await.as_deref(),
+        Some("No Name")
+    );
+    // A page size above what the server allows is refused by slapd, and said so.
+    let config = Config::parse(
+        &slapd.config_text("[index]\npage_size = 50"),
+        slapd.dir.path(),
+    )
+    .expect("config");
+    let err = Lookup::from_config(&config).await.err().expect("must fail");
+    assert!(
+        err.to_string().contains("administrative limit exceeded"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn a_first_sync_that_fails_names_the_cause() {
     let slapd = Slapd::start();
     let text = slapd.config_text("").replace("/ca.pem", "/other-ca.pem");

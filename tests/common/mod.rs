@@ -109,6 +109,12 @@ impl Slapd {
     }
 
     pub fn start_with(ldif: &str) -> Self {
+        Self::start_with_limits(ldif, "size=unlimited time=unlimited")
+    }
+
+    /// Starts slapd with `limits` for the service account (slapd.conf(5) syntax), e.g. an
+    /// Active-Directory-like cap on unpaged searches and page sizes.
+    pub fn start_with_limits(ldif: &str, limits: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("slapd");
         let d = dir.path();
@@ -118,7 +124,7 @@ impl Slapd {
         std::fs::write(d.join("other-ca.pem"), TestCa::new("other").ca_pem).unwrap();
         std::fs::write(d.join("bind-password"), format!("{BIND_PASSWORD}\n")).unwrap();
         std::fs::create_dir(d.join("db")).unwrap();
-        std::fs::write(d.join("slapd.conf"), slapd_conf(d)).unwrap();
+        std::fs::write(d.join("slapd.conf"), slapd_conf(d, limits)).unwrap();
         std::fs::write(d.join("data.ldif"), ldif).unwrap();
         let out = Command::new(tool("slapadd"))
             .args(["-q", "-f"])
@@ -308,7 +314,7 @@ pub const FORMATS: &[(&str, &str)] = &[
     ("0547777777", "No Name"),         // no displayName: cn
 ];
 
-fn slapd_conf(d: &Path) -> String {
+fn slapd_conf(d: &Path, limits: &str) -> String {
     let d = d.display();
     format!(
         r#"include /etc/ldap/schema/core.schema
@@ -331,7 +337,7 @@ rootpw admin
 directory {d}/db
 index objectClass eq
 index telephoneNumber,mobile,homePhone eq,sub
-limits dn.exact="{BIND_DN}" size=unlimited time=unlimited
+limits dn.exact="{BIND_DN}" {limits}
 access to attrs=userPassword by anonymous auth by * none
 access to * by users read by * none
 "#
