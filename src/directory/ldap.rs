@@ -472,11 +472,16 @@ fn no_such_base(base_dn: &str) -> String {
 
 fn describe_ldap_error(e: &ldap3::LdapError) -> String {
     let text = e.to_string();
-    if text.contains("invalid peer certificate") || text.contains("UnknownIssuer") {
-        format!("{text} (the server's certificate is not signed by directory.ca_file or the system roots, or does not name this host)")
+    let hint = if text.contains("UnknownIssuer") {
+        " (the server's certificate is not signed by directory.ca_file or the system roots)"
+    } else if text.contains("not valid for name") {
+        " (put the name the certificate holds in directory.urls)"
+    } else if text.contains("certificate expired") {
+        " (renew the server's certificate)"
     } else {
-        text
-    }
+        ""
+    };
+    format!("{text}{hint}")
 }
 
 fn result_name(rc: u32) -> &'static str {
