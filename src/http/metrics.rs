@@ -102,39 +102,47 @@ impl Metrics {
     }
 
     fn write(&self, out: &mut String, directory: &Directory) -> std::fmt::Result {
-        writeln!(
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        family(
             out,
-            "# HELP popup_requests_total Popup requests by outcome."
+            (
+                "popup_requests_total",
+                "counter",
+                "Popup requests by outcome.",
+            ),
+            "outcome",
+            OUTCOMES
+                .iter()
+                .map(|(_, name)| *name)
+                .zip(self.requests.iter().map(load)),
         )?;
-        writeln!(out, "# TYPE popup_requests_total counter")?;
-        for ((_, name), n) in OUTCOMES.iter().zip(&self.requests) {
-            writeln!(
-                out,
-                "popup_requests_total{{outcome=\"{name}\"}} {}",
-                n.load(Ordering::Relaxed)
-            )?;
-        }
-        writeln!(
+        family(
             out,
-            "# HELP popup_directory_errors_total Directory failures by kind."
+            (
+                "popup_directory_errors_total",
+                "counter",
+                "Directory failures by kind.",
+            ),
+            "kind",
+            ERROR_KINDS
+                .iter()
+                .copied()
+                .zip(self.directory_errors.iter().map(load)),
         )?;
-        writeln!(out, "# TYPE popup_directory_errors_total counter")?;
-        for (kind, n) in ERROR_KINDS.iter().zip(&self.directory_errors) {
-            writeln!(
-                out,
-                "popup_directory_errors_total{{kind=\"{kind}\"}} {}",
-                n.load(Ordering::Relaxed)
-            )?;
-        }
-        writeln!(out, "# HELP popup_lookup_seconds Time to answer a lookup.")?;
-        writeln!(out, "# TYPE popup_lookup_seconds histogram")?;
-        for (bound, n) in BUCKETS.iter().zip(&self.buckets) {
-            writeln!(
-                out,
-                "popup_lookup_seconds_bucket{{le=\"{bound}\"}} {}",
-                n.load(Ordering::Relaxed)
-            )?;
-        }
+        let bounds: Vec<String> = BUCKETS.iter().map(f64::to_string).collect();
+        family(
+            out,
+            (
+                "popup_lookup_seconds",
+                "histogram",
+                "Time to answer a lookup.",
+            ),
+            "le",
+            bounds
+                .iter()
+                .map(String::as_str)
+                .zip(self.buckets.iter().map(load)),
+        )?;
         let count = self.lookups.load(Ordering::Relaxed);
         writeln!(out, "popup_lookup_seconds_bucket{{le=\"+Inf\"}} {count}")?;
         writeln!(
@@ -174,21 +182,32 @@ impl Metrics {
                 "Duration of the last successful sync.",
                 status.last_duration.map_or(f64::NAN, |d| d.as_secs_f64()),
             )?;
-            writeln!(out, "# HELP popup_syncs_total Syncs by result.")?;
-            writeln!(out, "# TYPE popup_syncs_total counter")?;
-            writeln!(
+            family(
                 out,
-                "popup_syncs_total{{result=\"ok\"}} {}",
-                status.succeeded
-            )?;
-            writeln!(
-                out,
-                "popup_syncs_total{{result=\"failed\"}} {}",
-                status.failed
+                ("popup_syncs_total", "counter", "Syncs by result."),
+                "result",
+                [("ok", status.succeeded), ("failed", status.failed)].into_iter(),
             )?;
         }
         Ok(())
     }
+}
+
+/// A metric family with one label: its HELP and TYPE lines, then one line per label value
+/// (histogram buckets are named `<name>_bucket`).
+fn family<'a>(
+    out: &mut String,
+    (name, kind, help): (&str, &str, &str),
+    label: &str,
+    series: impl Iterator<Item = (&'a str, u64)>,
+) -> std::fmt::Result {
+    writeln!(out, "# HELP {name} {help}")?;
+    writeln!(out, "# TYPE {name} {kind}")?;
+    let suffix = if kind == "histogram" { "_bucket" } else { "" };
+    for (value, n) in series {
+        writeln!(out, "{name}{suffix}{{{label}=\"{value}\"}} {n}")?;
+    }
+    Ok(())
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: f64) -> std::fmt::Result {
