@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs everything CI runs: installs what the tests need (slapd, ldap-utils) when missing, then
-# formatting, lints and the whole test suite against real directory servers.
+# Runs everything CI runs: installs what the tests need (slapd, ldap-utils, Samba's AD DC,
+# iproute2) when missing, then formatting, lints and the whole test suite against real
+# directory servers. Run it as root: the Active Directory tests give Samba a network
+# namespace of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +10,10 @@ missing=()
 [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapmodify >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if [ ! -x /usr/sbin/samba ] || ! command -v samba-tool >/dev/null 2>&1; then
+    missing+=(samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     sudo=""

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use popup_ldap::config::Config;
+pub mod samba;
+
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
 
 /// The fixture every slapd starts with.
@@ -28,7 +30,13 @@ pub struct TestCa {
 }
 
 impl TestCa {
+    /// A CA and a certificate for localhost and 127.0.0.1.
     pub fn new(name: &str) -> Self {
+        Self::for_hosts(name, &["localhost"], &["127.0.0.1"])
+    }
+
+    /// A CA and a certificate for these DNS names and IP addresses.
+    pub fn for_hosts(name: &str, dns: &[&str], ips: &[&str]) -> Self {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -41,13 +49,16 @@ impl TestCa {
         ];
         let ca_cert = ca.self_signed(&ca_key).unwrap();
         let key = KeyPair::generate().unwrap();
-        let mut server = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        server
-            .subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let mut server =
+            CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>()).unwrap();
+        for ip in ips {
+            server
+                .subject_alt_names
+                .push(SanType::IpAddress(ip.parse().unwrap()));
+        }
         server
             .distinguished_name
-            .push(DnType::CommonName, "localhost");
+            .push(DnType::CommonName, dns.first().copied().unwrap_or(name));
         let cert = server.signed_by(&key, &ca_cert, &ca_key).unwrap();
         TestCa {
             ca_pem: ca_cert.pem(),
@@ -80,17 +91,23 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     panic!("{what} did not listen on port {port} within {SLAPD_START:?}");
 }
 
-fn tool(name: &str) -> PathBuf {
+pub fn tool(name: &str) -> PathBuf {
+    installed(
+        name,
+        "The integration tests need a real OpenLDAP server: run tests/run.sh (it installs \
+         slapd and ldap-utils), or apt-get install slapd ldap-utils",
+    )
+}
+
+/// The path of an installed program; a missing one fails the test with `hint`.
+pub fn installed(name: &str, hint: &str) -> PathBuf {
     for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
         let p = Path::new(dir).join(name);
         if p.exists() {
             return p;
         }
     }
-    panic!(
-        "{name} is not installed. The integration tests need a real OpenLDAP server: run \
-         tests/run.sh (it installs slapd and ldap-utils), or apt-get install slapd ldap-utils"
-    );
+    panic!("{name} is not installed. {hint}");
 }
 
 /// A running slapd with the fixture loaded, serving ldap:// (for StartTLS) and ldaps://.

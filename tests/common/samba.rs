@@ -1,0 +1,485 @@
+//! A throw-away Samba AD DC: provisioned in a folder under the target directory, serving only
+//! LDAP (LDAPS and StartTLS with a test CA) in a private network namespace of its own, reached
+//! over a veth pair like a remote domain controller. It holds a low-privilege service account,
+//! more than 1,000 users (some disabled, Hebrew and English names, numbers in every AD phone
+//! attribute and in mixed formats) and some contacts.
+//!
+//! Samba's LDAP ports are fixed (389/636), hence the namespace. Samba is started by a thread
+//! that lives as long as the test process and with `PR_SET_PDEATHSIG`, so it dies with the
+//! tests however they end; its namespace and veth pair vanish with it.
+
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::TestCa;
+
+pub const REALM: &str = "EXAMPLE.TEST";
+pub const BASE_DN: &str = "DC=example,DC=test";
+pub const ADMIN: &str = "Administrator@EXAMPLE.TEST";
+pub const ADMIN_PASSWORD: &str = "Passw0rd-Admin!";
+/// The service account popup-ldap binds as: a plain domain user.
+pub const SERVICE: &str = "svc-popup@EXAMPLE.TEST";
+pub const SERVICE_PASSWORD: &str = "Passw0rd-Svc!";
+/// The DNS name in the DC's certificate.
+pub const DC_NAME: &str = "dc1.example.test";
+
+/// Bulk users; every tenth is disabled.
+pub const USERS: usize = 1200;
+/// Contacts.
+pub const CONTACTS: usize = 20;
+
+const HINT: &str = "The Active Directory tests need Samba's AD DC: run tests/run.sh (it installs \
+                    samba, samba-ad-dc and friends), or apt-get install samba samba-ad-dc \
+                    samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind ldap-utils";
+const START: Duration = Duration::from_secs(60);
+
+/// A running domain controller.
+pub struct SambaDc {
+    dir: PathBuf,
+    /// The CA that signed the DC's certificate.
+    pub ca: TestCa,
+    /// The DC's address (in its namespace, routed over the veth pair).
+    pub address: Ipv4Addr,
+    /// An address on the DC's link where no host answers: a domain controller that is down.
+    pub down_address: Ipv4Addr,
+    exited: Arc<Mutex<Option<ExitStatus>>>,
+}
+
+/// The DC shared by the tests of one test binary (provisioning takes ~15 s).
+pub fn shared() -> &'static SambaDc {
+    static DC: OnceLock<SambaDc> = OnceLock::new();
+    DC.get_or_init(SambaDc::start)
+}
+
+impl SambaDc {
+    fn start() -> Self {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        remove_stale(root);
+        let pid = std::process::id();
+        let dir = root.join(format!("samba-{pid}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (host, address, down_address) = link_addresses(pid);
+        let ca = TestCa::for_hosts("samba", &[DC_NAME], &[&address.to_string()]);
+        std::fs::write(dir.join("ca.pem"), &ca.ca_pem).unwrap();
+        std::fs::write(dir.join("dc.pem"), &ca.cert_pem).unwrap();
+        write_private(&dir.join("dc.key"), &ca.key_pem);
+        write_private(&dir.join("bind-password"), SERVICE_PASSWORD);
+        let conf = provision(&dir, address);
+        run(
+            Command::new(super::installed("samba-tool", HINT))
+                .args(["user", "create", "svc-popup", SERVICE_PASSWORD, "-s"])
+                .arg(&conf),
+            "samba-tool user create",
+        );
+
+        let veth_host = format!("pad{:x}h", pid);
+        let veth_dc = format!("pad{:x}n", pid);
+        let mut samba = Command::new(super::installed("unshare", HINT));
+        samba
+            .args(["--net", "sh", "-c", NAMESPACE_SCRIPT, "samba-ns"])
+            .arg(&veth_dc)
+            .arg(address.to_string())
+            .arg(super::installed("samba", HINT))
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("samba.out")).unwrap())
+            .stderr(std::fs::File::create(dir.join("samba.err")).unwrap());
+        let (samba_pid, exited) = spawn_kept(samba);
+        ip(&[
+            "link",
+            "add",
+            &veth_host,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &veth_dc,
+            "netns",
+            &samba_pid.to_string(),
+        ]);
+        ip(&["addr", "add", &format!("{host}/29"), "dev", &veth_host]);
+        ip(&["link", "set", &veth_host, "up"]);
+        let dc = SambaDc {
+            dir,
+            ca,
+            address,
+            down_address,
+            exited,
+        };
+        dc.wait_for_ldaps();
+        dc.apply("ldapadd", &people());
+        dc
+    }
+
+    fn wait_for_ldaps(&self) {
+        let deadline = Instant::now() + START;
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&(self.address, 636).into(), Duration::from_millis(200))
+                .is_ok()
+            {
+                return;
+            }
+            if let Some(status) = *self.exited.lock().unwrap() {
+                panic!(
+                    "samba exited with {status} before listening on 636: {}{}",
+                    std::fs::read_to_string(self.path("samba.err")).unwrap_or_default(),
+                    std::fs::read_to_string(self.path("samba.out")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "samba did not listen on {}:636 within {START:?}",
+            self.address
+        );
+    }
+
+    /// A file in the DC's folder (`ca.pem`, `bind-password`...).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn ldaps_url(&self) -> String {
+        format!("ldaps://{}", self.address)
+    }
+
+    pub fn ldap_url(&self) -> String {
+        format!("ldap://{}", self.address)
+    }
+
+    /// Applies LDIF changes (`changetype` records) as Administrator over LDAPS.
+    pub fn modify(&self, ldif: &str) {
+        self.apply("ldapmodify", ldif);
+    }
+
+    /// What `ldapsearch` prints for the service account over LDAPS (LDIF).
+    pub fn ldapsearch(&self, args: &[&str]) -> String {
+        let out = Command::new(super::installed("ldapsearch", HINT))
+            .env("LDAPTLS_CACERT", self.path("ca.pem"))
+            .args([
+                "-x",
+                "-H",
+                &self.ldaps_url(),
+                "-D",
+                SERVICE,
+                "-w",
+                SERVICE_PASSWORD,
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ldapsearch: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn apply(&self, program: &str, ldif: &str) {
+        let file = tempfile::NamedTempFile::new_in(&self.dir).unwrap();
+        std::fs::write(file.path(), ldif).unwrap();
+        run(
+            Command::new(super::installed(program, HINT))
+                .env("LDAPTLS_CACERT", self.path("ca.pem"))
+                .args([
+                    "-x",
+                    "-H",
+                    &self.ldaps_url(),
+                    "-D",
+                    ADMIN,
+                    "-w",
+                    ADMIN_PASSWORD,
+                    "-f",
+                ])
+                .arg(file.path()),
+            program,
+        );
+    }
+}
+
+/// Runs inside the new network namespace: waits for the DC's end of the veth pair, gives it
+/// the DC's address, and becomes samba (in the foreground, without a process group of its
+/// own, so that stopping it touches nothing else).
+const NAMESPACE_SCRIPT: &str = r#"set -e
+ip link set lo up
+i=0
+while ! ip link show "$1" >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ "$i" -lt 400 ] || { echo "the veth $1 never arrived" >&2; exit 1; }
+    sleep 0.05
+done
+ip addr add "$2/29" dev "$1"
+ip link set "$1" up
+exec "$3" --foreground --no-process-group -M single -s "$4"
+"#;
+
+/// A /29 per test process: the host's end, the DC, and an address where nobody answers.
+fn link_addresses(pid: u32) -> (Ipv4Addr, Ipv4Addr, Ipv4Addr) {
+    let n = pid % (1 << 19);
+    let base = u32::from(Ipv4Addr::new(10, 64, 0, 0)) + n * 8;
+    (
+        Ipv4Addr::from(base + 1),
+        Ipv4Addr::from(base + 2),
+        Ipv4Addr::from(base + 3),
+    )
+}
+
+/// Provisions the domain and rewrites its smb.conf for an LDAP-only DC in `dir`.
+fn provision(dir: &Path, address: Ipv4Addr) -> PathBuf {
+    let target = dir.join("dc");
+    run(
+        Command::new(super::installed("samba-tool", HINT))
+            .args(["domain", "provision"])
+            .arg(format!("--targetdir={}", target.display()))
+            .args([
+                &format!("--realm={REALM}"),
+                "--domain=EXAMPLE",
+                "--server-role=dc",
+                "--dns-backend=NONE",
+                "--use-rfc2307",
+                &format!("--adminpass={ADMIN_PASSWORD}"),
+                &format!("--host-ip={address}"),
+                &format!("--option=interfaces={address}"),
+                "--option=bind interfaces only=yes",
+            ]),
+        "samba-tool domain provision",
+    );
+    for sub in ["run", "log"] {
+        std::fs::create_dir_all(target.join(sub)).unwrap();
+    }
+    let conf = target.join("etc/smb.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let own = [
+        format!("log file = {}/log/log.%m", target.display()),
+        format!("pid directory = {}/run", target.display()),
+        "server services = ldap".to_owned(),
+        "tls enabled = yes".to_owned(),
+        format!("tls keyfile = {}", dir.join("dc.key").display()),
+        format!("tls certfile = {}", dir.join("dc.pem").display()),
+        format!("tls cafile = {}", dir.join("ca.pem").display()),
+    ];
+    let mut out = String::new();
+    for line in text.lines() {
+        let key = line.trim_start();
+        if key.starts_with("log file") || key.starts_with("server services") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if line.trim() == "[global]" {
+            for setting in &own {
+                out.push_str(&format!("\t{setting}\n"));
+            }
+        }
+    }
+    std::fs::write(&conf, out).unwrap();
+    conf
+}
+
+/// Spawns `command` from a thread that lives as long as the process, with SIGKILL as its
+/// parent-death signal; returns its pid and where its exit status will appear.
+fn spawn_kept(mut command: Command) -> (u32, Arc<Mutex<Option<ExitStatus>>>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let exited = Arc::new(Mutex::new(None));
+    let status = exited.clone();
+    let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("samba-keeper".into())
+        .spawn(move || {
+            let mut child = command.spawn().unwrap();
+            pid_tx.send(child.id()).unwrap();
+            let code = child.wait().unwrap();
+            *status.lock().unwrap() = Some(code);
+            // The parent-death signal follows this thread: keep it for the process's life.
+            loop {
+                std::thread::park();
+            }
+        })
+        .unwrap();
+    (pid_rx.recv().unwrap(), exited)
+}
+
+/// Removes the folders of DCs whose test process has gone.
+fn remove_stale(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("samba-") {
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    run(Command::new(super::installed("ip", HINT)).args(args), "ip");
+}
+
+fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// People with names and numbers a test looks for, by hand.
+pub const NAMED: &[(&str, &str)] = &[
+    // (number a caller would send, the displayName it must bring up)
+    ("035551234", "דנה כהן"),
+    ("0522776772", "Yossi Levi"),
+    ("1042", "Reception Desk"),
+    ("0779912345", "Acme Supplies"),
+];
+
+fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// The DN of bulk user `i`.
+pub fn user_dn(i: usize) -> String {
+    format!("CN=user{i},CN=Users,{BASE_DN}")
+}
+
+/// The national number in bulk user `i`'s telephoneNumber.
+pub fn user_number(i: usize) -> String {
+    format!("03{}", 5_000_000 + i)
+}
+
+/// The name bulk user `i` answers to (Hebrew for even `i`).
+pub fn user_name(i: usize) -> String {
+    const HEBREW: [&str; 4] = ["נועה", "אבי", "מיכל", "יוסי"];
+    if i % 2 == 0 {
+        format!("{} משתמש {i}", HEBREW[i / 2 % 4])
+    } else {
+        format!("User {i}")
+    }
+}
+
+/// userAccountControl: 512 is a normal account, 514 the same disabled; 32 (no password
+/// required) lets these accounts exist without one.
+fn people() -> String {
+    let mut out = String::new();
+    let mut user = |cn: &str, uac: u32, attrs: &[(&str, &str)]| {
+        out.push_str(&format!(
+            "dn: CN={cn},CN=Users,{BASE_DN}\nobjectClass: user\nsAMAccountName: {cn}\n\
+             userAccountControl: {uac}\n"
+        ));
+        for (name, value) in attrs {
+            out.push_str(&format!("{name}:: {}\n", b64(value)));
+        }
+        out.push('\n');
+    };
+    user(
+        "dana",
+        544,
+        &[
+            ("displayName", "דנה כהן"),
+            ("givenName", "דנה"),
+            ("sn", "כהן"),
+            ("company", "אקמה בע\"מ"),
+            ("department", "תמיכה"),
+            ("title", "ראש צוות"),
+            ("telephoneNumber", "+972 (0)3 555-1234"),
+        ],
+    );
+    user(
+        "yossi",
+        544,
+        &[
+            ("displayName", "Yossi Levi"),
+            ("givenName", "Yossi"),
+            ("sn", "Levi"),
+            ("company", "Acme"),
+            ("department", "Sales"),
+            ("title", "Account Manager"),
+            ("mobile", "052-277-6772"),
+            ("otherTelephone", "+1 (212) 555-0100"),
+        ],
+    );
+    user(
+        "reception",
+        544,
+        &[("displayName", "Reception Desk"), ("ipPhone", "1042")],
+    );
+    user(
+        "gone",
+        546,
+        &[
+            ("displayName", "Departed Employee"),
+            ("telephoneNumber", "03-555-9999"),
+        ],
+    );
+    for i in 0..USERS {
+        let uac = if i % 10 == 0 { 546 } else { 544 };
+        let name = user_name(i);
+        let (given, family) = name.split_once(' ').unwrap_or((&name, ""));
+        let phone = match i % 3 {
+            0 => format!("03-{}", 5_000_000 + i),
+            1 => format!("+972 3 {}", 5_000_000 + i),
+            _ => format!("(03) {}", 5_000_000 + i),
+        };
+        let extra = match i % 4 {
+            0 => ("mobile", format!("+972 (0)54 {}", 6_000_000 + i)),
+            1 => ("ipPhone", format!("{}", 20_000 + i)),
+            2 => ("otherTelephone", format!("972-2-{}", 6_000_000 + i)),
+            _ => ("homePhone", format!("08.{} ext. 9", 6_000_000 + i)),
+        };
+        user(
+            &format!("user{i}"),
+            uac,
+            &[
+                ("displayName", name.as_str()),
+                ("givenName", given),
+                ("sn", family),
+                ("company", "Acme"),
+                ("department", "Support"),
+                ("title", "Agent"),
+                ("telephoneNumber", phone.as_str()),
+                (extra.0, extra.1.as_str()),
+            ],
+        );
+    }
+    out.push_str(&format!(
+        "dn: CN=Acme Supplies,CN=Users,{BASE_DN}\nobjectClass: contact\n\
+         displayName: Acme Supplies\ncompany: Acme Supplies Ltd\ntelephoneNumber: 077-991-2345\n\n"
+    ));
+    for i in 0..CONTACTS {
+        out.push_str(&format!(
+            "dn: CN=Contact {i},CN=Users,{BASE_DN}\nobjectClass: contact\n\
+             displayName: Contact {i}\ncompany: Customer Ltd\nmobile: 054-{}\n\n",
+            7_000_000 + i
+        ));
+    }
+    out
+}
