@@ -34,7 +34,7 @@ pub struct Trace {
     pub skipped_state: Option<String>,
     /// The LDAP filter sent (live mode).
     pub filter: Option<String>,
-    /// The server that answered (live mode).
+    /// The server that answered (live mode), or the index was last synced from.
     pub server: Option<String>,
     /// Verified matches, best first.
     pub matches: Vec<Match>,

@@ -1,8 +1,17 @@
 //! Live searches against LDAP servers with ldap3 over TLS: one shared connection, opened on
 //! first use with TCP_NODELAY, re-established after failure, every step under a deadline.
+//!
+//! Failover: servers are tried in order, but a server that does not answer within
+//! [`STAGGER`] gets company (the next one is tried alongside, and the first to bind wins), and
+//! a server that failed is tried only after the others for [`REST_AFTER_FAILURE`]. So a dead,
+//! refusing, hanging or wrongly-certified domain controller costs at most one stagger once,
+//! not a timeout per call.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOptions, StdStream};
@@ -23,6 +32,78 @@ const RC_NO_SUCH_OBJECT: u32 = 32;
 const PROBE_ENTRIES: i32 = 5;
 /// Page size of `read_all` (Active Directory's limit is 1000).
 const PAGE_FOR_READS: i32 = 500;
+/// How long a connection attempt may go unanswered before the next server is tried as well.
+pub const STAGGER: Duration = Duration::from_millis(250);
+/// How long a server that failed is tried only after the others.
+pub const REST_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
+/// One configured server and what connecting to it has done.
+struct Server {
+    url: String,
+    connects: AtomicU64,
+    failures: AtomicU64,
+    active: AtomicBool,
+    rest_until: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Server {
+    fn new(url: &str) -> Self {
+        Server {
+            url: url.to_owned(),
+            connects: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            active: AtomicBool::new(false),
+            rest_until: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn resting(&self, now: Instant) -> bool {
+        self.rest_until
+            .lock()
+            .map(|r| r.is_some_and(|until| until > now))
+            .unwrap_or(false)
+    }
+
+    fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.active.store(false, Ordering::Relaxed);
+        if let Ok(mut rest) = self.rest_until.lock() {
+            *rest = Some(Instant::now() + REST_AFTER_FAILURE);
+        }
+    }
+}
+
+/// What connecting to one server has done: for metrics.
+#[derive(Debug, Clone)]
+pub struct ServerStats {
+    /// The server's URL.
+    pub url: String,
+    /// Successful connections (connect, TLS, bind).
+    pub connects: u64,
+    /// Failed or abandoned connection attempts, and connections that broke.
+    pub failures: u64,
+    /// Whether the shared connection is to this server now.
+    pub active: bool,
+}
+
+/// A domain controller as Active Directory names it: the changes it numbers with `uSNChanged`
+/// are its own, and a restore from backup gives it a new invocation id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DcIdentity {
+    /// The root DSE's `dsServiceName` (the DC's NTDS Settings object).
+    pub service: String,
+    /// That object's `invocationId`.
+    pub invocation_id: String,
+}
+
+/// A domain controller and how far its changes went when it was asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DcState {
+    /// Which DC.
+    pub identity: DcIdentity,
+    /// The root DSE's `highestCommittedUSN`.
+    pub highest_usn: u64,
+}
 
 #[derive(Clone)]
 struct Connection {
@@ -68,6 +149,9 @@ pub struct Fetched {
     pub watermark: Option<String>,
     /// How many entries were read.
     pub count: usize,
+    /// The domain controller's state, read on the same connection before the search (when
+    /// asked for).
+    pub dc: Option<DcState>,
 }
 
 /// Live searches against the configured servers.
@@ -75,6 +159,7 @@ pub struct LdapDirectory {
     config: LdapConfig,
     tls: Arc<ClientConfig>,
     attributes: Vec<String>,
+    servers: Vec<Arc<Server>>,
     current: Mutex<Option<Connection>>,
     next_id: AtomicU64,
 }
@@ -89,6 +174,11 @@ impl LdapDirectory {
             )?,
             config: config.clone(),
             attributes,
+            servers: config
+                .urls
+                .iter()
+                .map(|u| Arc::new(Server::new(u)))
+                .collect(),
             current: Mutex::new(None),
             next_id: AtomicU64::new(0),
         })
@@ -116,7 +206,7 @@ impl LdapDirectory {
             Err(SearchFailure::Refused(e)) => return Err(e),
             Err(SearchFailure::Transport(e)) => {
                 tracing::warn!(server = %conn.url, error = %e, "directory connection failed; reconnecting");
-                self.forget(&conn).await;
+                self.forget(&conn, true).await;
                 conn = self.connection().await?;
                 self.search(&conn, &filter, sizelimit).await?
             }
@@ -136,7 +226,7 @@ impl LdapDirectory {
         if self.root_dse(&conn).await.is_ok() {
             return Ok(());
         }
-        self.forget(&conn).await;
+        self.forget(&conn, true).await;
         let conn = self.connection().await?;
         self.root_dse(&conn).await
     }
@@ -185,6 +275,7 @@ impl LdapDirectory {
             &self.config.eligible_filter(phone_attributes),
             PAGE_FOR_READS,
             change,
+            false,
             |batch| all.extend(batch),
         )
         .await?;
@@ -194,21 +285,35 @@ impl LdapDirectory {
     /// Reads every entry matching `filter` under the base with paged searches of `page_size`,
     /// handing them to `batch` in groups of `page_size`. The change attribute is read for the
     /// watermark and left out of the entries. Every page must arrive within `timeout_ms`.
+    /// With `bound_to_dc`, the domain controller's state is read first on the same connection
+    /// (Active Directory's `uSNChanged` numbers are per DC).
     pub async fn fetch_all(
         &self,
         filter: &str,
         page_size: i32,
         change_attribute: &str,
+        bound_to_dc: bool,
         mut batch: impl FnMut(Vec<Entry>),
     ) -> Result<Fetched, DirectoryError> {
         let conn = self.connection().await?;
+        let dc = if bound_to_dc {
+            match self.dc_state(&conn).await {
+                Ok(dc) => Some(dc),
+                Err(e) => {
+                    self.forget(&conn, false).await;
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
         let result = self
             .stream_all(&conn, filter, page_size, change_attribute, &mut batch)
             .await;
         if result.is_err() {
-            self.forget(&conn).await;
+            self.forget(&conn, false).await;
         }
-        result
+        result.map(|fetched| Fetched { dc, ..fetched })
     }
 
     async fn stream_all(
@@ -261,7 +366,10 @@ impl LdapDirectory {
                 found.attrs.remove(&key)
             }) {
                 for value in changed {
-                    if watermark.as_ref().is_none_or(|w| value > *w) {
+                    if watermark
+                        .as_ref()
+                        .is_none_or(|w| change_order(&value, w).is_gt())
+                    {
                         watermark = Some(value);
                     }
                 }
@@ -291,7 +399,75 @@ impl LdapDirectory {
             server: conn.url.to_string(),
             watermark,
             count,
+            dc: None,
         })
+    }
+
+    /// The domain controller behind `conn`: its identity and highest committed USN.
+    async fn dc_state(&self, conn: &Connection) -> Result<DcState, DirectoryError> {
+        let fail = |reason: String| DirectoryError::Search {
+            url: conn.url.to_string(),
+            reason: format!(
+                "cannot read the domain controller's identity, which index.change_attribute = \
+                 \"uSNChanged\" needs (is this Active Directory?): {reason}"
+            ),
+        };
+        let root = self
+            .base_entry(conn, "", &["dsServiceName", "highestCommittedUSN"])
+            .await
+            .map_err(fail)?;
+        let service =
+            text_value(&root, "dsServiceName").ok_or_else(|| fail("no dsServiceName".into()))?;
+        let highest_usn = text_value(&root, "highestCommittedUSN")
+            .and_then(|u| u.parse().ok())
+            .ok_or_else(|| fail("no highestCommittedUSN".into()))?;
+        let ntds = self
+            .base_entry(conn, &service, &["invocationId"])
+            .await
+            .map_err(fail)?;
+        let invocation_id = guid_value(&ntds, "invocationId")
+            .ok_or_else(|| fail(format!("no invocationId on {service}")))?;
+        Ok(DcState {
+            identity: DcIdentity {
+                service,
+                invocation_id,
+            },
+            highest_usn,
+        })
+    }
+
+    /// One entry read with a base search.
+    async fn base_entry(
+        &self,
+        conn: &Connection,
+        dn: &str,
+        attributes: &[&str],
+    ) -> Result<SearchEntry, String> {
+        let mut ldap = conn.ldap.clone();
+        let (found, _) = ldap
+            .with_timeout(self.config.timeout)
+            .search(dn, Scope::Base, "(objectClass=*)", attributes.to_vec())
+            .await
+            .and_then(ldap3::SearchResult::success)
+            .map_err(|e| describe_ldap_error(&e))?;
+        found
+            .into_iter()
+            .next()
+            .map(SearchEntry::construct)
+            .ok_or_else(|| format!("{dn:?} cannot be read"))
+    }
+
+    /// What connecting to each server has done.
+    pub fn servers(&self) -> Vec<ServerStats> {
+        self.servers
+            .iter()
+            .map(|s| ServerStats {
+                url: s.url.clone(),
+                connects: s.connects.load(Ordering::Relaxed),
+                failures: s.failures.load(Ordering::Relaxed),
+                active: s.active.load(Ordering::Relaxed),
+            })
+            .collect()
     }
 
     async fn connection(&self) -> Result<Connection, DirectoryError> {
@@ -306,33 +482,110 @@ impl LdapDirectory {
         Ok(conn)
     }
 
-    async fn forget(&self, broken: &Connection) {
+    /// Drops the shared connection if it is still `broken`; with `failed`, its server is
+    /// tried last for a while.
+    async fn forget(&self, broken: &Connection, failed: bool) {
         let mut current = self.current.lock().await;
         if current.as_ref().map(|c| c.id) == Some(broken.id) {
             *current = None;
+            if failed {
+                if let Some(server) = self.servers.iter().find(|s| *s.url == *broken.url) {
+                    server.failed();
+                }
+            }
         }
     }
 
+    /// The servers in the order to try them: those not resting first (the active one
+    /// first, then in configured order), then the resting ones, soonest rested first.
+    fn order(&self) -> Vec<Arc<Server>> {
+        let now = Instant::now();
+        let mut order: Vec<(bool, bool, Option<Instant>, usize)> = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let rest = s.rest_until.lock().ok().and_then(|r| *r);
+                (s.resting(now), !s.active.load(Ordering::Relaxed), rest, i)
+            })
+            .collect();
+        order.sort();
+        order
+            .into_iter()
+            .map(|(.., i)| self.servers[i].clone())
+            .collect()
+    }
+
+    /// Connects to the first server that binds, trying the next one alongside whenever an
+    /// attempt goes unanswered for [`STAGGER`], and at once when one fails.
     async fn connect_any(&self) -> Result<Connection, DirectoryError> {
+        let mut waiting = self.order().into_iter();
+        let mut attempts = FuturesUnordered::new();
+        let mut pending: Vec<Arc<Server>> = Vec::new();
         let mut failures = Vec::new();
-        for url in &self.config.urls {
-            let attempt = tokio::time::timeout(self.config.connect_timeout, self.connect(url));
-            let error = match attempt.await {
-                Ok(Ok(conn)) => {
-                    tracing::info!(server = %url, "connected to directory");
-                    return Ok(conn);
+        let attempt = |server: Arc<Server>| async move {
+            let result =
+                tokio::time::timeout(self.config.connect_timeout, self.connect(&server.url))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(DirectoryError::Connect {
+                            url: server.url.clone(),
+                            reason: format!(
+                                "no answer within {} ms (directory.connect_timeout_ms)",
+                                self.config.connect_timeout.as_millis()
+                            ),
+                        })
+                    });
+            (server, result)
+        };
+        loop {
+            if attempts.is_empty() {
+                let Some(next) = waiting.next() else { break };
+                pending.push(next.clone());
+                attempts.push(attempt(next));
+            }
+            let more = waiting.len() > 0;
+            tokio::select! {
+                Some((server, result)) = attempts.next() => {
+                    pending.retain(|p| !Arc::ptr_eq(p, &server));
+                    match result {
+                        Ok(conn) => {
+                            for slow in pending {
+                                tracing::warn!(
+                                    server = %slow.url, answered = %server.url,
+                                    "directory server did not answer in time; another one did"
+                                );
+                                slow.failed();
+                            }
+                            for other in &self.servers {
+                                other.active.store(false, Ordering::Relaxed);
+                            }
+                            server.connects.fetch_add(1, Ordering::Relaxed);
+                            server.active.store(true, Ordering::Relaxed);
+                            if let Ok(mut rest) = server.rest_until.lock() {
+                                *rest = None;
+                            }
+                            tracing::info!(server = %server.url, "connected to directory");
+                            return Ok(conn);
+                        }
+                        Err(error) => {
+                            server.failed();
+                            tracing::warn!(error = %error, "directory server unusable");
+                            failures.push(error.to_string());
+                            if let Some(next) = waiting.next() {
+                                pending.push(next.clone());
+                                attempts.push(attempt(next));
+                            }
+                        }
+                    }
                 }
-                Ok(Err(e)) => e,
-                Err(_) => DirectoryError::Connect {
-                    url: url.clone(),
-                    reason: format!(
-                        "no answer within {} ms (directory.connect_timeout_ms)",
-                        self.config.connect_timeout.as_millis()
-                    ),
-                },
-            };
-            tracing::warn!(error = %error, "directory server unusable");
-            failures.push(error.to_string());
+                () = tokio::time::sleep(STAGGER), if more => {
+                    if let Some(next) = waiting.next() {
+                        pending.push(next.clone());
+                        attempts.push(attempt(next));
+                    }
+                }
+            }
         }
         Err(DirectoryError::Unavailable(failures.join("; ")))
     }
@@ -452,7 +705,21 @@ impl LdapDirectory {
     }
 }
 
-fn entry_from(found: SearchEntry, names: &mut AttributeNames) -> Entry {
+fn entry_from(mut found: SearchEntry, names: &mut AttributeNames) -> Entry {
+    // A GUID whose 16 bytes happen to be valid UTF-8 arrives as text: move it back.
+    let guids: Vec<String> = found
+        .attrs
+        .keys()
+        .filter(|k| binary_value(k, &[0; 16]).is_some())
+        .cloned()
+        .collect();
+    for name in guids {
+        if let Some(values) = found.attrs.remove(&name) {
+            found
+                .bin_attrs
+                .insert(name, values.into_iter().map(String::into_bytes).collect());
+        }
+    }
     let binary = found.bin_attrs.into_iter().map(|(name, values)| {
         let text: Vec<String> = values
             .iter()
@@ -461,6 +728,41 @@ fn entry_from(found: SearchEntry, names: &mut AttributeNames) -> Entry {
         (name, text)
     });
     Entry::build(&found.dn, found.attrs.into_iter().chain(binary), names)
+}
+
+/// How two change values order: numerically when both are numbers (`uSNChanged`), else as
+/// text (generalized times of one format sort as text).
+pub fn change_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        _ => a.cmp(b),
+    }
+}
+
+/// The first value of a text attribute, whatever the case of its name.
+fn text_value(entry: &SearchEntry, name: &str) -> Option<String> {
+    entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.first().cloned())
+}
+
+/// The first value of a GUID attribute as a GUID string. ldap3 files values that happen to
+/// be valid UTF-8 under `attrs`, so both maps are looked at.
+fn guid_value(entry: &SearchEntry, name: &str) -> Option<String> {
+    let text = entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(k, v)| binary_value(k, v.first()?.as_bytes()));
+    text.or_else(|| {
+        entry
+            .bin_attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(k, v)| binary_value(k, v.first()?))
+    })
 }
 
 fn no_such_base(base_dn: &str) -> String {

@@ -21,10 +21,13 @@ pub use index::PhoneIndex;
 pub use ldap::{LdapDirectory, Probe};
 pub use sync::{SyncStatus, SyncedIndex};
 
-/// Text for a binary attribute value: `objectGUID` becomes the GUID string AD shows
+/// Text for a binary attribute value: `objectGUID` and `invocationId` become the GUID string AD shows
 /// (`a0b1c2d3-...`); other binary values have no text and are dropped.
 pub fn binary_value(attribute: &str, bytes: &[u8]) -> Option<String> {
-    if !attribute.eq_ignore_ascii_case("objectguid") || bytes.len() != 16 {
+    let guid = ["objectGUID", "invocationId"]
+        .iter()
+        .any(|name| attribute.eq_ignore_ascii_case(name));
+    if !guid || bytes.len() != 16 {
         return None;
     }
     let b = bytes;
@@ -167,6 +170,7 @@ impl Directory {
             }),
             Directory::Synced(synced) => Ok(Candidates {
                 matches: synced.find(&number.key),
+                server: synced.server(),
                 ..Candidates::default()
             }),
             Directory::Live(ldap) => ldap.candidates(number).await,

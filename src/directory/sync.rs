@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use super::index::KeyedEntry;
-use super::ldap::LdapDirectory;
+use super::ldap::{DcIdentity, Fetched, LdapDirectory};
 use super::{AttributeNames, DirectoryError, Entry, Match, PhoneIndex, StoredEntry};
 use crate::config::{IndexConfig, LdapConfig};
 use crate::phone::{PhoneKey, PhoneNormalizer};
@@ -70,12 +70,17 @@ pub struct SyncedIndex {
     phone: PhoneNormalizer,
     phone_attributes: Vec<String>,
     fingerprint: String,
+    /// Set for `uSNChanged`: every sync is bound to the domain controller it read.
+    per_dc: bool,
+    server: arc_swap::ArcSwapOption<String>,
 }
 
 #[derive(Default)]
 struct Progress {
     watermark: Option<String>,
     last_full: Option<Instant>,
+    /// The DC the watermark belongs to (`uSNChanged` only).
+    dc: Option<DcIdentity>,
 }
 
 #[derive(Serialize)]
@@ -123,9 +128,11 @@ impl SyncedIndex {
                 phone_attributes.join(","),
                 wanted_attributes.join(",")
             ),
+            per_dc: index.change_attribute.eq_ignore_ascii_case("uSNChanged"),
             config: index.clone(),
             phone: phone.clone(),
             phone_attributes: phone_attributes.to_vec(),
+            server: arc_swap::ArcSwapOption::empty(),
         });
         let sync_error = match synced.full_sync().await {
             Ok(report) => {
@@ -179,6 +186,11 @@ impl SyncedIndex {
         self.index.load().find(key)
     }
 
+    /// The server the index was last synced from (or saved from).
+    pub fn server(&self) -> Option<String> {
+        self.server.load().as_deref().cloned()
+    }
+
     /// The current index.
     pub fn current(&self) -> Arc<PhoneIndex> {
         self.index.load_full()
@@ -217,22 +229,56 @@ impl SyncedIndex {
         let keyed = normaliser.finish().await?;
         let index = PhoneIndex::from_keyed(keyed);
         let report = self.install(index, "full", fetched.count, 0, started);
-        self.advance(fetched.watermark, true, &fetched.server, report.took);
+        let watermark = match &fetched.dc {
+            Some(dc) => {
+                if self
+                    .progress
+                    .lock()
+                    .ok()
+                    .and_then(|p| p.dc.clone())
+                    .as_ref()
+                    != Some(&dc.identity)
+                {
+                    tracing::info!(
+                        server = %fetched.server, dc = %dc.identity.service,
+                        invocation_id = %dc.identity.invocation_id, usn = dc.highest_usn,
+                        "index bound to this domain controller's uSNChanged"
+                    );
+                }
+                Some(dc.highest_usn.to_string())
+            }
+            None => fetched.watermark.clone(),
+        };
+        self.advance(watermark, true, &fetched, report.took);
         self.save_snapshot().await;
         Ok(report)
     }
 
     /// Applies what changed since the watermark: eligible entries with numbers are added or
-    /// replaced, other changed entries are removed. The filter is `>=` the watermark, so the
-    /// entries stamped in the watermark's own second are read again: change attributes have
-    /// one-second resolution, and a strict `>` would miss a change made later in that second.
+    /// replaced, other changed entries are removed.
+    ///
+    /// With a timestamp the filter is `>=` the watermark, so the entries stamped in the
+    /// watermark's own second are read again: change attributes have one-second resolution,
+    /// and a strict `>` would miss a change made later in that second. With `uSNChanged` it is
+    /// `>` the DC's highest committed USN at the last sync, read on the same DC; when another
+    /// DC answers, or the same one after a restore (new invocation id), the numbers mean
+    /// nothing and everything is read again.
     pub async fn delta_sync(&self) -> Result<SyncReport, DirectoryError> {
-        let Some(watermark) = self.watermark() else {
+        let (Some(watermark), bound) = self
+            .progress
+            .lock()
+            .map(|p| (p.watermark.clone(), p.dc.clone()))
+            .unwrap_or_default()
+        else {
             return self.full_sync().await;
         };
         let started = Instant::now();
         let attr = &self.config.change_attribute;
-        let changed = format!("({attr}>={})", ldap3::ldap_escape(&watermark));
+        let changed = match (self.per_dc, watermark.parse::<u64>()) {
+            (true, Ok(usn)) => format!("({attr}>={})", usn.saturating_add(1)),
+            (true, Err(_)) => return self.full_sync().await,
+            (false, _) => format!("({attr}>={})", ldap3::ldap_escape(&watermark)),
+        };
         let (normaliser, upserts) = self
             .fetch(&format!("(&{}{changed})", self.eligible))
             .await?;
@@ -243,15 +289,33 @@ impl SyncedIndex {
             })
             .await?;
         let keyed = normaliser.finish().await?;
+        if self.per_dc {
+            let answered = [&upserts, &all_changed]
+                .into_iter()
+                .find(|f| f.dc.as_ref().map(|d| &d.identity) != bound.as_ref());
+            if let Some(other) = answered {
+                tracing::info!(
+                    server = %other.server,
+                    dc = %other.dc.as_ref().map_or("-", |d| d.identity.service.as_str()),
+                    was = %bound.as_ref().map_or("-", |d| d.service.as_str()),
+                    "another domain controller (or a restored one) answered: reading everything again"
+                );
+                return self.full_sync().await;
+            }
+        }
         for k in &keyed {
             touched.remove(&k.dn_lowercase());
         }
-        let watermark = [upserts.watermark, all_changed.watermark]
-            .into_iter()
-            .flatten()
-            .max();
+        let watermark = match &upserts.dc {
+            Some(dc) => Some(dc.highest_usn.to_string()),
+            None => [&upserts.watermark, &all_changed.watermark]
+                .into_iter()
+                .flatten()
+                .max_by(|a, b| super::ldap::change_order(a, b))
+                .cloned(),
+        };
         if keyed.is_empty() && touched.is_empty() {
-            self.advance(watermark, false, &upserts.server, started.elapsed());
+            self.advance(watermark, false, &upserts, started.elapsed());
             let index = self.current();
             return Ok(SyncReport {
                 kind: "delta",
@@ -270,7 +334,7 @@ impl SyncedIndex {
             .count();
         let next = current.apply(keyed, &touched);
         let report = self.install(next, "delta", upserts.count, removed, started);
-        self.advance(watermark, false, &upserts.server, report.took);
+        self.advance(watermark, false, &upserts, report.took);
         self.save_snapshot().await;
         Ok(report)
     }
@@ -278,10 +342,7 @@ impl SyncedIndex {
     /// Runs a paged search; the batches are normalised on one thread of their own while the
     /// next pages arrive. (One thread, not the blocking pool: the phone parser's regexes are
     /// shared, and threads contending for them cost more than they add on small machines.)
-    async fn fetch(
-        &self,
-        filter: &str,
-    ) -> Result<(Normaliser, super::ldap::Fetched), DirectoryError> {
+    async fn fetch(&self, filter: &str) -> Result<(Normaliser, Fetched), DirectoryError> {
         let normaliser = Normaliser::start(self.phone.clone(), self.phone_attributes.clone())?;
         let fetched = self
             .fetch_with(filter, |batch| normaliser.send(batch))
@@ -293,11 +354,15 @@ impl SyncedIndex {
         &self,
         filter: &str,
         batch: impl FnMut(Vec<Entry>),
-    ) -> Result<super::ldap::Fetched, DirectoryError> {
+    ) -> Result<Fetched, DirectoryError> {
         let page_size = i32::try_from(self.config.page_size).unwrap_or(500);
-        let fetch = self
-            .ldap
-            .fetch_all(filter, page_size, &self.config.change_attribute, batch);
+        let fetch = self.ldap.fetch_all(
+            filter,
+            page_size,
+            &self.config.change_attribute,
+            self.per_dc,
+            batch,
+        );
         match tokio::time::timeout(self.config.sync_timeout, fetch).await {
             Ok(result) => result,
             Err(_) => Err(DirectoryError::Unavailable(format!(
@@ -331,7 +396,7 @@ impl SyncedIndex {
         self.progress.lock().ok().and_then(|p| p.watermark.clone())
     }
 
-    fn advance(&self, watermark: Option<String>, full: bool, server: &str, took: Duration) {
+    fn advance(&self, watermark: Option<String>, full: bool, fetched: &Fetched, took: Duration) {
         if let Ok(mut p) = self.progress.lock() {
             if watermark.is_some() {
                 p.watermark = watermark;
@@ -339,10 +404,14 @@ impl SyncedIndex {
             if full {
                 p.last_full = Some(Instant::now());
             }
+            if let Some(dc) = &fetched.dc {
+                p.dc = Some(dc.identity.clone());
+            }
         }
+        self.server.store(Some(Arc::new(fetched.server.clone())));
         if let Ok(mut s) = self.status.lock() {
             s.synced_at = Some(SystemTime::now());
-            s.server = Some(server.to_owned());
+            s.server = Some(fetched.server.clone());
             s.from_snapshot = false;
             s.last_error = None;
             s.last_duration = Some(took);
@@ -422,6 +491,7 @@ impl SyncedIndex {
             p.watermark = loaded.watermark;
             p.last_full = None;
         }
+        self.server.store(Some(Arc::new(loaded.server.clone())));
         if let Ok(mut s) = self.status.lock() {
             s.synced_at = Some(written);
             s.server = Some(loaded.server);

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use crate::directory::ldap::ServerStats;
 use crate::directory::Directory;
 
 /// What became of a request.
@@ -188,9 +189,64 @@ impl Metrics {
                 "result",
                 [("ok", status.succeeded), ("failed", status.failed)].into_iter(),
             )?;
+            let source = synced.server().unwrap_or_default();
+            family(
+                out,
+                (
+                    "popup_index_source",
+                    "gauge",
+                    "The directory server the index was last synced from (value 1).",
+                ),
+                "server",
+                std::iter::once((source.as_str(), 1)),
+            )?;
+        }
+        let ldap = match directory {
+            Directory::Synced(synced) => Some(synced.ldap()),
+            Directory::Live(ldap) => Some(&**ldap),
+            Directory::Index(_) => None,
+        };
+        if let Some(ldap) = ldap {
+            write_servers(out, &ldap.servers())?;
         }
         Ok(())
     }
+}
+
+/// Per directory server: connections made, attempts failed, and which one is in use.
+fn write_servers(out: &mut String, servers: &[ServerStats]) -> std::fmt::Result {
+    let each =
+        |value: fn(&ServerStats) -> u64| servers.iter().map(move |s| (s.url.as_str(), value(s)));
+    family(
+        out,
+        (
+            "popup_directory_connects_total",
+            "counter",
+            "Connections made (connect, TLS, bind) per directory server.",
+        ),
+        "server",
+        each(|s| s.connects),
+    )?;
+    family(
+        out,
+        (
+            "popup_directory_connect_failures_total",
+            "counter",
+            "Connection attempts that failed or went unanswered, and connections that broke, per directory server.",
+        ),
+        "server",
+        each(|s| s.failures),
+    )?;
+    family(
+        out,
+        (
+            "popup_directory_server_active",
+            "gauge",
+            "1 for the directory server the shared connection goes to.",
+        ),
+        "server",
+        each(|s| u64::from(s.active)),
+    )
 }
 
 /// A metric family with one label: its HELP and TYPE lines, then one line per label value
@@ -205,6 +261,7 @@ fn family<'a>(
     writeln!(out, "# TYPE {name} {kind}")?;
     let suffix = if kind == "histogram" { "_bucket" } else { "" };
     for (value, n) in series {
+        let value = value.replace('\\', "\\\\").replace('"', "\\\"");
         writeln!(out, "{name}{suffix}{{{label}=\"{value}\"}} {n}")?;
     }
     Ok(())

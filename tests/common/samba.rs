@@ -63,7 +63,7 @@ impl SambaDc {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let (host, address, down_address) = link_addresses(pid);
-        let ca = TestCa::for_hosts("samba", &[DC_NAME], &[&address.to_string()]);
+        let ca = TestCa::for_hosts("samba", &[DC_NAME], &[&address.to_string(), "127.0.0.1"]);
         std::fs::write(dir.join("ca.pem"), &ca.ca_pem).unwrap();
         std::fs::write(dir.join("dc.pem"), &ca.cert_pem).unwrap();
         write_private(&dir.join("dc.key"), &ca.key_pem);
