@@ -4,7 +4,10 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::samba::{self, SambaDc};
+use common::{free_port, Client, Relay, Server, Slapd};
 use popup_ldap::call::CallDetails;
 use popup_ldap::config::Config;
 use popup_ldap::directory::Directory;
@@ -164,4 +167,282 @@ async fn live_lookups_over_starttls_skip_search_references() {
         "no search reference to skip: {raw}"
     );
     answers_like_the_directory(&live).await;
+}
+
+/// popup-ldap serving the AD example on a free port (plain HTTP), with metrics, its log in a
+/// file.
+struct Served {
+    server: Server,
+    metrics: Client,
+    log: tempfile::NamedTempFile,
+}
+
+impl Served {
+    fn start(dc: &SambaDc, extra: &[(&str, &str)]) -> Self {
+        let (port, metrics_port) = (free_port(), free_port());
+        let listen = format!("listen = \"127.0.0.1:{port}\"");
+        let mut changes = vec![("listen = \"0.0.0.0:8443\"", listen.as_str())];
+        changes.extend_from_slice(extra);
+        let mut text = ad_example(dc, &changes);
+        if text.contains("mode = \"live\"") {
+            text = without_section(&text, "index");
+        }
+        text.push_str(&format!(
+            "\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+        ));
+        let config = tempfile::NamedTempFile::new().expect("config");
+        std::fs::write(config.path(), text).expect("write config");
+        let log = tempfile::NamedTempFile::new().expect("log");
+        let server = Server::start_logging(
+            config.path(),
+            format!("127.0.0.1:{port}").parse().expect("addr"),
+            log.reopen().expect("log file"),
+        );
+        let metrics = Client(format!("127.0.0.1:{metrics_port}").parse().expect("addr"));
+        Served {
+            server,
+            metrics,
+            log,
+        }
+    }
+
+    /// CLIENTNAME and TOTAL for a caller, failing on anything but a 200.
+    fn popup(&self, phone: &str) -> (Option<String>, u64) {
+        let (status, body) = self.server.client.get(&format!("/popup?phone={phone}"));
+        assert_eq!(status, 200, "{phone}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        (
+            json["CLIENTNAME"].as_str().map(str::to_owned),
+            json["TOTAL"].as_u64().expect("TOTAL"),
+        )
+    }
+
+    /// One metric's value for a server label.
+    fn metric(&self, name: &str, server: &str) -> f64 {
+        let (_, body) = self.metrics.get("/metrics");
+        let prefix = format!("{name}{{server=\"{server}\"}} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{prefix} not in\n{body}"))
+            .parse()
+            .expect("number")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).expect("log")
+    }
+
+    /// The log once it has `needle` (the log is written in batches).
+    fn log_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Calls at ten a second for `calls` calls, running `midway` after a third of them:
+    /// every call must bring up the right name.
+    fn steady_calls(&self, calls: usize, midway: impl FnOnce()) {
+        let mut midway = Some(midway);
+        for n in 0..calls {
+            if n == calls / 3 {
+                if let Some(midway) = midway.take() {
+                    midway();
+                }
+            }
+            let i = 1 + (n * 7) % 600 * 2;
+            let started = Instant::now();
+            assert_eq!(
+                self.popup(&samba::user_number(i)),
+                (Some(samba::user_name(i)), 1),
+                "call {n}"
+            );
+            std::thread::sleep(Duration::from_millis(100).saturating_sub(started.elapsed()));
+        }
+    }
+}
+
+/// Unusable domain controllers: one that refuses connections, one that is down (no host at
+/// its address), one that accepts connections and never answers, and one whose certificate
+/// is signed by a CA the configuration does not trust. The relay and slapd keep the last two
+/// up.
+fn broken_dcs(dc: &SambaDc) -> ([String; 4], Relay, Slapd) {
+    let hanging = Relay::hanging();
+    let wrong_ca = Slapd::start();
+    let urls = [
+        format!("ldaps://127.0.0.1:{}", free_port()),
+        format!("ldaps://{}", dc.down_address),
+        hanging.ldaps_url(),
+        wrong_ca.ldaps_url(),
+    ];
+    (urls, hanging, wrong_ca)
+}
+
+#[test]
+fn a_broken_first_dc_costs_no_popup_in_either_mode() {
+    let dc = samba::shared();
+    let good = dc.ldaps_url();
+    let (broken, _hanging, _wrong_ca) = broken_dcs(dc);
+    for url in broken {
+        for mode in ["mode = \"index\"", "mode = \"live\""] {
+            let urls = format!("urls = [\"{url}\", \"{good}\"]");
+            let from = format!("urls = [\"{good}\"]");
+            let served = Served::start(dc, &[(&from, &urls), ("mode = \"index\"", mode)]);
+            served.steady_calls(15, || {});
+            assert_eq!(
+                served.metric("popup_directory_server_active", &good),
+                1.0,
+                "{url} {mode}"
+            );
+            assert_eq!(
+                served.metric("popup_directory_server_active", &url),
+                0.0,
+                "{url} {mode}"
+            );
+            assert_eq!(
+                served.metric("popup_directory_connect_failures_total", &url),
+                1.0,
+                "{url} {mode}: tried once, then left alone"
+            );
+            let log = served.log_with(&format!("server={good}"));
+            assert!(
+                log.contains(&format!("server={good}")),
+                "the request log names the DC that answered ({url} {mode}):\n{log}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_dc_that_goes_down_or_hangs_during_calls_costs_no_popup() {
+    let dc = samba::shared();
+    let good = dc.ldaps_url();
+    for (failure, mode) in [
+        ("down", "mode = \"live\""),
+        ("hangs", "mode = \"live\""),
+        ("hangs", "mode = \"index\""),
+    ] {
+        let relay = Relay::to(format!("{}:636", dc.address).parse().expect("addr"));
+        let urls = format!("urls = [\"{}\", \"{good}\"]", relay.ldaps_url());
+        let from = format!("urls = [\"{good}\"]");
+        let served = Served::start(dc, &[(&from, &urls), ("mode = \"index\"", mode)]);
+        if mode.contains("live") {
+            // The first DC serves until it fails.
+            served.popup(&samba::user_number(1));
+            assert_eq!(
+                served.metric("popup_directory_server_active", &relay.ldaps_url()),
+                1.0
+            );
+        }
+        served.steady_calls(30, || {
+            if failure == "down" {
+                relay.cut()
+            } else {
+                relay.freeze()
+            }
+        });
+        if mode.contains("live") {
+            assert_eq!(
+                served.metric("popup_directory_server_active", &good),
+                1.0,
+                "{failure}"
+            );
+        }
+    }
+}
+
+#[test]
+fn changes_in_ad_show_up_within_one_poll() {
+    let dc = samba::shared();
+    let served = Served::start(dc, &[("poll_interval_s = 60", "poll_interval_s = 1")]);
+    let log = served.log_with("index bound to this domain controller's uSNChanged");
+    assert!(
+        log.contains("index bound to this domain controller's uSNChanged"),
+        "{log}"
+    );
+    assert!(log.contains("invocation_id="), "{log}");
+
+    let base = samba::BASE_DN;
+    // A new user, a changed number, a disabled account.
+    dc.modify(&format!(
+        "dn: CN=newcomer,CN=Users,{base}\nchangetype: add\nobjectClass: user\n\
+         sAMAccountName: newcomer\nuserAccountControl: 544\ndisplayName: Newcomer\n\
+         telephoneNumber: 03-777-0001\n\n\
+         dn: {}\nchangetype: modify\nreplace: telephoneNumber\ntelephoneNumber: 03-777-0003\n-\n\n\
+         dn: {}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 546\n-\n",
+        samba::user_dn(3),
+        samba::user_dn(5),
+    ));
+    let changed = Instant::now();
+    let expected = [
+        ("037770001", (Some("Newcomer".to_owned()), 1)),
+        ("037770003", (Some(samba::user_name(3)), 1)),
+        (samba::user_number(3).as_str(), (None, 0)),
+        (samba::user_number(5).as_str(), (None, 0)),
+    ]
+    .map(|(p, a)| (p.to_owned(), a));
+    loop {
+        let now: Vec<_> = expected.iter().map(|(p, _)| served.popup(p)).collect();
+        if now.iter().zip(&expected).all(|(n, (_, e))| n == e) {
+            break;
+        }
+        // One poll (1 s), the sync itself, and a margin for a loaded machine.
+        assert!(
+            changed.elapsed() < Duration::from_secs(5),
+            "AD changes not in the index after a poll: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = served.log();
+    assert!(!log.contains("reading everything again"), "{log}");
+}
+
+#[test]
+fn another_dc_answering_means_reading_everything_again() {
+    let (dc, other) = (samba::shared(), samba::other());
+    // Only the other DC has this person: a delta with the first DC's USNs could miss it.
+    other.modify(&format!(
+        "dn: CN=only-on-dc2,CN=Users,{}\nchangetype: add\nobjectClass: user\n\
+         sAMAccountName: only-on-dc2\nuserAccountControl: 544\ndisplayName: Only On DC2\n\
+         telephoneNumber: 03-777-0222\n",
+        samba::BASE_DN
+    ));
+    let relay = Relay::to(format!("{}:636", dc.address).parse().expect("addr"));
+    let urls = format!(
+        "urls = [\"{}\", \"{}\"]",
+        relay.ldaps_url(),
+        other.ldaps_url()
+    );
+    // Both DCs' certificates come from their own test CAs: trust both.
+    let both = dc.path("both-cas.pem");
+    std::fs::write(&both, format!("{}{}", dc.ca.ca_pem, other.ca.ca_pem)).expect("write");
+    let ca = dc.path("ca.pem").display().to_string();
+    let served = Served::start(
+        dc,
+        &[
+            (&format!("urls = [\"{}\"]", dc.ldaps_url()), &urls),
+            (&ca, &both.display().to_string()),
+            ("poll_interval_s = 60", "poll_interval_s = 1"),
+        ],
+    );
+    assert_eq!(served.popup("037770222"), (None, 0));
+    assert_eq!(served.metric("popup_index_source", &relay.ldaps_url()), 1.0);
+    relay.cut();
+    let switched = Instant::now();
+    while served.popup("037770222") != (Some("Only On DC2".to_owned()), 1) {
+        assert!(
+            switched.elapsed() < Duration::from_secs(10),
+            "no full resync from the other DC:\n{}",
+            served.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = served.log_with("reading everything again");
+    assert!(log.contains("reading everything again"), "{log}");
+    assert_eq!(served.metric("popup_index_source", &other.ldaps_url()), 1.0);
+    served.steady_calls(5, || {});
 }

@@ -412,12 +412,17 @@ pub struct Server {
 impl Server {
     /// Starts the binary with `config` and waits until it listens on `addr`.
     pub fn start(config: &Path, addr: SocketAddr) -> Self {
+        Self::start_logging(config, addr, Stdio::null())
+    }
+
+    /// [`Server::start`] with the log (stderr) going to `log`.
+    pub fn start_logging(config: &Path, addr: SocketAddr, log: impl Into<Stdio>) -> Self {
         let mut child = binary()
             .arg("--config")
             .arg(config)
             .arg("serve")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let client = client_for(&mut child, addr);
@@ -449,4 +454,107 @@ pub fn http(addr: SocketAddr, raw: &str) -> (u16, String) {
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     // Chunked answers: keep it simple, the server sends Content-Length for JSON.
     (status, body.to_owned())
+}
+
+/// A TCP relay in front of a real server, to make that server fail on cue: [`Relay::cut`]
+/// is a server going down (connections reset, then refused), [`Relay::freeze`] one that
+/// hangs (connections kept open, nothing passes either way).
+pub struct Relay {
+    pub port: u16,
+    state: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+const RELAY_FORWARDS: u8 = 0;
+const RELAY_HANGS: u8 = 1;
+const RELAY_REFUSES: u8 = 2;
+
+impl Relay {
+    /// A relay to `upstream`.
+    pub fn to(upstream: SocketAddr) -> Self {
+        Self::start(upstream, RELAY_FORWARDS)
+    }
+
+    /// A server that accepts connections and never says a word.
+    pub fn hanging() -> Self {
+        Self::start("127.0.0.1:9".parse().unwrap(), RELAY_HANGS)
+    }
+
+    fn start(upstream: SocketAddr, state: u8) -> Self {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(AtomicU8::new(state));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (st, op) = (state.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                match st.load(Ordering::SeqCst) {
+                    RELAY_REFUSES => return,
+                    RELAY_HANGS => op.lock().unwrap().push(client),
+                    _ => {
+                        let Ok(server) = TcpStream::connect(upstream) else {
+                            continue;
+                        };
+                        for s in [&client, &server] {
+                            op.lock().unwrap().push(s.try_clone().unwrap());
+                        }
+                        pipe(
+                            client.try_clone().unwrap(),
+                            server.try_clone().unwrap(),
+                            st.clone(),
+                        );
+                        pipe(server, client, st.clone());
+                    }
+                }
+            }
+        });
+        Relay { port, state, open }
+    }
+
+    pub fn ldaps_url(&self) -> String {
+        format!("ldaps://127.0.0.1:{}", self.port)
+    }
+
+    /// From now on nothing passes, and new connections are held without an answer.
+    pub fn freeze(&self) {
+        self.state
+            .store(RELAY_HANGS, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Resets every connection and closes the port.
+    pub fn cut(&self) {
+        self.state
+            .store(RELAY_REFUSES, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accepting thread so that it drops the listener.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// Copies `from` to `to` while the relay forwards; discards while it hangs.
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    state: std::sync::Arc<std::sync::atomic::AtomicU8>,
+) {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16384];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                let _ = to.shutdown(std::net::Shutdown::Write);
+                return;
+            }
+            if state.load(std::sync::atomic::Ordering::SeqCst) == RELAY_FORWARDS
+                && to.write_all(&buf[..n]).is_err()
+            {
+                return;
+            }
+        }
+    });
 }

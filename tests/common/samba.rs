@@ -51,18 +51,26 @@ pub struct SambaDc {
 /// The DC shared by the tests of one test binary (provisioning takes ~15 s).
 pub fn shared() -> &'static SambaDc {
     static DC: OnceLock<SambaDc> = OnceLock::new();
-    DC.get_or_init(SambaDc::start)
+    DC.get_or_init(|| SambaDc::start(0))
+}
+
+/// Another DC with the same domain name, base DN and people, but its own identity (its own
+/// dsServiceName and invocationId, its own USNs): what popup-ldap sees when it fails over to
+/// another domain controller.
+pub fn other() -> &'static SambaDc {
+    static DC: OnceLock<SambaDc> = OnceLock::new();
+    DC.get_or_init(|| SambaDc::start(1))
 }
 
 impl SambaDc {
-    fn start() -> Self {
+    fn start(instance: u32) -> Self {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        remove_stale(root);
         let pid = std::process::id();
-        let dir = root.join(format!("samba-{pid}"));
+        remove_stale(root);
+        let dir = root.join(format!("samba-{pid}-{instance}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let (host, address, down_address) = link_addresses(pid);
+        let (host, address, down_address) = link_addresses(pid * 2 + instance);
         let ca = TestCa::for_hosts("samba", &[DC_NAME], &[&address.to_string(), "127.0.0.1"]);
         std::fs::write(dir.join("ca.pem"), &ca.ca_pem).unwrap();
         std::fs::write(dir.join("dc.pem"), &ca.cert_pem).unwrap();
@@ -76,8 +84,8 @@ impl SambaDc {
             "samba-tool user create",
         );
 
-        let veth_host = format!("pad{:x}h", pid);
-        let veth_dc = format!("pad{:x}n", pid);
+        let veth_host = format!("pad{:x}h{instance}", pid);
+        let veth_dc = format!("pad{:x}n{instance}", pid);
         let mut samba = Command::new(super::installed("unshare", HINT));
         samba
             .args(["--net", "sh", "-c", NAMESPACE_SCRIPT, "samba-ns"])
@@ -89,6 +97,7 @@ impl SambaDc {
             .stdout(std::fs::File::create(dir.join("samba.out")).unwrap())
             .stderr(std::fs::File::create(dir.join("samba.err")).unwrap());
         let (samba_pid, exited) = spawn_kept(samba);
+        wait_for_own_namespace(samba_pid);
         ip(&[
             "link",
             "add",
@@ -211,7 +220,7 @@ ip link set lo up
 i=0
 while ! ip link show "$1" >/dev/null 2>&1; do
     i=$((i + 1))
-    [ "$i" -lt 400 ] || { echo "the veth $1 never arrived" >&2; exit 1; }
+    [ "$i" -lt 400 ] || { echo "the veth $1 never arrived" >&2; ip link >&2; exit 1; }
     sleep 0.05
 done
 ip addr add "$2/29" dev "$1"
@@ -219,9 +228,27 @@ ip link set "$1" up
 exec "$3" --foreground --no-process-group -M single -s "$4"
 "#;
 
-/// A /29 per test process: the host's end, the DC, and an address where nobody answers.
-fn link_addresses(pid: u32) -> (Ipv4Addr, Ipv4Addr, Ipv4Addr) {
-    let n = pid % (1 << 19);
+/// Waits until `pid` has left this process's network namespace (unshare(1) does that just
+/// after it starts), so that the veth peer lands in the DC's namespace, not in ours.
+fn wait_for_own_namespace(pid: u32) {
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net"));
+        if theirs.as_ref().is_ok_and(|t| *t != ours) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "unshare (pid {pid}) did not enter a network namespace of its own: {theirs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A /29 per DC: the host's end, the DC, and an address where nobody answers.
+fn link_addresses(n: u32) -> (Ipv4Addr, Ipv4Addr, Ipv4Addr) {
+    let n = n % (1 << 19);
     let base = u32::from(Ipv4Addr::new(10, 64, 0, 0)) + n * 8;
     (
         Ipv4Addr::from(base + 1),
@@ -321,7 +348,10 @@ fn remove_stale(root: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name.strip_prefix("samba-") {
+        if let Some(pid) = name
+            .strip_prefix("samba-")
+            .and_then(|n| n.split('-').next())
+        {
             if !Path::new("/proc").join(pid).exists() {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
