@@ -35,7 +35,7 @@ pub struct Trace {
     /// The LDAP filter sent (live mode).
     pub filter: Option<String>,
     /// The server that answered (live mode), or the index was last synced from.
-    pub server: Option<String>,
+    pub server: Option<Arc<String>>,
     /// Verified matches, best first.
     pub matches: Vec<Match>,
     /// Candidates the source returned that do not hold the number.

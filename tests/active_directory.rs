@@ -451,3 +451,37 @@ fn another_dc_answering_means_reading_everything_again() {
     assert_eq!(served.metric("popup_index_source", &other.ldaps_url()), 1.0);
     served.steady_calls(5, || {});
 }
+
+#[test]
+fn check_config_and_lookup_work_on_the_ad_example() {
+    let dc = samba::shared();
+    let config = tempfile::NamedTempFile::new().expect("config");
+    std::fs::write(config.path(), ad_example(dc, &[])).expect("write");
+    let run = |args: &[&str]| {
+        let out = common::binary()
+            .arg("--config")
+            .arg(config.path())
+            .args(args)
+            .output()
+            .expect("run popup-ldap");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains(samba::SERVICE_PASSWORD));
+        text
+    };
+    let checked = run(&["check-config"]);
+    assert!(
+        checked.contains(&format!("connected to {}", dc.ldaps_url())),
+        "{checked}"
+    );
+    assert!(checked.contains(samba::SERVICE), "{checked}");
+    let looked_up = run(&["lookup", "03-555-1234"]);
+    assert!(
+        looked_up.contains("\"CLIENTNAME\":\"דנה כהן\""),
+        "{looked_up}"
+    );
+}

@@ -214,7 +214,7 @@ impl LdapDirectory {
         Ok(Candidates {
             unverified: entries.into_iter().map(Arc::new).collect(),
             filter: Some(filter),
-            server: Some(conn.url.to_string()),
+            server: Some(Arc::new(conn.url.to_string())),
             ..Candidates::default()
         })
     }
@@ -804,5 +804,45 @@ fn result_name(rc: u32) -> &'static str {
         53 => "unwilling to perform",
         87 => "filter error",
         _ => "error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn change_values_order_as_numbers_or_as_text() {
+        use std::cmp::Ordering::*;
+        assert_eq!(change_order("999", "1000"), Less);
+        assert_eq!(
+            change_order("20261124120332.0Z", "20261124120331.0Z"),
+            Greater
+        );
+        assert_eq!(change_order("12", "12"), Equal);
+    }
+
+    #[test]
+    fn guids_that_look_like_text_still_render_as_guids() {
+        // 16 ASCII bytes: ldap3 files them under `attrs`, as text.
+        let ascii = "0123456789abcdef";
+        let entry = SearchEntry {
+            dn: "CN=x".into(),
+            attrs: HashMap::from([
+                ("objectGUID".to_owned(), vec![ascii.to_owned()]),
+                ("invocationId".to_owned(), vec![ascii.to_owned()]),
+                ("cn".to_owned(), vec!["x".to_owned()]),
+            ]),
+            bin_attrs: HashMap::new(),
+        };
+        let expected = binary_value("objectGUID", ascii.as_bytes()).expect("guid");
+        assert_eq!(guid_value(&entry, "invocationid"), Some(expected.clone()));
+        let built = entry_from(entry, &mut AttributeNames::default());
+        assert_eq!(
+            built.values("objectGUID").collect::<Vec<_>>(),
+            [expected.as_str()]
+        );
+        assert_eq!(built.values("cn").collect::<Vec<_>>(), ["x"]);
     }
 }

@@ -117,7 +117,7 @@ pub struct Candidates {
     /// The LDAP filter sent, for live searches.
     pub filter: Option<String>,
     /// The server that answered, for live searches.
-    pub server: Option<String>,
+    pub server: Option<Arc<String>>,
 }
 
 /// The configured source of entries.

@@ -187,8 +187,8 @@ impl SyncedIndex {
     }
 
     /// The server the index was last synced from (or saved from).
-    pub fn server(&self) -> Option<String> {
-        self.server.load().as_deref().cloned()
+    pub fn server(&self) -> Option<Arc<String>> {
+        self.server.load_full()
     }
 
     /// The current index.

@@ -190,6 +190,7 @@ impl Metrics {
                 [("ok", status.succeeded), ("failed", status.failed)].into_iter(),
             )?;
             let source = synced.server().unwrap_or_default();
+            let source = source.as_str();
             family(
                 out,
                 (
@@ -198,7 +199,7 @@ impl Metrics {
                     "The directory server the index was last synced from (value 1).",
                 ),
                 "server",
-                std::iter::once((source.as_str(), 1)),
+                std::iter::once((source, 1)),
             )?;
         }
         let ldap = match directory {

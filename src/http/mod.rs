@@ -395,7 +395,7 @@ where
             tracing::info!(
                 %client, %ivrid, %state, phone = %phone.as_deref().unwrap_or("-"), %outcome,
                 total = answer.popup.total,
-                server = %answer.trace.server.as_deref().unwrap_or("-"),
+                server = %answer.trace.server.as_deref().map_or("-", String::as_str),
                 us,
                 "popup"
             );
