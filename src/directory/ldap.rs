@@ -840,7 +840,7 @@ mod tests {
         assert_eq!(guid_value(&entry, "invocationid"), Some(expected.clone()));
         let built = entry_from(entry, &mut AttributeNames::default());
         assert_eq!(
-            built.values("objectGUID").collect::<Vec<_>>(),
+            built.values("objectguid").collect::<Vec<_>>(),
             [expected.as_str()]
         );
         assert_eq!(built.values("cn").collect::<Vec<_>>(), ["x"]);
