@@ -167,48 +167,37 @@ impl SambaDc {
 
     /// What `ldapsearch` prints for the service account over LDAPS (LDIF).
     pub fn ldapsearch(&self, args: &[&str]) -> String {
-        let out = Command::new(super::installed("ldapsearch", HINT))
-            .env("LDAPTLS_CACERT", self.path("ca.pem"))
-            .args([
-                "-x",
-                "-H",
-                &self.ldaps_url(),
-                "-D",
-                SERVICE,
-                "-w",
-                SERVICE_PASSWORD,
-            ])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ldapsearch: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        run(
+            self.ldap_tool("ldapsearch", SERVICE, SERVICE_PASSWORD)
+                .args(args),
+            "ldapsearch",
+        )
     }
 
     fn apply(&self, program: &str, ldif: &str) {
         let file = tempfile::NamedTempFile::new_in(&self.dir).unwrap();
         std::fs::write(file.path(), ldif).unwrap();
         run(
-            Command::new(super::installed(program, HINT))
-                .env("LDAPTLS_CACERT", self.path("ca.pem"))
-                .args([
-                    "-x",
-                    "-H",
-                    &self.ldaps_url(),
-                    "-D",
-                    ADMIN,
-                    "-w",
-                    ADMIN_PASSWORD,
-                    "-f",
-                ])
+            self.ldap_tool(program, ADMIN, ADMIN_PASSWORD)
+                .arg("-f")
                 .arg(file.path()),
             program,
         );
+    }
+
+    /// An OpenLDAP client tool bound as `dn` over LDAPS, trusting the DC's CA.
+    fn ldap_tool(&self, program: &str, dn: &str, password: &str) -> Command {
+        let mut command = Command::new(super::installed(program, HINT));
+        command.env("LDAPTLS_CACERT", self.path("ca.pem")).args([
+            "-x",
+            "-H",
+            &self.ldaps_url(),
+            "-D",
+            dn,
+            "-w",
+            password,
+        ]);
+        command
     }
 }
 
@@ -369,7 +358,8 @@ fn write_private(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-fn run(cmd: &mut Command, what: &str) {
+/// Runs a command to success and returns what it printed.
+fn run(cmd: &mut Command, what: &str) -> String {
     let out = cmd
         .stdin(Stdio::null())
         .output()
@@ -380,6 +370,7 @@ fn run(cmd: &mut Command, what: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// People with names and numbers a test looks for, by hand.
