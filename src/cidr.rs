@@ -13,50 +13,79 @@ pub struct Cidr {
 
 /// Text that is not a network.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not an address or a network such as 192.0.2.0/24 or 2001:db8::/32")]
-pub struct CidrError(String);
+pub enum CidrError {
+    /// Not an address or `address/prefix`.
+    #[error("{0:?} is not an address or a network such as 192.0.2.0/24 or 2001:db8::/32")]
+    Syntax(String),
+    /// An address with bits set past the prefix: probably a typo for the network or the host.
+    #[error("{text:?} has host bits set: write the network {network} or the single address without /prefix")]
+    HostBits {
+        /// What was written.
+        text: String,
+        /// The network it lies in.
+        network: Cidr,
+    },
+}
 
 impl Cidr {
     /// Whether `ip` is in the network (an IPv4-mapped IPv6 address counts as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.network, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                masked(u128::from(u32::from(n)), 32, self.prefix)
-                    == masked(u128::from(u32::from(a)), 32, self.prefix)
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                masked(u128::from(n), 128, self.prefix) == masked(u128::from(a), 128, self.prefix)
-            }
-            _ => false,
+        let ip = unmapped(ip);
+        ip.is_ipv4() == self.network.is_ipv4() && network_of(ip, self.prefix) == self.network
+    }
+}
+
+/// The network of `prefix` bits that holds `ip`: the address with its host bits cleared
+/// (IPv4-mapped IPv6 addresses are read as IPv4).
+pub fn network_of(ip: IpAddr, prefix: u8) -> IpAddr {
+    match unmapped(ip) {
+        IpAddr::V4(a) => {
+            let host_bits = 32 - u32::from(prefix.min(32));
+            let mask = u32::MAX.checked_shl(host_bits).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let host_bits = 128 - u32::from(prefix.min(128));
+            let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
         }
     }
 }
 
-fn masked(bits: u128, width: u8, prefix: u8) -> u128 {
-    let host_bits = u32::from(width - prefix.min(width));
-    bits.checked_shr(host_bits).unwrap_or(0)
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
 }
 
 impl FromStr for Cidr {
     type Err = CidrError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let fail = || CidrError(text.to_owned());
-        let (addr, prefix) = match text.trim().split_once('/') {
+        let text = text.trim();
+        let fail = || CidrError::Syntax(text.to_owned());
+        let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| fail())?)),
-            None => (text.trim(), None),
+            None => (text, None),
         };
-        let network: IpAddr = addr.parse().map_err(|_| fail())?;
-        let width = if network.is_ipv4() { 32 } else { 128 };
+        let address: IpAddr = addr.parse().map_err(|_| fail())?;
+        let width = if address.is_ipv4() { 32 } else { 128 };
         let prefix = prefix.unwrap_or(width);
         if prefix > width {
             return Err(fail());
         }
-        Ok(Cidr { network, prefix })
+        let network = Cidr {
+            network: network_of(address, prefix),
+            prefix,
+        };
+        if network.network != unmapped(address) {
+            return Err(CidrError::HostBits {
+                text: text.to_owned(),
+                network,
+            });
+        }
+        Ok(network)
     }
 }
 
@@ -101,5 +130,28 @@ mod tests {
         ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn host_bits_past_the_prefix_are_refused_naming_the_network() {
+        let e = "192.0.2.77/24".parse::<Cidr>().expect_err("host bits");
+        assert_eq!(
+            e.to_string(),
+            "\"192.0.2.77/24\" has host bits set: write the network 192.0.2.0/24 or the single \
+             address without /prefix"
+        );
+        assert!("2001:db8::1/64".parse::<Cidr>().is_err());
+        assert!("2001:db8::/64".parse::<Cidr>().is_ok());
+    }
+
+    #[test]
+    fn networks_of_addresses_clear_host_bits() {
+        assert_eq!(
+            network_of(ip("2001:db8:1:2:aaaa::1"), 64),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(network_of(ip("192.0.2.77"), 24), ip("192.0.2.0"));
+        assert_eq!(network_of(ip("::ffff:192.0.2.77"), 32), ip("192.0.2.77"));
+        assert_eq!(network_of(ip("192.0.2.77"), 0), ip("0.0.0.0"));
     }
 }

@@ -85,6 +85,11 @@ struct RawServer {
     max_body_bytes: Option<usize>,
     tls_cert_file: Option<String>,
     tls_key_file: Option<String>,
+    header_timeout_s: Option<u64>,
+    body_timeout_s: Option<u64>,
+    idle_timeout_s: Option<u64>,
+    max_connections: Option<usize>,
+    http2_max_streams: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +127,7 @@ struct RawIndex {
     state_file: Option<String>,
     sync_timeout_s: Option<u64>,
     ready_max_age_s: Option<u64>,
+    max_entries: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +153,9 @@ struct RawResponse {
     unknown_client_name: Option<String>,
     unknown_company: Option<String>,
     unknown_url: Option<String>,
+    max_client_name_chars: Option<usize>,
+    max_company_chars: Option<usize>,
+    max_url_chars: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +176,8 @@ struct RawRateLimit {
     per_ip_burst: Option<u32>,
     global_per_second: Option<u32>,
     global_burst: Option<u32>,
+    ipv4_prefix: Option<u8>,
+    ipv6_prefix: Option<u8>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,6 +230,25 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// `tls_cert_file` and `tls_key_file`: serve HTTPS with this PEM chain and key.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// How long each phase of a client connection may take.
+    pub timeouts: ConnectionTimeouts,
+    /// `max_connections`: open client connections at most; `None` derives it from the
+    /// process's descriptor limit at start.
+    pub max_connections: Option<usize>,
+    /// `http2_max_streams`: concurrent requests on one HTTP/2 connection.
+    pub http2_max_streams: u32,
+}
+
+/// `[server]` timeouts: every phase of a client connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionTimeouts {
+    /// `header_timeout_s`: a request's head, from its first byte (and the first request of a
+    /// connection, from the connect or the TLS handshake).
+    pub header: Duration,
+    /// `body_timeout_s`: a request's whole body.
+    pub body: Duration,
+    /// `idle_timeout_s`: a kept-alive connection with no request.
+    pub idle: Duration,
 }
 
 /// `[directory]`: where entries come from and which attributes hold numbers.
@@ -308,6 +338,19 @@ pub struct IndexConfig {
     pub sync_timeout: Duration,
     /// `ready_max_age_s`: `/readyz` fails once the index is older than this.
     pub ready_max_age: Duration,
+    /// `max_entries`: the most entries the index holds; a larger directory fails the sync,
+    /// and a state file over [`IndexConfig::state_file_limit`] is not read.
+    pub max_entries: usize,
+}
+
+/// State file bytes allowed per entry of `index.max_entries` (a real entry takes 300-600).
+pub const STATE_FILE_BYTES_PER_ENTRY: u64 = 2048;
+
+impl IndexConfig {
+    /// The largest state file that is read: `max_entries` x [`STATE_FILE_BYTES_PER_ENTRY`].
+    pub fn state_file_limit(&self) -> u64 {
+        (self.max_entries as u64).saturating_mul(STATE_FILE_BYTES_PER_ENTRY)
+    }
 }
 
 /// `[lookup]`: when to look callers up.
@@ -334,6 +377,19 @@ pub struct ResponseConfig {
     pub unknown_company: Option<Template>,
     /// URL when no entry matches.
     pub unknown_url: Option<Template>,
+    /// How long each field may be.
+    pub caps: AnswerCaps,
+}
+
+/// `[response] max_*_chars`: the longest CLIENTNAME, COMPANY and URL sent, in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerCaps {
+    /// `max_client_name_chars`, default 256.
+    pub client_name: usize,
+    /// `max_company_chars`, default 256.
+    pub company: usize,
+    /// `max_url_chars`, default 2048.
+    pub url: usize,
 }
 
 impl ResponseConfig {
@@ -370,6 +426,11 @@ pub struct RateLimitConfig {
     pub global_per_second: u32,
     /// Burst over all clients.
     pub global_burst: u32,
+    /// `ipv4_prefix` (default 32): IPv4 clients in one network of this size share a limit.
+    pub ipv4_prefix: u8,
+    /// `ipv6_prefix` (default 64): IPv6 clients in one network of this size share a limit
+    /// (one customer or host usually holds a whole /64).
+    pub ipv6_prefix: u8,
 }
 
 /// `[log]`
@@ -410,6 +471,18 @@ pub const READY_PATH: &str = "/readyz";
 /// Under systemd with `StateDirectory=`, the index is kept here by default.
 const STATE_FILE_NAME: &str = "index.json";
 const DEFAULT_GLOBAL: (u32, u32) = (500, 1000);
+const DEFAULT_HEADER_TIMEOUT_S: u64 = 10;
+const DEFAULT_BODY_TIMEOUT_S: u64 = 10;
+const DEFAULT_IDLE_TIMEOUT_S: u64 = 60;
+const DEFAULT_HTTP2_MAX_STREAMS: u32 = 100;
+const DEFAULT_CAPS: AnswerCaps = AnswerCaps {
+    client_name: 256,
+    company: 256,
+    url: 2048,
+};
+const DEFAULT_INDEX_MAX_ENTRIES: usize = 1_000_000;
+const DEFAULT_PREFIXES: (u8, u8) = (32, 64);
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
 impl Config {
     /// Reads and validates a configuration file; relative paths in it are resolved against the
@@ -450,30 +523,17 @@ impl Config {
                 "must be at most 8, or real numbers would be taken for extensions",
             ));
         }
+        let server = server(raw.server, base)?;
         Ok(Config {
-            server: server(raw.server, base)?,
             directory: directory(raw.directory, raw.index, base)?,
             phone,
             lookup: lookup(raw.lookup)?,
             response: response(raw.response)?,
             access: access(raw.access, base)?,
             rate_limit: rate_limit(raw.rate_limit)?,
-            log: LogConfig {
-                level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
-                mask_numbers: raw.log.mask_numbers.unwrap_or(true),
-            },
-            metrics_listen: raw
-                .metrics
-                .listen
-                .map(|l| {
-                    l.parse().map_err(|_| {
-                        invalid(
-                            "metrics.listen",
-                            format!("{l:?} is not an address and port such as 127.0.0.1:9464"),
-                        )
-                    })
-                })
-                .transpose()?,
+            log: log(raw.log)?,
+            metrics_listen: metrics_listen(raw.metrics, &server)?,
+            server,
         })
     }
 
@@ -535,12 +595,60 @@ fn server(raw: RawServer, base: &Path) -> Result<ServerConfig, ConfigError> {
             ))
         }
     };
+    if let Some((cert, key)) = &tls {
+        readable("server.tls_cert_file", cert)?;
+        readable("server.tls_key_file", key)?;
+    }
+    let seconds = |key: &str, v: Option<u64>, default: u64| match v.unwrap_or(default) {
+        s @ 1..=3600 => Ok(Duration::from_secs(s)),
+        _ => Err(invalid(key, "must be between 1 and 3600 seconds")),
+    };
+    let timeouts = ConnectionTimeouts {
+        header: seconds(
+            "server.header_timeout_s",
+            raw.header_timeout_s,
+            DEFAULT_HEADER_TIMEOUT_S,
+        )?,
+        body: seconds(
+            "server.body_timeout_s",
+            raw.body_timeout_s,
+            DEFAULT_BODY_TIMEOUT_S,
+        )?,
+        idle: seconds(
+            "server.idle_timeout_s",
+            raw.idle_timeout_s,
+            DEFAULT_IDLE_TIMEOUT_S,
+        )?,
+    };
+    if raw.max_connections.is_some_and(|n| n < 16) {
+        return Err(invalid(
+            "server.max_connections",
+            "must be at least 16; leave it out to derive it from the descriptor limit",
+        ));
+    }
+    let http2_max_streams = raw.http2_max_streams.unwrap_or(DEFAULT_HTTP2_MAX_STREAMS);
+    if !(1..=1000).contains(&http2_max_streams) {
+        return Err(invalid(
+            "server.http2_max_streams",
+            "must be between 1 and 1000",
+        ));
+    }
     Ok(ServerConfig {
         listen,
         path,
         max_body_bytes,
         tls,
+        timeouts,
+        max_connections: raw.max_connections,
+        http2_max_streams,
     })
+}
+
+/// Fails naming `key` unless `path` can be opened for reading.
+fn readable(key: &str, path: &Path) -> Result<(), ConfigError> {
+    std::fs::File::open(path)
+        .map(drop)
+        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
 }
 
 fn directory(
@@ -821,6 +929,15 @@ fn index_config(raw: RawIndex, base: &Path) -> Result<IndexConfig, ConfigError> 
             DEFAULT_READY_MAX_AGE_S,
             30 * 24 * 3600,
         )?,
+        max_entries: match raw.max_entries.unwrap_or(DEFAULT_INDEX_MAX_ENTRIES) {
+            n @ 1..=100_000_000 => n,
+            _ => {
+                return Err(invalid(
+                    "index.max_entries",
+                    "must be between 1 and 100000000",
+                ))
+            }
+        },
     })
 }
 
@@ -930,6 +1047,60 @@ fn read_secret(key: &str, path: &Path) -> Result<Secret, ConfigError> {
     Ok(secret)
 }
 
+fn log(raw: RawLog) -> Result<LogConfig, ConfigError> {
+    let level = raw.level.unwrap_or_else(|| "info".to_owned());
+    let fail = |why: &str| {
+        invalid(
+            "log.level",
+            format!("{level:?} is not a log filter such as info, warn or popup_ldap=debug: {why}"),
+        )
+    };
+    // tracing reads a bare word as a target, so `debgu` would quietly log almost nothing:
+    // here a bare word must be a level, and targets take `target=level`.
+    for directive in level.split(',').map(str::trim) {
+        let wanted = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        if !LOG_LEVELS.contains(&wanted.to_ascii_lowercase().as_str()) {
+            return Err(fail(&format!(
+                "{wanted:?} is not one of {}",
+                LOG_LEVELS.join(", ")
+            )));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(&level)
+        .map_err(|e| fail(&e.to_string()))?;
+    Ok(LogConfig {
+        level,
+        mask_numbers: raw.mask_numbers.unwrap_or(true),
+    })
+}
+
+fn metrics_listen(
+    raw: RawMetrics,
+    server: &ServerConfig,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some(l) = raw.listen else { return Ok(None) };
+    let addr: SocketAddr = l.parse().map_err(|_| {
+        invalid(
+            "metrics.listen",
+            format!("{l:?} is not an address and port such as 127.0.0.1:9464"),
+        )
+    })?;
+    let wildcard = |a: &SocketAddr| a.ip().is_unspecified();
+    let clash = addr.port() == server.listen.port()
+        && (addr.ip() == server.listen.ip() || wildcard(&addr) || wildcard(&server.listen));
+    if clash && addr.port() != 0 {
+        return Err(invalid(
+            "metrics.listen",
+            format!(
+                "{addr} is where server.listen ({}) already listens; give metrics another port",
+                server.listen
+            ),
+        ));
+    }
+    Ok(Some(addr))
+}
+
 fn millis(key: &str, ms: u64) -> Result<Duration, ConfigError> {
     if !(10..=60_000).contains(&ms) {
         return Err(invalid(key, "must be between 10 and 60000 milliseconds"));
@@ -987,7 +1158,31 @@ fn response(raw: RawResponse) -> Result<ResponseConfig, ConfigError> {
         unknown_client_name: text("response.unknown_client_name", raw.unknown_client_name)?,
         unknown_company: text("response.unknown_company", raw.unknown_company)?,
         unknown_url: url("response.unknown_url", raw.unknown_url)?,
+        caps: AnswerCaps {
+            client_name: cap(
+                "response.max_client_name_chars",
+                raw.max_client_name_chars,
+                DEFAULT_CAPS.client_name,
+            )?,
+            company: cap(
+                "response.max_company_chars",
+                raw.max_company_chars,
+                DEFAULT_CAPS.company,
+            )?,
+            url: cap(
+                "response.max_url_chars",
+                raw.max_url_chars,
+                DEFAULT_CAPS.url,
+            )?,
+        },
     })
+}
+
+fn cap(key: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match v.unwrap_or(default) {
+        n @ 16..=8192 => Ok(n),
+        _ => Err(invalid(key, "must be between 16 and 8192 characters")),
+    }
 }
 
 fn access(raw: RawAccess, base: &Path) -> Result<AccessConfig, ConfigError> {
@@ -1053,7 +1248,26 @@ fn rate_limit(raw: RawRateLimit) -> Result<Option<RateLimitConfig>, ConfigError>
             raw.global_burst,
             DEFAULT_GLOBAL.1,
         )?,
+        ipv4_prefix: prefix(
+            "rate_limit.ipv4_prefix",
+            raw.ipv4_prefix,
+            DEFAULT_PREFIXES.0,
+            32,
+        )?,
+        ipv6_prefix: prefix(
+            "rate_limit.ipv6_prefix",
+            raw.ipv6_prefix,
+            DEFAULT_PREFIXES.1,
+            128,
+        )?,
     }))
+}
+
+fn prefix(key: &str, v: Option<u8>, default: u8, width: u8) -> Result<u8, ConfigError> {
+    match v.unwrap_or(default) {
+        n if (8..=width).contains(&n) => Ok(n),
+        _ => Err(invalid(key, format!("must be between 8 and {width}"))),
+    }
 }
 
 #[cfg(test)]
@@ -1095,7 +1309,9 @@ mod tests {
                 per_ip_per_second: 20,
                 per_ip_burst: 40,
                 global_per_second: 500,
-                global_burst: 1000
+                global_burst: 1000,
+                ipv4_prefix: 32,
+                ipv6_prefix: 64,
             })
         );
     }
@@ -1145,6 +1361,30 @@ mod tests {
                 "[access]\ntoken_file = \"a\"\ntoken_env = \"B\"",
                 "access.token_file",
             ),
+            (
+                "[access]\nallow = [\"192.0.2.9/24\"]",
+                "access.allow: \"192.0.2.9/24\" has host bits set: write the network 192.0.2.0/24",
+            ),
+            (
+                "[server]\ntls_cert_file = \"/nonexistent/c.pem\"\ntls_key_file = \"k.pem\"",
+                "server.tls_cert_file: cannot read /nonexistent/c.pem",
+            ),
+            ("[log]\nlevel = \"verbose!!\"", "log.level"),
+            (
+                "[server]\nlisten = \"127.0.0.1:8080\"\n[metrics]\nlisten = \"127.0.0.1:8080\"",
+                "metrics.listen: 127.0.0.1:8080 is where server.listen (127.0.0.1:8080) already listens",
+            ),
+            (
+                "[server]\nlisten = \"0.0.0.0:8080\"\n[metrics]\nlisten = \"127.0.0.1:8080\"",
+                "metrics.listen",
+            ),
+            ("[server]\nheader_timeout_s = 0", "server.header_timeout_s"),
+            ("[server]\nidle_timeout_s = 99999", "server.idle_timeout_s"),
+            ("[server]\nmax_connections = 2", "server.max_connections"),
+            ("[server]\nhttp2_max_streams = 0", "server.http2_max_streams"),
+            ("[response]\nmax_url_chars = 1", "response.max_url_chars"),
+            ("[rate_limit]\nipv6_prefix = 129", "rate_limit.ipv6_prefix"),
+            ("[index]\nmax_entries = 0", "index.max_entries"),
         ];
         for (extra, key) in cases {
             let e = error(&format!("{LDAP}\n{extra}"));

@@ -162,12 +162,12 @@ impl Lookup {
                     call,
                     e164: e164(&number),
                 };
-                PopupAnswer {
-                    client_name: render(&self.response.client_name, &ctx),
-                    company: render(&self.response.company, &ctx),
-                    url: render(&self.response.url, &ctx),
-                    total: trace.matches.len(),
-                }
+                let r = &self.response;
+                self.popup(
+                    [&r.client_name, &r.company, &r.url],
+                    &ctx,
+                    trace.matches.len(),
+                )
             }
         };
         trace.caller = Some(Caller::Number(number));
@@ -205,13 +205,42 @@ impl Lookup {
             call,
             e164: number.and_then(e164),
         };
+        let r = &self.response;
+        self.popup(
+            [&r.unknown_client_name, &r.unknown_company, &r.unknown_url],
+            &ctx,
+            0,
+        )
+    }
+
+    /// Renders CLIENTNAME, COMPANY and URL within `response.max_*_chars`: text is cut with
+    /// `…`; a URL over its cap is left out, since a cut link opens the wrong page.
+    fn popup(
+        &self,
+        [client_name, company, url]: [&Option<Template>; 3],
+        ctx: &Context<'_>,
+        total: usize,
+    ) -> PopupAnswer {
+        let caps = &self.response.caps;
+        let render = |t: &Option<Template>| t.as_ref().and_then(|t| t.render(ctx));
         PopupAnswer {
-            client_name: render(&self.response.unknown_client_name, &ctx),
-            company: render(&self.response.unknown_company, &ctx),
-            url: render(&self.response.unknown_url, &ctx),
-            total: 0,
+            client_name: render(client_name).map(|v| shorten(v, caps.client_name)),
+            company: render(company).map(|v| shorten(v, caps.company)),
+            url: render(url).filter(|v| v.chars().count() <= caps.url),
+            total,
         }
     }
+}
+
+/// `text` cut to at most `max` characters, the last of them `…` when anything was cut.
+fn shorten(mut text: String, max: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max.saturating_sub(1)) {
+        if text[cut..].chars().nth(1).is_some() {
+            text.truncate(cut);
+            text.push('…');
+        }
+    }
+    text
 }
 
 fn e164(number: &CallerNumber) -> Option<&str> {
@@ -219,10 +248,6 @@ fn e164(number: &CallerNumber) -> Option<&str> {
         PhoneKey::E164(n) => Some(n),
         _ => None,
     }
-}
-
-fn render(template: &Option<Template>, ctx: &Context<'_>) -> Option<String> {
-    template.as_ref().and_then(|t| t.render(ctx))
 }
 
 #[cfg(test)]
@@ -332,6 +357,37 @@ ipPhone: 1234
         assert_eq!(a.trace.skipped_state.as_deref(), Some("answer"));
         c.state = Some("Ringin".into());
         assert_eq!(l.answer(&c).await.expect("answer").popup.total, 3);
+    }
+
+    #[test]
+    fn shortening_cuts_on_characters_and_marks_the_cut() {
+        assert_eq!(shorten("דנה לוי".into(), 16), "דנה לוי");
+        assert_eq!(shorten("דנה לוי".into(), 4), "דנה…");
+        assert_eq!(shorten("abcd".into(), 4), "abcd");
+        assert_eq!(shorten("abcde".into(), 4), "abc…");
+        assert_eq!(shorten("😀😀😀😀😀".into(), 3).chars().count(), 3);
+    }
+
+    #[tokio::test]
+    async fn huge_directory_values_give_a_bounded_answer() {
+        let name = "א".repeat(1_000_000);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ldif = format!(
+            "dn: uid=big,dc=x\ncn: {name}\no: {name}\nuid: {}\ntelephoneNumber: 03-5551234\n",
+            "u".repeat(5000)
+        );
+        std::fs::write(dir.path().join("d.ldif"), ldif).expect("write");
+        let text = "[directory]\nsource = \"ldif\"\nldif = \"d.ldif\"\n\
+                    [response]\nurl = \"https://i.example/{uid}\"\nmax_company_chars = 40\n";
+        let config = Config::parse(text, dir.path()).expect("config");
+        let l = Lookup::from_config(&config).await.expect("lookup");
+        let a = l.answer(&call("035551234")).await.expect("answer");
+        let client_name = a.popup.client_name.expect("name");
+        assert_eq!(client_name.chars().count(), 256);
+        assert!(client_name.ends_with("א…"));
+        assert_eq!(a.popup.company.expect("company").chars().count(), 40);
+        assert_eq!(a.popup.url, None, "a cut URL would lead elsewhere");
+        assert_eq!(a.popup.total, 1);
     }
 
     #[tokio::test]

@@ -20,6 +20,10 @@ use crate::phone::{PhoneKey, PhoneNormalizer};
 
 /// The state file's format version.
 const SNAPSHOT_VERSION: u32 = 1;
+/// A state file may say it was written this far in the future (clocks of restored VMs).
+const CLOCK_SKEW: Duration = Duration::from_secs(300);
+/// No state file was written before this (2026-01-01); an older time is a broken file.
+const OLDEST_SNAPSHOT: u64 = 1_767_225_600;
 /// First retry after a failed sync; doubles up to the poll interval.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 
@@ -227,6 +231,14 @@ impl SyncedIndex {
         let started = Instant::now();
         let (normaliser, fetched) = self.fetch(&self.eligible).await?;
         let keyed = normaliser.finish().await?;
+        if keyed.len() > self.config.max_entries {
+            return Err(DirectoryError::Unavailable(format!(
+                "the directory has {} entries with numbers, more than index.max_entries ({}); \
+                 narrow directory.filter or raise index.max_entries",
+                keyed.len(),
+                self.config.max_entries
+            )));
+        }
         let index = PhoneIndex::from_keyed(keyed);
         let report = self.install(index, "full", fetched.count, 0, started);
         let watermark = match &fetched.dc {
@@ -475,9 +487,18 @@ impl SyncedIndex {
         let phone = self.phone.clone();
         let attrs = self.phone_attributes.clone();
         let fingerprint = self.fingerprint.clone();
-        let loaded = tokio::task::spawn_blocking(move || read_snapshot(&path, &fingerprint))
+        let limit = self.config.state_file_limit();
+        let loaded = tokio::task::spawn_blocking(move || read_snapshot(&path, &fingerprint, limit))
             .await
             .map_err(|e| e.to_string())??;
+        if loaded.entries.len() > self.config.max_entries {
+            return Err(format!(
+                "it holds {} entries, more than index.max_entries ({})",
+                loaded.entries.len(),
+                self.config.max_entries
+            ));
+        }
+        let written = written_at(loaded.written_at, SystemTime::now())?;
         let mut names = AttributeNames::default();
         let keyed = loaded
             .entries
@@ -485,7 +506,6 @@ impl SyncedIndex {
             .map(|e| KeyedEntry::new(e.into_entry(&mut names), &attrs, &phone))
             .collect();
         self.index.store(Arc::new(PhoneIndex::from_keyed(keyed)));
-        let written = UNIX_EPOCH + Duration::from_secs(loaded.written_at);
         if let Ok(mut p) = self.progress.lock() {
             // Resync fully as soon as the directory is back: the snapshot may be old.
             p.watermark = loaded.watermark;
@@ -623,9 +643,21 @@ fn write_atomically(path: &Path, value: &impl Serialize) -> std::io::Result<()> 
     Ok(())
 }
 
-fn read_snapshot(path: &Path, fingerprint: &str) -> Result<SnapshotIn, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let snapshot: SnapshotIn = serde_json::from_slice(&bytes)
+/// Reads a state file of at most `limit` bytes (checked before reading, and enforced while
+/// reading in case it grows), streaming it rather than holding the text and the entries.
+fn read_snapshot(path: &Path, fingerprint: &str, limit: u64) -> Result<SnapshotIn, String> {
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let size = file.metadata().map_err(cannot)?.len();
+    if size > limit {
+        return Err(format!(
+            "{} is {size} bytes, more than the {limit} allowed for index.max_entries entries \
+             (2 KiB each); raise index.max_entries if the directory really is that large",
+            path.display()
+        ));
+    }
+    let reader = std::io::BufReader::new(std::io::Read::take(file, limit));
+    let snapshot: SnapshotIn = serde_json::from_reader(reader)
         .map_err(|e| format!("{} is not a saved index: {e}", path.display()))?;
     if snapshot.version != SNAPSHOT_VERSION {
         return Err(format!(
@@ -641,7 +673,24 @@ fn read_snapshot(path: &Path, fingerprint: &str) -> Result<SnapshotIn, String> {
             path.display()
         ));
     }
+    written_at(snapshot.written_at, SystemTime::now())
+        .map_err(|why| format!("{} cannot be used: {why}", path.display()))?;
     Ok(snapshot)
+}
+
+/// The time a state file says it was written, if it is believable: not before this format
+/// existed, and not in the future beyond [`CLOCK_SKEW`].
+fn written_at(unix: u64, now: SystemTime) -> Result<SystemTime, String> {
+    let at = UNIX_EPOCH
+        .checked_add(Duration::from_secs(unix))
+        .filter(|t| *t <= now + CLOCK_SKEW)
+        .ok_or_else(|| format!("it says it was written in the future (unix time {unix})"))?;
+    if unix < OLDEST_SNAPSHOT {
+        return Err(format!(
+            "its time (unix time {unix}) is older than this software"
+        ));
+    }
+    Ok(at)
 }
 
 #[cfg(test)]
@@ -668,22 +717,40 @@ mod tests {
     fn foreign_or_broken_snapshots_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("index.json");
-        assert!(read_snapshot(&path, "f")
-            .expect_err("missing")
-            .contains("cannot read"));
+        let read = |f| read_snapshot(&path, f, 1 << 20);
+        assert!(read("f").expect_err("missing").contains("cannot read"));
         std::fs::write(&path, "{not json").expect("write");
-        assert!(read_snapshot(&path, "f")
-            .expect_err("broken")
-            .contains("not a saved index"));
-        let other = r#"{"version":1,"fingerprint":"g","written_at":0,"server":"s","watermark":null,"entries":[]}"#;
+        assert!(read("f").expect_err("broken").contains("not a saved index"));
+        let other = r#"{"version":1,"fingerprint":"g","written_at":1790000000,"server":"s","watermark":null,"entries":[]}"#;
         std::fs::write(&path, other).expect("write");
-        assert!(read_snapshot(&path, "f")
+        assert!(read("f")
             .expect_err("foreign")
             .contains("another directory"));
+        assert!(read("g").is_ok());
         let newer = other.replace("\"version\":1", "\"version\":9");
         std::fs::write(&path, newer).expect("write");
-        assert!(read_snapshot(&path, "g")
-            .expect_err("newer")
-            .contains("version 9"));
+        assert!(read("g").expect_err("newer").contains("version 9"));
+        for (written_at, why) in [
+            ("18446744073709551615", "in the future"),
+            ("99999999999", "in the future"),
+            ("0", "older than this software"),
+        ] {
+            let odd = other.replace("1790000000", written_at);
+            std::fs::write(&path, odd).expect("write");
+            let e = read("g").expect_err(written_at);
+            assert!(e.contains(why), "{written_at}: {e}");
+        }
+    }
+
+    #[test]
+    fn oversized_state_files_are_refused_before_reading() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.json");
+        let file = std::fs::File::create(&path).expect("create");
+        file.set_len(3 << 30).expect("sparse 3 GiB");
+        let started = Instant::now();
+        let e = read_snapshot(&path, "g", 2048 * 1000).expect_err("too large");
+        assert!(e.contains("more than the 2048000 allowed"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

@@ -1,11 +1,12 @@
-//! Rate limiting with governor: per client address and over all clients, checked before any
-//! request parsing or directory work.
+//! Rate limiting with governor: per client network (an IPv4 address or an IPv6 /64 by
+//! default) and over all clients, checked before any request parsing or directory work.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::cidr::network_of;
 use crate::config::RateLimitConfig;
 
 /// Which limit refused a request.
@@ -21,6 +22,7 @@ pub enum Limited {
 pub struct RateLimits {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     global: DefaultDirectRateLimiter,
+    prefixes: (u8, u8),
 }
 
 impl RateLimits {
@@ -29,13 +31,23 @@ impl RateLimits {
         RateLimits {
             per_ip: RateLimiter::keyed(quota(config.per_ip_per_second, config.per_ip_burst)),
             global: RateLimiter::direct(quota(config.global_per_second, config.global_burst)),
+            prefixes: (config.ipv4_prefix, config.ipv6_prefix),
         }
     }
 
-    /// Takes one request from `client`'s allowance and the global one.
+    /// The network whose members share `client`'s allowance.
+    pub fn key(&self, client: IpAddr) -> IpAddr {
+        let prefix = match client {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => self.prefixes.1,
+            _ => self.prefixes.0,
+        };
+        network_of(client, prefix)
+    }
+
+    /// Takes one request from the allowance of `client`'s network and the global one.
     pub fn check(&self, client: IpAddr) -> Result<(), Limited> {
         self.per_ip
-            .check_key(&client)
+            .check_key(&self.key(client))
             .map_err(|_| Limited::Client)?;
         self.global.check().map_err(|_| Limited::Global)
     }
@@ -65,6 +77,8 @@ mod tests {
             per_ip_burst: 2,
             global_per_second: 1,
             global_burst: 3,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
         });
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
@@ -74,5 +88,24 @@ mod tests {
         assert_eq!(limits.check(b), Ok(()));
         assert_eq!(limits.check(b), Err(Limited::Global));
         limits.forget_idle_clients();
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let limits = RateLimits::new(&RateLimitConfig {
+            per_ip_per_second: 1,
+            per_ip_burst: 2,
+            global_per_second: 1000,
+            global_burst: 1000,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
+        });
+        let rotating = (1..=3u16).map(|n| IpAddr::from([0x2001, 0xdb8, 0, 7, n, n, n, n]));
+        let answers: Vec<_> = rotating.map(|ip| limits.check(ip)).collect();
+        assert_eq!(answers, [Ok(()), Ok(()), Err(Limited::Client)]);
+        let neighbour: IpAddr = [0x2001, 0xdb8, 0, 8, 0, 0, 0, 1].into();
+        assert_eq!(limits.check(neighbour), Ok(()));
+        let v4: IpAddr = [192, 0, 2, 1].into();
+        assert_eq!(limits.key(v4), v4);
     }
 }

@@ -24,8 +24,8 @@ pub enum RequestError {
     /// JSON that is not an object.
     #[error("the JSON body must be an object such as {{\"phone\": \"0722776772\"}}")]
     NotAnObject,
-    /// A JSON field of a type that cannot be a phone number.
-    #[error("`phone` must be a string or a number")]
+    /// A JSON `phone` that is neither a string nor a whole number >= 0.
+    #[error("`phone` must be a string or a whole number such as 972722776772")]
     PhoneType,
     /// A form body that is not UTF-8.
     #[error("the form body is not UTF-8")]
@@ -34,12 +34,11 @@ pub enum RequestError {
 
 /// Reads the fields of a query string (GET) or a form body.
 pub fn from_form(text: &str) -> CallDetails {
-    let pairs = form_urlencoded::parse(text.as_bytes());
-    let mut call = CallDetails::default();
-    for (name, value) in pairs {
-        set(&mut call, &name, || Some(value.into_owned()));
+    let mut fields = Fields::default();
+    for (name, value) in form_urlencoded::parse(text.as_bytes()) {
+        fields.set(&name, || Some(value.into_owned()));
     }
-    call
+    fields.call
 }
 
 /// Reads a POST body by its Content-Type; an empty body leaves `query` (the URL's fields) as
@@ -71,42 +70,95 @@ pub fn from_body(
     Ok(merge(from_body, query))
 }
 
+/// Reads a JSON object field by field, in the order sent, so that a repeated field keeps its
+/// first value as in the other two formats (a `serde_json::Value` would keep the last).
 fn from_json(body: &[u8]) -> Result<CallDetails, RequestError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
-    let object = value.as_object().ok_or(RequestError::NotAnObject)?;
-    let mut call = CallDetails::default();
-    for (name, value) in object {
-        let text = match value {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Number(n) => Some(n.to_string()),
-            serde_json::Value::Null => None,
-            _ if name.eq_ignore_ascii_case("phone") => return Err(RequestError::PhoneType),
-            // Voicenter's richer fields (currentCall, isMuted, ...) are not ours to read.
-            _ => None,
-        };
-        set(&mut call, name, || text);
+    use serde::Deserializer as _;
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let fields = reader
+        .deserialize_map(JsonFields)
+        .and_then(|fields| reader.end().map(|()| fields))
+        .map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => RequestError::NotAnObject,
+            _ => RequestError::Json(e.to_string()),
+        })?;
+    if fields.bad_phone {
+        return Err(RequestError::PhoneType);
     }
-    Ok(call)
+    Ok(fields.call)
 }
 
-/// Stores a field by its (case-insensitive) name; the first occurrence wins, and
-/// `statusCall` wins over `status`.
-fn set(call: &mut CallDetails, name: &str, value: impl FnOnce() -> Option<String>) {
-    let slot = match name.to_ascii_lowercase().as_str() {
-        "phone" => &mut call.phone,
-        "ivrid" => &mut call.ivrid,
-        "extenuser" => &mut call.exten_user,
-        "did" => &mut call.did,
-        "statuscall" => {
-            call.state = value().or(call.state.take());
-            return;
+struct JsonFields;
+
+impl<'de> serde::de::Visitor<'de> for JsonFields {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if !Fields::reads(&name) {
+                // Voicenter's richer fields (currentCall, isMuted, ...) are not ours to read.
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            let (text, usable) = match map.next_value::<serde_json::Value>()? {
+                serde_json::Value::String(s) => (Some(s), true),
+                serde_json::Value::Number(n) => (n.as_u64().map(|n| n.to_string()), n.is_u64()),
+                serde_json::Value::Null => (None, true),
+                _ => (None, false),
+            };
+            // `phone` must be a string or a whole number >= 0: `-972...`, `9.7e11`, `[1]` or
+            // `{}` are not a number as dialled. `null` counts as absent.
+            if !usable && name.eq_ignore_ascii_case("phone") && fields.call.phone.is_none() {
+                fields.bad_phone = true;
+            }
+            fields.set(&name, || text);
         }
-        "status" => &mut call.state,
-        _ => return,
-    };
-    if slot.is_none() {
-        *slot = value();
+        Ok(fields)
+    }
+}
+
+/// The fields read so far; a repeated field keeps its first value, and `statusCall` wins over
+/// `status`, in all three formats.
+#[derive(Default)]
+struct Fields {
+    call: CallDetails,
+    state_from_status_call: bool,
+    bad_phone: bool,
+}
+
+impl Fields {
+    const NAMES: [&'static str; 6] = ["phone", "ivrid", "extenuser", "did", "statuscall", "status"];
+
+    fn reads(name: &str) -> bool {
+        Self::NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    /// Stores a field by its (case-insensitive) name.
+    fn set(&mut self, name: &str, value: impl FnOnce() -> Option<String>) {
+        let call = &mut self.call;
+        let slot = match name.to_ascii_lowercase().as_str() {
+            "phone" => &mut call.phone,
+            "ivrid" => &mut call.ivrid,
+            "extenuser" => &mut call.exten_user,
+            "did" => &mut call.did,
+            "statuscall" if !self.state_from_status_call => {
+                if let Some(state) = value() {
+                    call.state = Some(state);
+                    self.state_from_status_call = true;
+                }
+                return;
+            }
+            "status" => &mut call.state,
+            _ => return,
+        };
+        if slot.is_none() {
+            *slot = value();
+        }
     }
 }
 
@@ -171,6 +223,46 @@ mod tests {
         let call = from_body(Some("application/json"), body, CallDetails::default()).expect("json");
         assert_eq!(call.phone.as_deref(), Some("972722776772"));
         assert_eq!(call.state.as_deref(), Some("Ringin"));
+    }
+
+    #[test]
+    fn json_phone_numbers_must_be_whole_and_not_negative() {
+        let json = |body: &str| {
+            from_body(
+                Some("application/json"),
+                body.as_bytes(),
+                CallDetails::default(),
+            )
+        };
+        for bad in [
+            r#"{"phone": -972722776772}"#,
+            r#"{"phone": 9.72722776772e11}"#,
+            r#"{"phone": 972722776772.0}"#,
+            r#"{"phone": true}"#,
+            r#"{"phone": {"n": 1}}"#,
+        ] {
+            assert_eq!(json(bad), Err(RequestError::PhoneType), "{bad}");
+        }
+        let call = json(r#"{"phone": null, "did": 35551234.5}"#).expect("null is absent");
+        assert_eq!((call.phone, call.did), (None, None));
+    }
+
+    #[test]
+    fn repeated_fields_keep_their_first_value_in_every_format() {
+        let want = (Some("111".to_owned()), Some("Ringing".to_owned()));
+        let pick = |c: CallDetails| (c.phone, c.state);
+        let q = "phone=111&statusCall=Ringing&phone=222&statusCall=Hangup&status=Answer";
+        assert_eq!(pick(from_form(q)), want);
+        let form = from_body(
+            Some("application/x-www-form-urlencoded"),
+            q.as_bytes(),
+            CallDetails::default(),
+        );
+        assert_eq!(pick(form.expect("form")), want);
+        let body = br#"{"status":"Answer","phone":"111","statusCall":"Ringing","phone":"222",
+                        "statusCall":"Hangup","phone":-1}"#;
+        let json = from_body(Some("application/json"), body, CallDetails::default());
+        assert_eq!(pick(json.expect("json")), want);
     }
 
     #[test]
