@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 /// An IPv4 or IPv6 network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cidr {
     network: IpAddr,
     prefix: u8,
@@ -28,6 +28,16 @@ pub enum CidrError {
 }
 
 impl Cidr {
+    /// The network of `prefix` bits that holds `ip` (IPv4-mapped addresses read as IPv4).
+    pub fn of(ip: IpAddr, prefix: u8) -> Cidr {
+        let network = network_of(ip, prefix);
+        let width = if network.is_ipv4() { 32 } else { 128 };
+        Cidr {
+            network,
+            prefix: prefix.min(width),
+        }
+    }
+
     /// Whether `ip` is in the network (an IPv4-mapped IPv6 address counts as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = unmapped(ip);
@@ -91,7 +101,10 @@ impl FromStr for Cidr {
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
+        match (self.network, self.prefix) {
+            (IpAddr::V4(_), 32) | (IpAddr::V6(_), 128) => write!(f, "{}", self.network),
+            _ => write!(f, "{}/{}", self.network, self.prefix),
+        }
     }
 }
 
@@ -153,5 +166,10 @@ mod tests {
         assert_eq!(network_of(ip("192.0.2.77"), 24), ip("192.0.2.0"));
         assert_eq!(network_of(ip("::ffff:192.0.2.77"), 32), ip("192.0.2.77"));
         assert_eq!(network_of(ip("192.0.2.77"), 0), ip("0.0.0.0"));
+        assert_eq!(Cidr::of(ip("2001:db8::7"), 64).to_string(), "2001:db8::/64");
+        assert_eq!(
+            Cidr::of(ip("::ffff:192.0.2.7"), 64).to_string(),
+            "192.0.2.7"
+        );
     }
 }

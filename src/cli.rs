@@ -10,10 +10,31 @@ use clap::{Parser, Subcommand};
 use crate::call::CallDetails;
 use crate::config::{Config, ConfigError, SourceConfig};
 use crate::directory::{Directory, DirectoryError};
+use crate::http::budget::{default_max_connections, RESERVED_DESCRIPTORS};
 use crate::http::tls::{Certificate, TlsError};
 use crate::http::{self, App};
 use crate::lookup::{Answer, Lookup, LookupError};
 use crate::phone::{Caller, PhoneNormalizer};
+
+/// Writes to stdout. A closed stdout (`popup-ldap check-config | head -1`) is not an error
+/// worth a panic: what follows is simply not shown.
+fn out(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
+/// `println!` through [`out`].
+macro_rules! say {
+    ($($arg:tt)*) => {
+        out(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Values shown per attribute of a sample entry in `check-config`.
+const SAMPLE_VALUES: usize = 3;
 
 /// Exit status for a configuration that cannot work (sysexits EX_CONFIG); the systemd unit
 /// does not restart on it.
@@ -164,6 +185,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<(), CliError> {
         Some(c) => Some(c.server_config().map_err(CliError::Tls)?),
         None => None,
     };
+    let limits = connection_limits(&config)?;
     let app = Arc::new(App::from_config(&config).await?);
     reload_on_sighup(app.clone(), path, certificate, config.clone());
     let settings = app.settings();
@@ -196,7 +218,12 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<(), CliError> {
         })?;
     let addr = listener.local_addr().unwrap_or(listen);
     tracing::info!("listening on {scheme}://{addr}{}", config.server.path);
-    let server = http::serve(app, listener, tls, shutdown_signal());
+    tracing::info!(
+        max_connections = limits.max_connections,
+        http2_max_streams = limits.http2_max_streams,
+        "connection limits"
+    );
+    let server = http::serve(app, listener, tls, limits, shutdown_signal());
     #[cfg(unix)]
     {
         use crate::systemd;
@@ -218,6 +245,44 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<(), CliError> {
     server.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The connection limits of `[server]`; the descriptor limit is raised to its hard limit
+/// first, and `max_connections` must leave room under it.
+fn connection_limits(config: &Config) -> Result<http::ConnectionLimits, CliError> {
+    let descriptors = raise_descriptor_limit();
+    let usable = descriptors.saturating_sub(RESERVED_DESCRIPTORS);
+    let max_connections = match config.server.max_connections {
+        None => default_max_connections(descriptors),
+        Some(n) if n as u64 <= usable => n,
+        Some(n) => {
+            return Err(CliError::Config(ConfigError::Invalid {
+                key: "server.max_connections".to_owned(),
+                message: format!(
+                    "{n} is more than this process may open: {descriptors} descriptors, \
+                     {RESERVED_DESCRIPTORS} kept for the directory and logs (raise LimitNOFILE= \
+                     in the unit, or lower the key)"
+                ),
+            }))
+        }
+    };
+    Ok(http::ConnectionLimits {
+        timeouts: config.server.timeouts,
+        max_connections,
+        http2_max_streams: config.server.http2_max_streams,
+    })
+}
+
+/// Raises the soft limit on open descriptors to the hard limit; returns the limit in force.
+fn raise_descriptor_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            let (soft, _) = rlimit::Resource::NOFILE.get().unwrap_or((1024, 1024));
+            tracing::warn!(error = %e, soft, "cannot raise the open-descriptor limit");
+            soft
+        }
+    }
 }
 
 /// On every SIGHUP: reads the HTTPS certificate again, and the configuration file; what does
@@ -307,17 +372,23 @@ async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(), Cli
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "built-in demo configuration".to_owned());
-    println!("configuration {name}: valid");
-    println!(
+    say!("configuration {name}: valid");
+    if let Some((cert, key)) = &config.server.tls {
+        let certificate = Certificate::load(cert, key).map_err(CliError::Tls)?;
+        certificate.server_config().map_err(CliError::Tls)?;
+        say!("  https             certificate and key load and match");
+    }
+    say!(
         "  endpoint          http://{}{}",
-        config.server.listen, config.server.path
+        config.server.listen,
+        config.server.path
     );
-    println!(
+    say!(
         "  phone attributes  {}",
         config.directory.phone_attributes.join(", ")
     );
     let directory = Directory::open(config).await?;
-    println!("  source            {}", directory.describe());
+    say!("  source            {}", directory.describe());
     let ldap = match &directory {
         Directory::Live(ldap) => Some(&**ldap),
         Directory::Synced(synced) => Some(synced.ldap()),
@@ -325,25 +396,39 @@ async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(), Cli
     };
     if let Some(ldap) = ldap {
         let probe = ldap.probe(&config.directory.phone_attributes).await?;
-        println!("directory: connected to {}", probe.server);
+        say!("directory: connected to {}", probe.server);
         match &probe.bound_as {
-            Some(dn) => println!("  bound as          {dn}"),
-            None => println!("  bound             anonymously"),
+            Some(dn) => say!("  bound as          {dn}"),
+            None => say!("  bound             anonymously"),
         }
-        println!("  sample search     {}", probe.filter);
-        println!(
+        say!("  sample search     {}", probe.filter);
+        say!(
             "  found             {} entries with a phone attribute{}",
             probe.sample.len(),
             if probe.more { " (and more)" } else { "" }
         );
         for entry in &probe.sample {
-            println!("    {}", entry.dn());
+            say!("    {}", entry.dn());
+            let mut shown: Vec<(String, usize)> = Vec::new();
             for (attr, value, keys) in phone_values(entry, config) {
-                println!("      {attr}: {value:?} -> {keys}");
+                match shown.iter_mut().find(|(a, _)| *a == attr) {
+                    Some((_, n)) if *n >= SAMPLE_VALUES => *n += 1,
+                    Some((_, n)) => {
+                        *n += 1;
+                        say!("      {attr}: {value:?} -> {keys}");
+                    }
+                    None => {
+                        say!("      {attr}: {value:?} -> {keys}");
+                        shown.push((attr, 1));
+                    }
+                }
+            }
+            for (attr, n) in shown.iter().filter(|(_, n)| *n > SAMPLE_VALUES) {
+                say!("      {attr}: ... {} more values", n - SAMPLE_VALUES);
             }
         }
         if probe.sample.is_empty() {
-            println!(
+            say!(
                 "  warning: no entry under the base DN has a phone attribute; check \
                  directory.base_dn, directory.filter and directory.phone_attributes"
             );
@@ -362,11 +447,11 @@ async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(), Cli
         }
         (Directory::Index(_), _) => Vec::new(),
     };
-    print!(
+    say!(
         "{}",
         crate::hygiene::examine(&entries, &config.directory.phone_attributes, &config.phone)
     );
-    println!("OK");
+    say!("OK");
     Ok(())
 }
 
@@ -382,7 +467,7 @@ async fn lookup(config: &Config, call: &CallDetails) -> Result<(), CliError> {
         ),
         Err(_) => String::new(),
     };
-    print!("{text}");
+    out(&text);
     answer.map(|_| ()).map_err(CliError::from)
 }
 

@@ -595,10 +595,6 @@ fn server(raw: RawServer, base: &Path) -> Result<ServerConfig, ConfigError> {
             ))
         }
     };
-    if let Some((cert, key)) = &tls {
-        readable("server.tls_cert_file", cert)?;
-        readable("server.tls_key_file", key)?;
-    }
     let seconds = |key: &str, v: Option<u64>, default: u64| match v.unwrap_or(default) {
         s @ 1..=3600 => Ok(Duration::from_secs(s)),
         _ => Err(invalid(key, "must be between 1 and 3600 seconds")),
@@ -642,13 +638,6 @@ fn server(raw: RawServer, base: &Path) -> Result<ServerConfig, ConfigError> {
         max_connections: raw.max_connections,
         http2_max_streams,
     })
-}
-
-/// Fails naming `key` unless `path` can be opened for reading.
-fn readable(key: &str, path: &Path) -> Result<(), ConfigError> {
-    std::fs::File::open(path)
-        .map(drop)
-        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
 }
 
 fn directory(
@@ -1364,10 +1353,6 @@ mod tests {
             (
                 "[access]\nallow = [\"192.0.2.9/24\"]",
                 "access.allow: \"192.0.2.9/24\" has host bits set: write the network 192.0.2.0/24",
-            ),
-            (
-                "[server]\ntls_cert_file = \"/nonexistent/c.pem\"\ntls_key_file = \"k.pem\"",
-                "server.tls_cert_file: cannot read /nonexistent/c.pem",
             ),
             ("[log]\nlevel = \"verbose!!\"", "log.level"),
             (

@@ -63,6 +63,33 @@ fn check_config_connects_binds_and_searches() {
 }
 
 #[test]
+fn check_config_shows_a_few_values_of_each_sample_attribute() {
+    let slapd = Slapd::start();
+    let numbers: String = (0..40)
+        .map(|n| format!("telephoneNumber: 03-60000{n:02}\n"))
+        .collect();
+    slapd.modify(&format!(
+        "dn: uid=dana,ou=people,dc=example,dc=com\nchangetype: modify\n\
+         add: telephoneNumber\n{numbers}"
+    ));
+    let config = slapd.config_file("popup.toml", &slapd.config_text(""));
+    let out = run(&["check-config"], Some(&config));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let sample = text.split("directory hygiene").next().expect("sample part");
+    assert!(
+        sample.contains("uid=dana,ou=people,dc=example,dc=com"),
+        "{text}"
+    );
+    let shown = sample.matches("telephonenumber: \"03-60000").count();
+    assert!(
+        shown <= 3,
+        "{shown} values of one attribute shown:\n{sample}"
+    );
+    assert!(sample.contains("more values"), "{sample}");
+}
+
+#[test]
 fn check_config_explains_directory_failures() {
     let slapd = Slapd::start();
     std::fs::write(slapd.path("wrong"), "nope").expect("write");
@@ -96,6 +123,19 @@ fn invalid_configs_exit_78_naming_the_key() {
             "server.listen",
         ),
         ("not toml at all [", "TOML"),
+        (
+            "[server]\nlisten = \"127.0.0.1:8080\"\n[metrics]\nlisten = \"127.0.0.1:8080\"\n\
+             [directory]\nsource = \"ldif\"\nldif = \"x\"",
+            "metrics.listen: 127.0.0.1:8080 is where server.listen (127.0.0.1:8080) already listens",
+        ),
+        (
+            "[log]\nlevel = \"debgu\"\n[directory]\nsource = \"ldif\"\nldif = \"x\"",
+            "log.level",
+        ),
+        (
+            "[access]\nallow = [\"10.1.2.3/8\"]\n[directory]\nsource = \"ldif\"\nldif = \"x\"",
+            "write the network 10.0.0.0/8",
+        ),
     ] {
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, text).expect("write");
@@ -105,6 +145,48 @@ fn invalid_configs_exit_78_naming_the_key() {
     }
     let out = run(&["check-config"], Some(&dir.path().join("missing.toml")));
     assert_fails(&out, 78, "cannot read");
+}
+
+#[test]
+fn a_closed_stdout_ends_the_output_without_a_panic() {
+    for args in [&["check-config"][..], &["lookup", "0722776772"]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = binary()
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("run popup-ldap");
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn check_config_refuses_https_files_that_serve_could_not_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("garbage.pem"), "not a certificate").expect("write");
+    std::fs::write(dir.path().join("k.pem"), "not a key").expect("write");
+    let path = dir.path().join("c.toml");
+    for (cert, needle) in [
+        ("missing.pem", "server.tls_cert_file"),
+        ("garbage.pem", "server.tls_cert_file"),
+    ] {
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\ntls_cert_file = \"{cert}\"\ntls_key_file = \"k.pem\"\n\
+                 [directory]\nsource = \"ldif\"\nldif = \"{}/config/demo.ldif\"",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        )
+        .expect("write");
+        for cmd in [&["check-config"][..], &["serve"]] {
+            let out = run(cmd, Some(&path));
+            assert_fails(&out, 78, needle);
+            assert!(stderr(&out).contains(cert), "{}", stderr(&out));
+        }
+    }
 }
 
 #[test]

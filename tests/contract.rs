@@ -235,7 +235,15 @@ async fn requests_that_cannot_be_understood_are_400_json() {
         (post("application/json", "[1,2]"), "object"),
         (
             post("application/json", "{\"phone\": {\"a\": 1}}"),
-            "string or a number",
+            "string or a whole number",
+        ),
+        (
+            post("application/json", "{\"phone\": -972722776772}"),
+            "string or a whole number",
+        ),
+        (
+            post("application/json", "{\"phone\": 9.72722776772e11}"),
+            "string or a whole number",
         ),
         (post("text/xml", "<phone>1</phone>"), "text/xml"),
     ];
@@ -245,6 +253,34 @@ async fn requests_that_cannot_be_understood_are_400_json() {
         assert_eq!(r.json["STATUS"], "ERROR");
         let message = r.json["MESSAGE"].as_str().expect("message");
         assert!(message.contains(needle), "{message} lacks {needle}");
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_phone_field_is_read_the_same_way_in_every_format() {
+    let slapd = Slapd::start();
+    let app = app(&slapd, "").await;
+    let first = "0722776772";
+    let other = "0399999999";
+    let requests = [
+        get(&format!("phone={first}&phone={other}")),
+        post(
+            "application/x-www-form-urlencoded",
+            &format!("phone={first}&phone={other}"),
+        ),
+        post(
+            "application/json",
+            &format!("{{\"phone\": \"{first}\", \"phone\": \"{other}\"}}"),
+        ),
+        post(
+            "application/json",
+            &format!("{{\"phone\": 972722776772, \"phone\": \"{other}\"}}"),
+        ),
+    ];
+    for req in requests {
+        let r = send(&app, req).await;
+        assert_eq!(r.status, 200, "{}", r.json);
+        assert_eq!(r.json["CLIENTNAME"], DANA, "{}", r.json);
     }
 }
 

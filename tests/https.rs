@@ -23,13 +23,18 @@ fn write_certificate(dir: &Path, ca: &TestCa) {
 
 /// A config serving the demo directory over HTTPS from `dir`.
 fn config(dir: &Path, port: u16) -> std::path::PathBuf {
+    config_with(dir, port, "")
+}
+
+/// [`config`] with more `[server]` keys.
+fn config_with(dir: &Path, port: u16, server: &str) -> std::path::PathBuf {
     let path = dir.join("popup.toml");
     std::fs::write(
         &path,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\ntls_cert_file = \"server.pem\"\n\
-             tls_key_file = \"server.key\"\n[directory]\nsource = \"ldif\"\nldif = \"{}/config/demo.ldif\"\n\
-             phone_attributes = [\"telephoneNumber\", \"mobile\"]",
+             tls_key_file = \"server.key\"\n{server}\n[directory]\nsource = \"ldif\"\n\
+             ldif = \"{}/config/demo.ldif\"\nphone_attributes = [\"telephoneNumber\", \"mobile\"]",
             env!("CARGO_MANIFEST_DIR")
         ),
     )
@@ -73,8 +78,12 @@ async fn http1_get(addr: SocketAddr, ca_pem: &str, target: &str) -> std::io::Res
 }
 
 fn start(dir: &Path) -> (std::process::Child, SocketAddr) {
+    start_with(dir, "")
+}
+
+fn start_with(dir: &Path, server: &str) -> (std::process::Child, SocketAddr) {
     let port = free_port();
-    let config = config(dir, port);
+    let config = config_with(dir, port, server);
     let mut child = binary()
         .arg("--config")
         .arg(&config)
@@ -130,6 +139,30 @@ async fn https_answers_over_http1_and_http2() {
     .await
     .expect("join");
     assert!(plain.is_err(), "plain HTTP must not be answered");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_silent_after_the_tls_handshake_are_closed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new("silent");
+    write_certificate(dir.path(), &ca);
+    let (mut child, addr) = start_with(dir.path(), "header_timeout_s = 2");
+    for alpn in [&b"http/1.1"[..], b"h2"] {
+        let mut tls = connect(addr, &ca.ca_pem, &[alpn]).await.expect("TLS");
+        let started = std::time::Instant::now();
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(8), tls.read_to_end(&mut out)).await;
+        assert!(read.is_ok(), "{alpn:?}: still open after 8 s");
+        let took = started.elapsed();
+        assert!(
+            (Duration::from_millis(1500)..Duration::from_secs(4)).contains(&took),
+            "{:?}: closed after {took:?}",
+            String::from_utf8_lossy(alpn)
+        );
+    }
+    assert!(http1_get(addr, &ca.ca_pem, "/healthz").await.is_ok());
     let _ = child.kill();
     let _ = child.wait();
 }

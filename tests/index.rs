@@ -307,6 +307,39 @@ fn a_restart_during_an_outage_answers_from_the_saved_index() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("answering from the saved index"), "{log}");
 
+    // A saved index whose time is absurd or too large a file is refused, never a panic.
+    let saved = std::fs::read_to_string(&state).expect("saved index");
+    let written_at = saved
+        .split("\"written_at\":")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .expect("written_at")
+        .to_owned();
+    for (time, why) in [
+        ("18446744073709551615", "written in the future"),
+        ("4102444800", "written in the future"),
+        ("0", "older than this software"),
+    ] {
+        let odd = saved.replace(
+            &format!("\"written_at\":{written_at},"),
+            &format!("\"written_at\":{time},"),
+        );
+        std::fs::write(&state, odd).expect("write");
+        let out = serve().wait_with_output().expect("output");
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(69), "{time}: {log}");
+        assert!(log.contains(why), "{time}: {log}");
+        assert!(!log.contains("panicked"), "{log}");
+    }
+    let huge = std::fs::File::create(&state).expect("create");
+    huge.set_len(3 << 30).expect("a sparse 3 GiB file");
+    let started = std::time::Instant::now();
+    let out = serve().wait_with_output().expect("output");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{log}");
+    assert!(log.contains("more than the 2048000000 allowed"), "{log}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
     // Without the saved index, a directory that is down is a clear startup error.
     std::fs::remove_file(&state).expect("remove");
     let out = serve().wait_with_output().expect("output");

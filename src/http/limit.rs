@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::cidr::network_of;
+use crate::cidr::Cidr;
 use crate::config::RateLimitConfig;
 
 /// Which limit refused a request.
@@ -20,7 +20,7 @@ pub enum Limited {
 
 /// The configured limits.
 pub struct RateLimits {
-    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    per_ip: DefaultKeyedRateLimiter<Cidr>,
     global: DefaultDirectRateLimiter,
     prefixes: (u8, u8),
 }
@@ -36,12 +36,8 @@ impl RateLimits {
     }
 
     /// The network whose members share `client`'s allowance.
-    pub fn key(&self, client: IpAddr) -> IpAddr {
-        let prefix = match client {
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => self.prefixes.1,
-            _ => self.prefixes.0,
-        };
-        network_of(client, prefix)
+    pub fn key(&self, client: IpAddr) -> Cidr {
+        group(client, self.prefixes)
     }
 
     /// Takes one request from the allowance of `client`'s network and the global one.
@@ -58,6 +54,18 @@ impl RateLimits {
         self.per_ip.shrink_to_fit();
     }
 }
+
+/// `client`'s network by `prefixes` (IPv4, IPv6): whom a client's limit and log summary
+/// stand for.
+pub fn group(client: IpAddr, (v4, v6): (u8, u8)) -> Cidr {
+    match client {
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_none() => Cidr::of(client, v6),
+        _ => Cidr::of(client, v4),
+    }
+}
+
+/// The grouping when rate limiting is off: IPv4 addresses, IPv6 /64s.
+pub const DEFAULT_GROUPING: (u8, u8) = (32, 64);
 
 fn quota(per_second: u32, burst: u32) -> Quota {
     // Validation guarantees both are at least 1.
@@ -106,6 +114,6 @@ mod tests {
         let neighbour: IpAddr = [0x2001, 0xdb8, 0, 8, 0, 0, 0, 1].into();
         assert_eq!(limits.check(neighbour), Ok(()));
         let v4: IpAddr = [192, 0, 2, 1].into();
-        assert_eq!(limits.key(v4), v4);
+        assert_eq!(limits.key(v4).to_string(), "192.0.2.1");
     }
 }

@@ -56,9 +56,88 @@ const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// Why the server closed a client connection (see [`ConnectionStats::closed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// No complete first request within `server.header_timeout_s`.
+    FirstRequest = 0,
+    /// A request head that took longer than `server.header_timeout_s` (slow drip).
+    Head = 1,
+    /// Kept alive with no request for `server.idle_timeout_s`.
+    Idle = 2,
+    /// Idle, and closed to make room for a new connection (budget spent, or no descriptors).
+    Evicted = 3,
+    /// Refused on arrival: the budget was spent and every connection busy.
+    Refused = 4,
+}
+
+const CLOSED: [&str; 5] = [
+    "first_request_timeout",
+    "head_timeout",
+    "idle_timeout",
+    "evicted",
+    "refused",
+];
+
+/// Client connection counters, shared by the accept loop, the budget and the log summary.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    /// Connections open now.
+    pub open: AtomicU64,
+    closed: [AtomicU64; CLOSED.len()],
+    /// Failed `accept` calls (out of descriptors, mostly).
+    pub accept_errors: AtomicU64,
+}
+
+impl ConnectionStats {
+    /// Counts `n` connections closed for `why`.
+    pub fn closed(&self, why: Closed, n: u64) {
+        self.closed[why as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Connections closed for `why` so far.
+    pub fn closed_total(&self, why: Closed) -> u64 {
+        self.closed[why as usize].load(Ordering::Relaxed)
+    }
+
+    fn write(&self, out: &mut String) -> std::fmt::Result {
+        gauge(
+            out,
+            "popup_connections_open",
+            "Client connections open.",
+            self.open.load(Ordering::Relaxed) as f64,
+        )?;
+        family(
+            out,
+            (
+                "popup_connections_closed_total",
+                "counter",
+                "Client connections the server closed or refused, by reason.",
+            ),
+            "reason",
+            CLOSED
+                .iter()
+                .copied()
+                .zip(self.closed.iter().map(|n| n.load(Ordering::Relaxed))),
+        )?;
+        writeln!(
+            out,
+            "# HELP popup_accept_errors_total Failed accepts (such as out of descriptors)."
+        )?;
+        writeln!(out, "# TYPE popup_accept_errors_total counter")?;
+        writeln!(
+            out,
+            "popup_accept_errors_total {}",
+            self.accept_errors.load(Ordering::Relaxed)
+        )
+    }
+}
+
 /// The counters of one running service.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Client connections.
+    pub connections: std::sync::Arc<ConnectionStats>,
     requests: [AtomicU64; OUTCOMES.len()],
     directory_errors: [AtomicU64; ERROR_KINDS.len()],
     buckets: [AtomicU64; BUCKETS.len()],
@@ -152,6 +231,7 @@ impl Metrics {
             self.lookup_micros.load(Ordering::Relaxed) as f64 / 1e6
         )?;
         writeln!(out, "popup_lookup_seconds_count {count}")?;
+        self.connections.write(out)?;
         if let Directory::Synced(synced) = directory {
             let index = synced.current();
             let status = synced.status();
@@ -297,6 +377,9 @@ mod tests {
             "popup_lookup_seconds_bucket{le=\"0.05\"} 2",
             "popup_lookup_seconds_bucket{le=\"+Inf\"} 2",
             "popup_lookup_seconds_count 2",
+            "popup_connections_open 0",
+            "popup_connections_closed_total{reason=\"head_timeout\"} 0",
+            "popup_accept_errors_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }

@@ -1,15 +1,19 @@
 //! The HTTP endpoint: one path that takes GET, POST form and POST JSON, and answers JSON.
 //! Nothing here knows about LDAP; everything about a lookup is asked of [`Lookup`].
 
+pub mod accept;
 pub mod access;
+pub mod budget;
+pub mod clock;
 pub mod limit;
 pub mod metrics;
+pub mod refusals;
 pub mod reply;
 pub mod request;
 pub mod tls;
+pub mod wire;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,20 +30,20 @@ use crate::config::{Config, HEALTH_PATH, READY_PATH};
 use crate::directory::DirectoryError;
 use crate::logging::phone_for_log;
 use crate::lookup::{Lookup, LookupError};
+use accept::Peer;
+pub use accept::{serve, ConnectionLimits};
 use access::{Access, Presented};
 use arc_swap::ArcSwap;
 use limit::{Limited, RateLimits};
 use metrics::{Metrics, Outcome};
+use refusals::RefusalLog;
 use request::RequestError;
 
 /// The header that may carry `access.token` (besides `?token=` and `Authorization: Bearer`).
 pub const TOKEN_HEADER: &str = "x-popup-token";
 
-/// A TLS handshake that takes longer is dropped.
-const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
-
-/// How often idle clients are dropped from the rate limiter's table.
-const LIMITER_SWEEP: Duration = Duration::from_secs(60);
+/// A popup URL is a path and a few short fields; a longer one is refused (414).
+const MAX_URL_BYTES: usize = 8 * 1024;
 
 /// What a configuration sets up, replaced as a whole when the configuration is reloaded.
 pub struct Settings {
@@ -49,6 +53,8 @@ pub struct Settings {
     pub path: String,
     /// `server.max_body_bytes`
     pub max_body_bytes: usize,
+    /// `server.body_timeout_s`
+    pub body_timeout: Duration,
     /// Who may call.
     pub access: Access,
     /// Rate limits, when enabled.
@@ -66,6 +72,7 @@ impl Settings {
             lookup,
             path: config.server.path.clone(),
             max_body_bytes: config.server.max_body_bytes,
+            body_timeout: config.server.timeouts.body,
             access: Access::new(config.access.clone()),
             limits: config.rate_limit.as_ref().map(RateLimits::new),
             mask_numbers: config.log.mask_numbers,
@@ -78,6 +85,8 @@ pub struct App {
     current: ArcSwap<Settings>,
     /// Request and lookup counters (kept across reloads).
     pub metrics: Metrics,
+    /// Refusals not yet summarised in the log.
+    pub refusals: RefusalLog,
 }
 
 impl App {
@@ -87,7 +96,22 @@ impl App {
         Ok(App {
             current: ArcSwap::from_pointee(Settings::from_config(config).await?),
             metrics: Metrics::default(),
+            refusals: RefusalLog::default(),
         })
+    }
+
+    /// Counts a refused request, and logs it through `say` if it is the client's first in
+    /// this interval (the rest are summarised, see [`refusals`]).
+    fn refused(&self, client: IpAddr, outcome: Outcome, say: impl FnOnce()) {
+        self.metrics.request(outcome);
+        let settings = self.settings();
+        let group = match &settings.limits {
+            Some(limits) => limits.key(client),
+            None => limit::group(client, limit::DEFAULT_GROUPING),
+        };
+        if self.refusals.first(group, outcome) {
+            say();
+        }
     }
 
     /// The settings requests are answered with now.
@@ -169,113 +193,6 @@ pub fn metrics_routes(
         .unify()
 }
 
-/// The peer of a connection accepted by [`serve`], handed to the routes.
-#[derive(Clone, Copy, Debug)]
-struct Peer(SocketAddr);
-
-/// A connection's byte stream, plain or TLS.
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
-/// Serves `app` on `listener` (HTTPS when `tls` is given: HTTP/2 or HTTP/1.1 by ALPN) until
-/// `shutdown` completes; then stops accepting, lets every connection finish the requests it
-/// has in flight, and returns.
-pub async fn serve(
-    app: Arc<App>,
-    listener: tokio::net::TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    shutdown: impl Future<Output = ()>,
-) {
-    let sweeper = Arc::downgrade(&app);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(LIMITER_SWEEP);
-        loop {
-            tick.tick().await;
-            let Some(app) = sweeper.upgrade() else { break };
-            if let Some(limits) = &app.settings().limits {
-                limits.forget_idle_clients();
-            }
-        }
-    });
-    let service = warp::service(routes(app));
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut connections = tokio::task::JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(connection(
-                        stream,
-                        peer,
-                        service.clone(),
-                        acceptor.clone(),
-                        stopped.clone(),
-                    ));
-                }
-                Err(e) => tracing::warn!(error = %e, "accept failed"),
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    let _ = stop.send(true);
-    while connections.join_next().await.is_some() {}
-}
-
-async fn connection<S>(
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    service: S,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
-) where
-    S: hyper::service::Service<
-            hyper::Request<hyper::Body>,
-            Response = Response,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let io: Box<dyn Io> = match acceptor {
-        None => Box::new(stream),
-        Some(acceptor) => {
-            match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => Box::new(tls),
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            }
-        }
-    };
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::Body>| {
-        request.extensions_mut().insert(Peer(peer));
-        let mut service = service.clone();
-        async move { service.call(request).await }
-    });
-    let served = hyper::server::conn::Http::new().serve_connection(io, service);
-    tokio::pin!(served);
-    let result = tokio::select! {
-        result = served.as_mut() => result,
-        _ = stopped.changed() => {
-            served.as_mut().graceful_shutdown();
-            served.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
-    }
-}
-
 /// Everything about a request but its body.
 struct RawRequest {
     method: Method,
@@ -311,6 +228,10 @@ where
     if request.path.as_str() != app.path {
         return reply::error(StatusCode::NOT_FOUND, "not found");
     }
+    if request.path.as_str().len() + request.query.len() > MAX_URL_BYTES {
+        metrics.request(Outcome::BadRequest);
+        return reply::error(StatusCode::URI_TOO_LONG, "the request URL is too long");
+    }
     if request.method != Method::GET && request.method != Method::POST {
         let mut r = reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -326,14 +247,16 @@ where
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let client = app.access.client(peer, request.forwarded_for.as_deref());
     if app.access.check_address(client).is_err() {
-        tracing::warn!(%client, %peer, "refused: address not in access.allow");
-        metrics.request(Outcome::Forbidden);
+        shared.refused(client, Outcome::Forbidden, || {
+            tracing::warn!(%client, %peer, "refused: address not in access.allow");
+        });
         return reply::error(StatusCode::FORBIDDEN, "forbidden");
     }
     if let Some(limits) = &app.limits {
         if let Err(which) = limits.check(client) {
-            tracing::warn!(%client, limit = ?which, "rate limited");
-            metrics.request(Outcome::RateLimited);
+            shared.refused(client, Outcome::RateLimited, || {
+                tracing::warn!(%client, limit = ?which, "rate limited");
+            });
             let message = match which {
                 Limited::Client => "too many requests from this address",
                 Limited::Global => "too many requests",
@@ -350,8 +273,9 @@ where
         authorization: request.authorization.as_deref(),
     };
     if app.access.check_token(presented).is_err() {
-        tracing::warn!(%client, "refused: missing or wrong token");
-        metrics.request(Outcome::Unauthorized);
+        shared.refused(client, Outcome::Unauthorized, || {
+            tracing::warn!(%client, "refused: missing or wrong token");
+        });
         let mut r = reply::error(StatusCode::UNAUTHORIZED, "a valid token is required");
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -366,10 +290,12 @@ where
         Err(e) => {
             let status = match e {
                 RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                RequestError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
                 _ => StatusCode::BAD_REQUEST,
             };
-            tracing::info!(%client, error = %e, "unreadable request");
-            metrics.request(Outcome::BadRequest);
+            shared.refused(client, Outcome::BadRequest, || {
+                tracing::info!(%client, error = %e, "unreadable request");
+            });
             return reply::error(status, &e.to_string());
         }
     };
@@ -401,36 +327,31 @@ where
             );
             reply::popup(&answer.popup)
         }
+        Err(e) if e.is_bad_request() => {
+            shared.refused(client, Outcome::BadRequest, || {
+                tracing::warn!(
+                    %client, %ivrid, %state, phone = %phone.as_deref().unwrap_or("-"),
+                    outcome = "bad_request", error = %e, us, "popup"
+                );
+            });
+            reply::error(StatusCode::BAD_REQUEST, &e.to_string())
+        }
         Err(e) => {
-            let (status, counted, outcome) = if e.is_bad_request() {
-                (StatusCode::BAD_REQUEST, Outcome::BadRequest, "bad_request")
-            } else {
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Outcome::DirectoryError,
-                    "directory_error",
-                )
-            };
-            metrics.request(counted);
+            metrics.request(Outcome::DirectoryError);
             let kind = match &e {
                 LookupError::Directory(d) => d.kind(),
-                LookupError::Deadline(_) => "deadline",
-                _ => "request",
+                _ => "deadline",
             };
-            if !e.is_bad_request() {
-                metrics.directory_error(kind);
-            }
+            metrics.directory_error(kind);
             tracing::warn!(
-                %client, %ivrid, %state, phone = %phone.as_deref().unwrap_or("-"), %outcome,
-                %kind, error = %e, us, "popup"
+                %client, %ivrid, %state, phone = %phone.as_deref().unwrap_or("-"),
+                outcome = "directory_error", %kind, error = %e, us, "popup"
             );
-            let message = if e.is_bad_request() {
-                e.to_string()
-            } else {
-                // Directory details are for the log, not for whoever calls the endpoint.
-                "the directory is unavailable; try again".to_owned()
-            };
-            reply::error(status, &message)
+            // Directory details are for the log, not for whoever calls the endpoint.
+            reply::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the directory is unavailable; try again",
+            )
         }
     }
 }
@@ -463,7 +384,9 @@ where
     {
         return Err(RequestError::TooLarge(app.max_body_bytes));
     }
-    let body = read_body(body, app.max_body_bytes).await?;
+    let body = tokio::time::timeout(app.body_timeout, read_body(body, app.max_body_bytes))
+        .await
+        .map_err(|_| RequestError::BodyTimeout(app.body_timeout.as_secs()))??;
     request::from_body(headers.content_type, &body, from_query)
 }
 

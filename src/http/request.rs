@@ -9,6 +9,9 @@ pub enum RequestError {
     /// The body was over `server.max_body_bytes`.
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// The body did not arrive within `server.body_timeout_s`.
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
     /// The body could not be read.
     #[error("the request body could not be read: {0}")]
     Body(String),
