@@ -622,13 +622,11 @@ fn server(raw: RawServer, base: &Path) -> Result<ServerConfig, ConfigError> {
             "must be at least 16; leave it out to derive it from the descriptor limit",
         ));
     }
-    let http2_max_streams = raw.http2_max_streams.unwrap_or(DEFAULT_HTTP2_MAX_STREAMS);
-    if !(1..=1000).contains(&http2_max_streams) {
-        return Err(invalid(
-            "server.http2_max_streams",
-            "must be between 1 and 1000",
-        ));
-    }
+    let http2_max_streams = within(
+        "server.http2_max_streams",
+        raw.http2_max_streams.unwrap_or(DEFAULT_HTTP2_MAX_STREAMS),
+        1..=1000,
+    )?;
     Ok(ServerConfig {
         listen,
         path,
@@ -918,15 +916,11 @@ fn index_config(raw: RawIndex, base: &Path) -> Result<IndexConfig, ConfigError> 
             DEFAULT_READY_MAX_AGE_S,
             30 * 24 * 3600,
         )?,
-        max_entries: match raw.max_entries.unwrap_or(DEFAULT_INDEX_MAX_ENTRIES) {
-            n @ 1..=100_000_000 => n,
-            _ => {
-                return Err(invalid(
-                    "index.max_entries",
-                    "must be between 1 and 100000000",
-                ))
-            }
-        },
+        max_entries: within(
+            "index.max_entries",
+            raw.max_entries.unwrap_or(DEFAULT_INDEX_MAX_ENTRIES),
+            1..=100_000_000,
+        )?,
     })
 }
 
@@ -1168,9 +1162,21 @@ fn response(raw: RawResponse) -> Result<ResponseConfig, ConfigError> {
 }
 
 fn cap(key: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
-    match v.unwrap_or(default) {
-        n @ 16..=8192 => Ok(n),
-        _ => Err(invalid(key, "must be between 16 and 8192 characters")),
+    within(key, v.unwrap_or(default), 16..=8192)
+}
+
+/// `value`, or an error naming `key` when it is outside `range`.
+fn within<T>(key: &str, value: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(
+            key,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ))
     }
 }
 
@@ -1253,10 +1259,7 @@ fn rate_limit(raw: RawRateLimit) -> Result<Option<RateLimitConfig>, ConfigError>
 }
 
 fn prefix(key: &str, v: Option<u8>, default: u8, width: u8) -> Result<u8, ConfigError> {
-    match v.unwrap_or(default) {
-        n if (8..=width).contains(&n) => Ok(n),
-        _ => Err(invalid(key, format!("must be between 8 and {width}"))),
-    }
+    within(key, v.unwrap_or(default), 8..=width)
 }
 
 #[cfg(test)]

@@ -226,7 +226,7 @@ impl Lookup {
         PopupAnswer {
             client_name: render(client_name).map(|v| shorten(v, caps.client_name)),
             company: render(company).map(|v| shorten(v, caps.company)),
-            url: render(url).filter(|v| v.chars().count() <= caps.url),
+            url: render(url).filter(|v| v.len() <= caps.url || v.chars().count() <= caps.url),
             total,
         }
     }
@@ -234,6 +234,10 @@ impl Lookup {
 
 /// `text` cut to at most `max` characters, the last of them `…` when anything was cut.
 fn shorten(mut text: String, max: usize) -> String {
+    // No more bytes than allowed characters: nothing to count.
+    if text.len() <= max {
+        return text;
+    }
     if let Some((cut, _)) = text.char_indices().nth(max.saturating_sub(1)) {
         if text[cut..].chars().nth(1).is_some() {
             text.truncate(cut);

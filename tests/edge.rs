@@ -227,7 +227,9 @@ fn idle_floods_past_the_budget_and_the_descriptor_limit_cost_no_popup() {
     let rss_before = served.rss_kib();
 
     let mut flood = idle_connections(served.addr, 1_000);
+    let dripping = slow_drips(served.addr, 50, Duration::from_secs(3));
     assert_eq!(popups(served.addr, 20, ms(100), Duration::from_secs(2)), 0);
+    dripping.join().expect("drips");
     let still_open = flood
         .iter_mut()
         .map(closed_by_server)
@@ -270,6 +272,24 @@ fn idle_floods_past_the_budget_and_the_descriptor_limit_cost_no_popup() {
         "the floods were logged line by line:\n{log}"
     );
     drop(flood);
+}
+
+/// `n` clients sending a request head one byte every 100 ms for `lasting`.
+fn slow_drips(addr: SocketAddr, n: usize, lasting: Duration) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut drips = idle_connections(addr, n);
+        let head = b"GET /popup?phone=0722776772 HTTP/1.1\r\nHost: x\r\nX-Slow: yes\r\n";
+        let started = Instant::now();
+        for byte in head.iter().cycle() {
+            if started.elapsed() > lasting {
+                return;
+            }
+            for s in &mut drips {
+                let _ = s.write_all(&[*byte]);
+            }
+            std::thread::sleep(ms(100));
+        }
+    })
 }
 
 fn served_addr(port: u16) -> SocketAddr {

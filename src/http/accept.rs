@@ -14,7 +14,7 @@ use std::time::Duration;
 use hyper::server::conn::Http;
 use warp::reply::Response;
 
-use super::budget::Budget;
+use super::budget::{Budget, Slot};
 use super::clock::{Clock, Expiry};
 use super::metrics::{Closed, ConnectionStats};
 use super::refusals;
@@ -99,12 +99,8 @@ pub async fn serve(
                     // Over budget with every connection busy: closed at once.
                     let Some(slot) = budget.admit(&clock) else { continue };
                     let _ = stream.set_nodelay(true);
-                    let shared = shared.clone();
-                    let stopped = stopped.clone();
-                    connections.spawn(async move {
-                        connection(stream, peer, &shared, &clock, stopped).await;
-                        drop(slot);
-                    });
+                    let serve = connection(stream, peer, shared.clone(), clock.clone(), stopped.clone());
+                    connections.spawn(supervise(serve, shared.clone(), clock, slot));
                 }
                 Err(e) => {
                     summary.accept_failed(&stats, &e);
@@ -161,13 +157,34 @@ fn out_of_resources(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
 }
 
-/// Serves one connection until the client closes it, a phase times out, the budget evicts
-/// it, or shutdown drains it.
+/// Runs a connection in a task of its own and watches its clock: when a phase runs out or
+/// the budget evicts it, the task is aborted (its socket closed). The connection's own task
+/// thus polls nothing but hyper, whatever the number of requests.
+async fn supervise<S>(
+    serve: impl Future<Output = ()> + Send + 'static,
+    shared: Arc<Shared<S>>,
+    clock: Arc<Clock>,
+    slot: Slot,
+) {
+    let serving = tokio::spawn(serve);
+    let abort = serving.abort_handle();
+    tokio::select! {
+        _ = serving => {}
+        why = clock.watch(&shared.timeouts) => {
+            abort.abort();
+            shared.count(why);
+        }
+    }
+    drop(slot);
+}
+
+/// Serves one connection (after its TLS handshake) until the client closes it or shutdown
+/// drains it.
 async fn connection<S>(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    shared: &Shared<S>,
-    clock: &Arc<Clock>,
+    shared: Arc<Shared<S>>,
+    clock: Arc<Clock>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) where
     S: hyper::service::Service<
@@ -179,33 +196,24 @@ async fn connection<S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let ends = ends(clock, &shared.timeouts);
-    tokio::pin!(ends);
     let wire = match &shared.acceptor {
         None => Wire::new(Box::new(stream) as Box<dyn Io>, clock.clone(), true),
-        Some(acceptor) => {
-            let tls = tokio::select! {
-                tls = acceptor.accept(stream) => tls,
-                why = &mut ends => return shared.count(why),
-            };
-            match tls {
-                Ok(tls) => {
-                    clock.set_http1(tls.get_ref().1.alpn_protocol() != Some(&b"h2"[..]));
-                    Wire::new(Box::new(tls) as Box<dyn Io>, clock.clone(), false)
-                }
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(tls) => {
+                clock.set_http1(tls.get_ref().1.alpn_protocol() != Some(&b"h2"[..]));
+                Wire::new(Box::new(tls) as Box<dyn Io>, clock.clone(), false)
             }
-        }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+        },
     };
     let service = shared.service.clone();
-    let counted = clock.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::Body>| {
         request.extensions_mut().insert(Peer(peer));
         let mut service = service.clone();
-        let answering = counted.request();
+        let answering = clock.request();
         async move {
             let response = hyper::service::Service::call(&mut service, request).await;
             drop(answering);
@@ -216,13 +224,9 @@ async fn connection<S>(
     tokio::pin!(served);
     let result = tokio::select! {
         result = served.as_mut() => result,
-        why = &mut ends => return shared.count(why),
         _ = stopped.changed() => {
             served.as_mut().graceful_shutdown();
-            tokio::select! {
-                result = served.as_mut() => result,
-                why = &mut ends => return shared.count(why),
-            }
+            served.await
         }
     };
     if let Err(e) = result {
@@ -230,22 +234,14 @@ async fn connection<S>(
     }
 }
 
-/// Resolves when the connection must close: a phase ran out, or the budget evicted it
-/// (`None`: already counted by the budget).
-async fn ends(clock: &Clock, timeouts: &ConnectionTimeouts) -> Option<Expiry> {
-    tokio::select! {
-        why = clock.expiry(timeouts) => Some(why),
-        () = clock.evicted() => None,
-    }
-}
-
 impl<S> Shared<S> {
-    fn count(&self, why: Option<Expiry>) {
+    fn count(&self, why: Expiry) {
         let closed = match why {
-            Some(Expiry::FirstRequest) => Closed::FirstRequest,
-            Some(Expiry::Head) => Closed::Head,
-            Some(Expiry::Idle) => Closed::Idle,
-            None => return,
+            Expiry::FirstRequest => Closed::FirstRequest,
+            Expiry::Head => Closed::Head,
+            Expiry::Idle => Closed::Idle,
+            // Counted by the budget when it chose the connection.
+            Expiry::Evicted => return,
         };
         self.stats.closed(closed, 1);
     }

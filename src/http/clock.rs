@@ -4,20 +4,26 @@
 //! hyper 0.14 has a header-read timeout, but it starts whenever hyper waits for a head, so it
 //! would also cut kept-alive connections at the head timeout, and it has nothing for HTTP/2 or
 //! for the first request after a TLS handshake. The clock is driven from outside hyper instead:
-//! reads from the socket (see [`super::wire`]) start the head phase, requests start and end the
-//! answering phase, and [`Clock::expiry`] resolves when the current phase has run out.
+//! reads from the socket (see [`super::wire`]) mark a head as started, requests start and end
+//! the answering phase, and [`Clock::watch`] resolves when the current phase has run out.
+//!
+//! The request path only touches counters and flags: no clock reads, no wake-ups. The watcher
+//! looks at them every [`TICK_SHARE`]th of the head timeout and keeps the times itself, so a
+//! phase is timed from the first look that saw it: deadlines are met within one tick late.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::config::ConnectionTimeouts;
 
-/// Why a connection's time ran out.
+/// The watcher looks every `header_timeout / TICK_SHARE`.
+const TICK_SHARE: u32 = 4;
+
+/// Why a connection must close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expiry {
     /// No complete request within the head timeout after connecting (or the TLS handshake).
@@ -26,10 +32,11 @@ pub enum Expiry {
     Head,
     /// Kept alive with no request for the idle timeout.
     Idle,
+    /// Closed by the connection budget to make room.
+    Evicted,
 }
 
-/// A connection's phases, in atomics: read by the connection's own task, written by its
-/// socket reads and its requests.
+/// A connection's phases, shared by its socket, its requests, its watcher and the budget.
 #[derive(Debug)]
 pub struct Clock {
     started: Instant,
@@ -37,16 +44,16 @@ pub struct Clock {
     active: AtomicU32,
     /// Requests answered.
     served: AtomicU64,
-    /// Milliseconds after `started` when the last request was answered.
-    idle_since: AtomicU64,
-    /// Milliseconds after `started` (plus one) when the next head's first byte arrived; 0: none.
-    head_since: AtomicU64,
+    /// Bytes arrived while no request was answered: a head has started.
+    head_started: AtomicBool,
+    /// Milliseconds after `started` since when the connection has been idle, as last seen
+    /// by the watcher (for the budget's choice of whom to close).
+    idle_since_ms: AtomicU64,
     /// HTTP/1: bytes between requests start a head. (HTTP/2 sends pings and window updates
     /// between requests, so there only the idle and first-request limits apply.)
     http1: AtomicBool,
     /// Set once the budget has chosen this connection to close.
     evicted: AtomicBool,
-    wake: Notify,
     evict: Notify,
 }
 
@@ -57,11 +64,10 @@ impl Clock {
             started: Instant::now(),
             active: AtomicU32::new(0),
             served: AtomicU64::new(0),
-            idle_since: AtomicU64::new(0),
-            head_since: AtomicU64::new(0),
+            head_started: AtomicBool::new(false),
+            idle_since_ms: AtomicU64::new(0),
             http1: AtomicBool::new(http1),
             evicted: AtomicBool::new(false),
-            wake: Notify::new(),
             evict: Notify::new(),
         }
     }
@@ -75,17 +81,16 @@ impl Clock {
     pub fn bytes_in(&self) {
         if self.http1.load(Ordering::Relaxed)
             && self.active.load(Ordering::Relaxed) == 0
-            && self.head_since.load(Ordering::Relaxed) == 0
+            && !self.head_started.load(Ordering::Relaxed)
         {
-            self.head_since.store(self.now_ms() + 1, Ordering::Relaxed);
-            self.wake.notify_one();
+            self.head_started.store(true, Ordering::Relaxed);
         }
     }
 
     /// A request is being answered until the returned guard is dropped.
     pub fn request(self: &Arc<Self>) -> Answering {
         self.active.fetch_add(1, Ordering::Relaxed);
-        self.head_since.store(0, Ordering::Relaxed);
+        self.head_started.store(false, Ordering::Relaxed);
         Answering(self.clone())
     }
 
@@ -99,7 +104,7 @@ impl Clock {
     /// then the longest idle.
     pub fn eviction_rank(&self) -> (bool, Instant) {
         let served = self.served.load(Ordering::Relaxed) > 0;
-        let since = Duration::from_millis(self.idle_since.load(Ordering::Relaxed));
+        let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Relaxed));
         (served, self.started + since)
     }
 
@@ -117,54 +122,72 @@ impl Clock {
         self.evicted.load(Ordering::Relaxed)
     }
 
-    /// Resolves when the budget asks this connection to close.
-    pub async fn evicted(&self) {
-        self.evict.notified().await;
+    /// Resolves when the connection must close: its current phase ran out (at most one tick
+    /// late), or the budget evicted it.
+    pub async fn watch(&self, limits: &ConnectionTimeouts) -> Expiry {
+        tokio::select! {
+            why = self.expiry(limits) => why,
+            () = self.evict.notified() => Expiry::Evicted,
+        }
     }
 
-    /// Resolves when the connection has been in its current phase for longer than allowed.
-    pub async fn expiry(&self, limits: &ConnectionTimeouts) -> Expiry {
+    async fn expiry(&self, limits: &ConnectionTimeouts) -> Expiry {
+        let tick = limits.header / TICK_SHARE;
+        let mut phase = Phase {
+            served: 0,
+            idle_since: self.started,
+            head_since: None,
+        };
         loop {
-            let woken = self.wake.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            match self.deadline(limits) {
-                None => woken.await,
-                Some((at, why)) => {
-                    if at <= Instant::now() {
-                        return why;
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep_until(at) => {}
-                        () = woken => {}
-                    }
-                }
-            }
+            let now = Instant::now();
+            let next = match self.deadline(&mut phase, now, limits) {
+                Some((at, why)) if at <= now => return why,
+                Some((at, _)) => at.min(now + tick),
+                None => now + tick,
+            };
+            tokio::time::sleep_until(next).await;
         }
     }
 
     /// When the current phase ends, and what it is; `None` while a request is answered.
-    fn deadline(&self, limits: &ConnectionTimeouts) -> Option<(Instant, Expiry)> {
+    /// Updates what the watcher has seen.
+    fn deadline(
+        &self,
+        seen: &mut Phase,
+        now: Instant,
+        limits: &ConnectionTimeouts,
+    ) -> Option<(Instant, Expiry)> {
+        let served = self.served.load(Ordering::Relaxed);
+        if served != seen.served {
+            // Requests were answered since the last look: idle from now.
+            seen.served = served;
+            seen.idle_since = now;
+            seen.head_since = None;
+            let ms = now.saturating_duration_since(self.started).as_millis();
+            self.idle_since_ms
+                .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+        }
         if !self.is_idle() {
+            seen.head_since = None;
             return None;
         }
-        let at = |ms: u64, limit: Duration| self.started + Duration::from_millis(ms) + limit;
-        let head = self.head_since.load(Ordering::Relaxed);
-        if head > 0 {
-            return Some((at(head - 1, limits.header), Expiry::Head));
+        if self.head_started.load(Ordering::Relaxed) {
+            let since = *seen.head_since.get_or_insert(now);
+            return Some((since + limits.header, Expiry::Head));
         }
-        if self.served.load(Ordering::Relaxed) == 0 {
-            return Some((at(0, limits.header), Expiry::FirstRequest));
+        seen.head_since = None;
+        if served == 0 {
+            return Some((self.started + limits.header, Expiry::FirstRequest));
         }
-        Some((
-            at(self.idle_since.load(Ordering::Relaxed), limits.idle),
-            Expiry::Idle,
-        ))
+        Some((seen.idle_since + limits.idle, Expiry::Idle))
     }
+}
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
-    }
+/// What the watcher has seen of a connection.
+struct Phase {
+    served: u64,
+    idle_since: Instant,
+    head_since: Option<Instant>,
 }
 
 /// A request in progress; dropping it makes the connection idle again (when it was the last).
@@ -174,9 +197,7 @@ impl Drop for Answering {
     fn drop(&mut self) {
         let clock = &self.0;
         clock.served.fetch_add(1, Ordering::Relaxed);
-        clock.idle_since.store(clock.now_ms(), Ordering::Relaxed);
         clock.active.fetch_sub(1, Ordering::Relaxed);
-        clock.wake.notify_one();
     }
 }
 
@@ -191,9 +212,14 @@ mod tests {
     };
 
     async fn expires(clock: &Clock) -> (Expiry, Duration) {
-        let started = tokio::time::Instant::now();
-        let why = clock.expiry(&LIMITS).await;
+        let started = Instant::now();
+        let why = clock.watch(&LIMITS).await;
         (why, started.elapsed())
+    }
+
+    /// Within one tick (2.5 s) after `at`.
+    fn about(took: Duration, at: u64) -> bool {
+        (Duration::from_secs(at)..=Duration::from_millis(at * 1000 + 2500)).contains(&took)
     }
 
     #[tokio::test(start_paused = true)]
@@ -201,19 +227,23 @@ mod tests {
         let clock = Clock::new(true);
         let (why, took) = expires(&clock).await;
         assert_eq!(why, Expiry::FirstRequest);
-        assert_eq!(took.as_secs(), 10);
+        assert!(about(took, 10), "{took:?}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_head_after_a_request_is_cut_at_the_head_timeout() {
         let clock = Arc::new(Clock::new(true));
+        let watching = {
+            let clock = clock.clone();
+            tokio::spawn(async move { expires(&clock).await })
+        };
         drop(clock.request());
         tokio::time::sleep(Duration::from_secs(30)).await;
         clock.bytes_in();
         clock.bytes_in();
-        let (why, took) = expires(&clock).await;
+        let (why, took) = watching.await.expect("watcher");
         assert_eq!(why, Expiry::Head);
-        assert_eq!(took.as_secs(), 10);
+        assert!(about(took, 40), "{took:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -221,7 +251,7 @@ mod tests {
         let clock = Arc::new(Clock::new(false));
         let answering = clock.request();
         clock.bytes_in();
-        let waiting = tokio::time::timeout(Duration::from_secs(3600), clock.expiry(&LIMITS));
+        let waiting = tokio::time::timeout(Duration::from_secs(3600), clock.watch(&LIMITS));
         assert!(
             waiting.await.is_err(),
             "no deadline while a request is answered"
@@ -229,7 +259,20 @@ mod tests {
         drop(answering);
         let (why, took) = expires(&clock).await;
         assert_eq!(why, Expiry::Idle);
-        assert_eq!(took.as_secs(), 60);
+        assert!(about(took, 60), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn eviction_ends_the_watch_at_once() {
+        let clock = Arc::new(Clock::new(true));
+        let watching = {
+            let clock = clock.clone();
+            tokio::spawn(async move { expires(&clock).await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(clock.evict());
+        let (why, took) = watching.await.expect("watcher");
+        assert_eq!((why, took.as_secs()), (Expiry::Evicted, 1));
     }
 
     #[test]

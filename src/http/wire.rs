@@ -118,6 +118,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Wire<T> {
 /// The JSON answer for a head hyper wrote by itself: an error status with an empty body and
 /// no Content-Type (every answer of ours has one).
 fn json_for_hyper_error(head: &[u8]) -> Option<Vec<u8>> {
+    // Every answer passes here: most leave at this first byte of the status (not a 4xx).
+    if head.get(9) != Some(&b'4') {
+        return None;
+    }
     let status = head.strip_prefix(b"HTTP/1.1 ")?.get(..3)?;
     let (_, message) = HYPER_ERRORS.iter().find(|(code, _)| *code == status)?;
     let end = head.windows(4).position(|w| w == b"\r\n\r\n")?;
