@@ -317,7 +317,15 @@ fn a_broken_first_dc_costs_no_popup_in_either_mode() {
                 "the request log names the DC that answered ({url} {mode}):\n{log}"
             );
             let overtaken = format!("server={url} answered={good}");
-            assert_eq!(log.contains(&overtaken), silent, "{overtaken}:\n{log}");
+            // A down host is silent until the kernel's neighbour discovery gives up on it;
+            // once that has failed (an earlier run in this test), connecting fails at once
+            // with "No route to host" instead, which costs no wait either.
+            let refused_at_once = n == 1 && log.contains("No route to host");
+            assert_eq!(
+                log.contains(&overtaken) || refused_at_once,
+                silent,
+                "{overtaken}:\n{log}"
+            );
         }
     }
 }
