@@ -480,9 +480,9 @@ fn explain(config: &Config, lookup: &Lookup, call: &CallDetails, answer: &Answer
     let _ = match &t.caller {
         Some(Caller::Number(n)) => writeln!(
             out,
-            "caller            {raw:?} -> {}\nforms             e164 {}  national {}  digits {}  \
-             significant {}",
-            n.key, n.forms.e164, n.forms.national, n.forms.digits, n.forms.significant
+            "caller            {raw:?} -> {}\nread as           {}\nforms             e164 {}  \
+             national {}  digits {}  significant {}",
+            n.key, n.reading, n.forms.e164, n.forms.national, n.forms.digits, n.forms.significant
         ),
         _ => writeln!(out, "caller            {raw:?} -> withheld number"),
     };
@@ -537,17 +537,27 @@ fn explain(config: &Config, lookup: &Lookup, call: &CallDetails, answer: &Answer
     out
 }
 
-/// Each phone value of an entry with the numbers it normalises to.
+/// Each phone value of an entry with the numbers it normalises to, and the country its
+/// national values were read in.
 fn phone_values(entry: &crate::directory::Entry, config: &Config) -> Vec<(String, String, String)> {
     let phone: &PhoneNormalizer = &config.phone;
+    let country = phone.entry_country(|a| entry.values(a).next());
+    let read_in = match country.attribute {
+        Some(attr) => format!("read in {} (from {attr})", country.region.as_ref()),
+        None => format!("read in {} (default region)", country.region.as_ref()),
+    };
     let mut rows = Vec::new();
     for attr in &config.directory.phone_attributes {
         for value in entry.values(attr) {
-            let keys: Vec<String> = phone.stored(value).iter().map(|k| k.to_string()).collect();
+            let keys: Vec<String> = phone
+                .readings_in(value, country.region)
+                .iter()
+                .map(|(k, how)| format!("{k} ({how})"))
+                .collect();
             let keys = if keys.is_empty() {
                 "no number".to_owned()
             } else {
-                keys.join(", ")
+                format!("{}; {read_in}", keys.join(", "))
             };
             rows.push((attr.clone(), value.to_owned(), keys));
         }

@@ -135,6 +135,7 @@ struct RawIndex {
 struct RawPhone {
     default_region: Option<String>,
     max_extension_digits: Option<usize>,
+    country_attributes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -517,6 +518,16 @@ impl Config {
                 .unwrap_or(DEFAULT_MAX_EXTENSION_DIGITS),
         )
         .map_err(|e| invalid("phone.default_region", e.to_string()))?;
+        let phone = match raw.phone.country_attributes {
+            Some(attrs) if attrs.iter().any(|a| !is_attribute_name(a)) => {
+                return Err(invalid(
+                    "phone.country_attributes",
+                    "list attribute names such as [\"c\", \"countryCode\"], or [] for none",
+                ))
+            }
+            Some(attrs) => phone.with_country_attributes(attrs),
+            None => phone,
+        };
         if raw.phone.max_extension_digits.is_some_and(|n| n > 8) {
             return Err(invalid(
                 "phone.max_extension_digits",
@@ -537,10 +548,12 @@ impl Config {
         })
     }
 
-    /// Attributes a live search must return: the phone attributes and those the templates read.
+    /// Attributes a search must return: the phone attributes, the country attributes and
+    /// those the templates read.
     pub fn wanted_attributes(&self) -> Vec<String> {
         let mut attrs: BTreeSet<String> = self.response.attributes();
         attrs.extend(self.directory.phone_attributes.iter().cloned());
+        attrs.extend(self.phone.country_attributes().iter().cloned());
         attrs.into_iter().collect()
     }
 }
@@ -922,6 +935,12 @@ fn index_config(raw: RawIndex, base: &Path) -> Result<IndexConfig, ConfigError> 
             1..=100_000_000,
         )?,
     })
+}
+
+/// An LDAP attribute name (letters, digits, `-`), as a key may name one.
+fn is_attribute_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// A complete RFC 4515 filter, parenthesised (ldap3's parser also takes `a=b` bare).

@@ -1,12 +1,13 @@
 //! A report on the directory's phone data, for admins to fix it: values with no number in
-//! them, numbers the numbering plan does not know, numbers several entries share, and how many
-//! entries and values each phone attribute has.
+//! them, numbers of no country, national numbers read in the default region because their
+//! entry names no country, numbers several entries share, and how many entries and values
+//! each phone attribute has.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::directory::Entry;
-use crate::phone::{PhoneKey, PhoneNormalizer};
+use crate::phone::{PhoneKey, PhoneNormalizer, Reading};
 
 /// Findings listed per kind before "and N more".
 const LISTED: usize = 20;
@@ -31,8 +32,10 @@ pub struct Report {
     pub per_attribute: Vec<(String, usize, usize)>,
     /// Values with no digits at all (`n/a`, `ask reception`).
     pub no_number: Vec<Finding>,
-    /// Values whose digits the numbering plan does not know (compared as plain digits).
+    /// Values whose digits are a number in no country (compared as plain digits).
     pub unknown_to_plan: Vec<Finding>,
+    /// National-format values of entries that name no country, read in the default region.
+    pub guessed_country: Vec<Finding>,
     /// Numbers held by more than one entry, with those entries' DNs.
     pub shared: Vec<(String, Vec<String>)>,
 }
@@ -54,6 +57,7 @@ pub fn examine(entries: &[Entry], phone_attributes: &[String], phone: &PhoneNorm
     };
     let mut holders: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for entry in with_phone {
+        let country = phone.entry_country(|a| entry.values(a).next());
         let mut numbers = Vec::new();
         for (i, attr) in phone_attributes.iter().enumerate() {
             let mut values = 0;
@@ -64,13 +68,22 @@ pub fn examine(entries: &[Entry], phone_attributes: &[String], phone: &PhoneNorm
                     attribute: attr.clone(),
                     value: value.to_owned(),
                 };
-                let keys = phone.stored(value);
-                if keys.is_empty() {
+                let read = phone.readings_in(value, country.region);
+                if read.is_empty() {
                     report.no_number.push(finding());
-                } else if keys.iter().all(|k| matches!(k, PhoneKey::Digits(_))) {
+                } else if read.iter().all(|(k, _)| matches!(k, PhoneKey::Digits(_))) {
                     report.unknown_to_plan.push(finding());
+                } else if country.attribute.is_none()
+                    && read.iter().any(|(_, how)| {
+                        matches!(
+                            how,
+                            Reading::National(_) | Reading::NationalOverCountryCode { .. }
+                        )
+                    })
+                {
+                    report.guessed_country.push(finding());
                 }
-                numbers.extend(keys.into_iter().filter_map(|k| match k {
+                numbers.extend(read.into_iter().filter_map(|(k, _)| match k {
                     PhoneKey::E164(n) => Some(n),
                     _ => None,
                 }));
@@ -111,8 +124,14 @@ impl fmt::Display for Report {
         )?;
         list(
             f,
-            "values the numbering plan does not know (matched only digit for digit)",
+            "values that are a number in no country (matched only digit for digit)",
             &self.unknown_to_plan,
+            |f, x| writeln!(f, "    {}  {}: {:?}", x.dn, x.attribute, x.value),
+        )?;
+        list(
+            f,
+            "national numbers read in the default region: their entry names no country",
+            &self.guessed_country,
             |f, x| writeln!(f, "    {}  {}: {:?}", x.dn, x.attribute, x.value),
         )?;
         list(
@@ -173,6 +192,7 @@ mod tests {
         assert_eq!(r.no_number[0].value, "n/a");
         assert_eq!(r.unknown_to_plan.len(), 1);
         assert_eq!(r.unknown_to_plan[0].dn, "uid=b");
+        assert_eq!(r.guessed_country.len(), 3, "no entry names its country");
         assert_eq!(
             r.shared,
             [(
@@ -183,5 +203,34 @@ mod tests {
         let text = r.to_string();
         assert!(text.contains("uid=a  telephonenumber: \"n/a\""), "{text}");
         assert!(text.contains("+97235551234: uid=a; uid=b"), "{text}");
+    }
+
+    #[test]
+    fn values_are_read_in_their_entry_country() {
+        let entries = vec![
+            Entry::new(
+                "uid=london",
+                [
+                    ("telephoneNumber", vec!["020 7946 0031"]),
+                    ("c", vec!["GB"]),
+                ],
+            ),
+            Entry::new(
+                "uid=nyc",
+                [
+                    ("telephoneNumber", vec!["(212) 555-0132"]),
+                    ("countryCode", vec!["840"]),
+                ],
+            ),
+            Entry::new("uid=tlv", [("telephoneNumber", vec!["03-5551234"])]),
+            Entry::new("uid=odd", [("telephoneNumber", vec!["2125550132"])]),
+        ];
+        let attrs = vec!["telephonenumber".to_owned()];
+        let phone = PhoneNormalizer::new("IL", 6).expect("IL");
+        let r = examine(&entries, &attrs, &phone);
+        let dns = |v: &[Finding]| v.iter().map(|f| f.dn.clone()).collect::<Vec<_>>();
+        assert_eq!(dns(&r.guessed_country), ["uid=tlv"]);
+        assert_eq!(dns(&r.unknown_to_plan), ["uid=odd"]);
+        assert!(r.shared.is_empty());
     }
 }

@@ -176,13 +176,14 @@ impl Lookup {
 
     /// The first phone attribute (in priority order) and value of `entry` that hold `key`.
     fn verify(&self, entry: &Entry, key: &PhoneKey) -> Option<(usize, Arc<str>, String)> {
+        let region = self.phone.entry_country(|a| entry.values(a).next()).region;
         self.phone_attributes
             .iter()
             .enumerate()
             .find_map(|(rank, attr)| {
                 entry
                     .values(attr)
-                    .find(|v| self.phone.stored(v).contains(key))
+                    .find(|v| self.phone.stored_in(v, region).contains(key))
                     .map(|v| (rank, Arc::from(attr.as_str()), v.to_owned()))
             })
     }

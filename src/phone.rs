@@ -1,16 +1,29 @@
 //! Phone numbers: the caller's number and every stored directory value become comparable keys.
 //!
-//! Full numbers become E.164 (`+972722776772`) through the `phonenumber` crate and a default
-//! region; short internal numbers (extensions such as `ipPhone: 1234`) stay as their digits and
-//! only ever equal another short number. Validity is never judged by `is_valid()`: its metadata
-//! lags behind real number ranges, so a number that parses is a number.
+//! Full numbers become E.164 (`+972722776772`) through the `phonenumber` crate; short internal
+//! numbers (extensions such as `ipPhone: 1234`) stay as their digits and only ever equal
+//! another short number. A number is read in a region: the default region for callers, the
+//! entry's own country (`c`, `countryCode`) for stored values; `+` and `00` name their own.
+//!
+//! Which reading is right is decided with the numbering plans: a number *fits* a country when
+//! its significant digits match that country's general pattern entirely (the crate's
+//! `is_valid()` is not used: its patterns are matched unanchored, so it calls 12-digit strings
+//! valid Israeli numbers, and its per-type ranges lag behind live mobile ranges). Digits
+//! without `+` are national when they fit the region, and that country's number when they do
+//! not but fit the country their leading digits name; when both fit, the national reading is
+//! kept unless only the other one is in a known range. What fits nowhere is compared digit for
+//! digit, so it never stands for a number of the wrong country.
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use phonenumber::country::Id as Region;
-use phonenumber::metadata::DATABASE;
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+pub use phonenumber::country::Id as Region;
+use phonenumber::country::Source;
+use phonenumber::metadata::{Metadata, DATABASE};
 
 /// Longest caller value accepted, in characters; anything longer is not a phone number.
 pub const MAX_CALLER_CHARS: usize = 32;
@@ -99,6 +112,63 @@ pub struct CallerNumber {
     pub key: PhoneKey,
     /// The forms a filter template may use.
     pub forms: NumberForms,
+    /// How the number was read.
+    pub reading: Reading,
+}
+
+/// How a number was read, and why: what `lookup` and `check-config` explain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// A short internal number.
+    Extension,
+    /// Written with `+` or an international prefix: the country it names.
+    International(Region),
+    /// A national number of the region it was read in.
+    National(Region),
+    /// Digits starting with a country code, without `+`: they fit that country and not the
+    /// region they were read in.
+    CountryCode(Region),
+    /// Digits that fit both the region (kept) and, with a country code, `also`.
+    NationalOverCountryCode {
+        /// The region read in, whose reading is kept.
+        region: Region,
+        /// The country the digits would also name.
+        also: Region,
+    },
+    /// Fits no country: compared digit for digit only.
+    Unknown,
+}
+
+impl fmt::Display for Reading {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reading::Extension => write!(f, "an internal extension"),
+            Reading::International(r) => write!(f, "international, {}", r.as_ref()),
+            Reading::National(r) => write!(f, "national in {}", r.as_ref()),
+            Reading::CountryCode(r) => write!(
+                f,
+                "{} with its country code and no +: not a national number of the region",
+                r.as_ref()
+            ),
+            Reading::NationalOverCountryCode { region, also } => write!(
+                f,
+                "national in {}; it could also be {} with its country code, the default \
+                 region's reading is preferred",
+                region.as_ref(),
+                also.as_ref()
+            ),
+            Reading::Unknown => write!(f, "a number of no country: compared digit for digit"),
+        }
+    }
+}
+
+/// The country an entry's national-format values are read in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryCountry<'a> {
+    /// The region.
+    pub region: Region,
+    /// The attribute that said so; `None` when it is the default region.
+    pub attribute: Option<&'a str>,
 }
 
 /// What the `phone` field of a call says.
@@ -135,6 +205,100 @@ pub struct PhoneNormalizer {
     region: Region,
     max_extension_digits: usize,
     plan: Option<Arc<Plan>>,
+    country_attributes: Vec<String>,
+    patterns: Arc<PatternCache>,
+}
+
+/// Each country's patterns, compiled the first time a number of that country is read.
+#[derive(Debug, Default)]
+struct PatternCache(RwLock<HashMap<String, Arc<Patterns>>>);
+
+/// A country's numbering plan as anchored patterns over the significant number.
+#[derive(Debug)]
+struct Patterns {
+    /// Everything the plan allows (lenient: new ranges of known shapes fit).
+    general: Option<regex::Regex>,
+    /// The plan's known ranges (fixed, mobile, toll-free, ...).
+    ranges: Vec<regex::Regex>,
+}
+
+impl Patterns {
+    fn of(meta: &Metadata) -> Self {
+        let anchored = |p: &str| regex::Regex::new(&format!("^(?x:{p})$")).ok();
+        let d = meta.descriptors();
+        let kinds = [
+            d.fixed_line(),
+            d.mobile(),
+            d.toll_free(),
+            d.premium_rate(),
+            d.shared_cost(),
+            d.personal_number(),
+            d.voip(),
+            d.pager(),
+            d.uan(),
+            d.voicemail(),
+        ];
+        Patterns {
+            general: anchored(d.general().national_number().as_str()),
+            ranges: kinds
+                .into_iter()
+                .flatten()
+                .filter_map(|k| anchored(k.national_number().as_str()))
+                .collect(),
+        }
+    }
+
+    fn fits(&self, significant: &str) -> bool {
+        self.general
+            .as_ref()
+            .is_some_and(|g| g.is_match(significant))
+    }
+
+    fn in_range(&self, significant: &str) -> bool {
+        self.ranges.iter().any(|r| r.is_match(significant))
+    }
+}
+
+impl PatternCache {
+    fn get(&self, meta: &Metadata) -> Arc<Patterns> {
+        if let Some(p) = self.read().get(meta.id()) {
+            return p.clone();
+        }
+        let patterns = Arc::new(Patterns::of(meta));
+        let mut all = self.0.write().unwrap_or_else(|e| e.into_inner());
+        all.entry(meta.id().to_owned()).or_insert(patterns).clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Patterns>>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One reading of a number: how, and the number when it is one.
+struct Read {
+    reading: Reading,
+    number: Option<(String, String)>,
+}
+
+impl Read {
+    fn number(reading: Reading, code: impl ToString, significant: impl Into<String>) -> Self {
+        Read {
+            reading,
+            number: Some((code.to_string(), significant.into())),
+        }
+    }
+
+    fn parsed(reading: Reading, n: &phonenumber::PhoneNumber) -> Self {
+        Read::number(reading, n.code().value(), significant(n))
+    }
+
+    fn key(&self, digits: &str) -> PhoneKey {
+        match (&self.reading, &self.number) {
+            (Reading::Extension, _) => PhoneKey::Extension(digits.to_owned()),
+            (_, Some((code, significant))) => PhoneKey::E164(format!("+{code}{significant}")),
+            (_, None) => PhoneKey::Digits(digits.to_owned()),
+        }
+    }
 }
 
 /// What the default region's numbering plan says about its own numbers, read once from the
@@ -151,7 +315,13 @@ struct Plan {
     local_lengths: Vec<usize>,
     /// The international call prefix (`0(?:0|1[2-9])` in Israel), anchored, compiled once.
     idd: Option<regex::Regex>,
+    /// The plan's patterns.
+    patterns: Arc<Patterns>,
 }
+
+/// Where entries say their country, by default: ISO 3166 alpha-2 (`c`), then numeric
+/// (`countryCode`, Active Directory).
+pub const DEFAULT_COUNTRY_ATTRIBUTES: &[&str] = &["c", "countryCode"];
 
 /// The shortest and longest significant numbers `phonenumber::parse` accepts.
 const MIN_SIGNIFICANT: usize = 2;
@@ -189,13 +359,57 @@ impl PhoneNormalizer {
                 idd: meta
                     .international_prefix()
                     .and_then(|re| regex::Regex::new(&format!("^(?:{})", re.as_str())).ok()),
+                patterns: Arc::new(Patterns::of(meta)),
             })
         });
         Ok(PhoneNormalizer {
             region,
             max_extension_digits,
             plan,
+            country_attributes: DEFAULT_COUNTRY_ATTRIBUTES
+                .iter()
+                .map(|a| a.to_ascii_lowercase())
+                .collect(),
+            patterns: Arc::default(),
         })
+    }
+
+    /// Reads entries' countries from these attributes, the first that names one winning;
+    /// none: every entry is in the default region.
+    pub fn with_country_attributes(mut self, attributes: Vec<String>) -> Self {
+        self.country_attributes = attributes.iter().map(|a| a.to_ascii_lowercase()).collect();
+        self
+    }
+
+    /// The attributes an entry's country is read from (lower case).
+    pub fn country_attributes(&self) -> &[String] {
+        &self.country_attributes
+    }
+
+    /// The default region.
+    pub fn region(&self) -> Region {
+        self.region
+    }
+
+    /// The country an entry's values are read in: the first country attribute whose first
+    /// value names one (`GB`, or numeric ISO 3166 `826`), else the default region.
+    pub fn entry_country<'a>(
+        &'a self,
+        first_value: impl Fn(&'a str) -> Option<&'a str>,
+    ) -> EntryCountry<'a> {
+        self.country_attributes
+            .iter()
+            .find_map(|attr| {
+                let region = first_value(attr).and_then(country)?;
+                Some(EntryCountry {
+                    region,
+                    attribute: Some(attr.as_str()),
+                })
+            })
+            .unwrap_or(EntryCountry {
+                region: self.region,
+                attribute: None,
+            })
     }
 
     /// Reads the caller's `phone` field as Voicenter sends it.
@@ -224,33 +438,133 @@ impl PhoneNormalizer {
         Ok(Caller::Number(self.number(plus, &digits)))
     }
 
-    /// Every number a stored directory value holds, in any human format: separators, brackets,
-    /// `(0)`, dots, Unicode dashes and spaces, a trailing extension, several numbers in one value.
+    /// Every number a stored directory value holds, read in the default region.
     pub fn stored(&self, value: &str) -> Vec<PhoneKey> {
+        self.stored_in(value, self.region)
+    }
+
+    /// Every number a stored directory value holds, in any human format (separators,
+    /// brackets, `(0)`, dots, Unicode dashes and spaces, a trailing extension, several numbers
+    /// in one value), national ones read in `region`.
+    pub fn stored_in(&self, value: &str, region: Region) -> Vec<PhoneKey> {
         let mut keys = Vec::new();
-        for piece in split_numbers(value) {
-            if let Some((plus, digits)) = number_digits(&piece) {
-                let key = self.key(plus, &digits);
-                if !keys.contains(&key) {
-                    keys.push(key);
-                }
+        for (key, _) in self.readings_in(value, region) {
+            if !keys.contains(&key) {
+                keys.push(key);
             }
         }
         keys
     }
 
-    /// The key alone (what stored values need): parsing without any formatting.
-    fn key(&self, plus: bool, digits: &str) -> PhoneKey {
+    /// [`PhoneNormalizer::stored_in`] with how each number was read.
+    pub fn readings_in(&self, value: &str, region: Region) -> Vec<(PhoneKey, Reading)> {
+        split_numbers(value)
+            .iter()
+            .filter_map(|piece| number_digits(piece))
+            .map(|(plus, digits)| {
+                let read = self.read(plus, &digits, region);
+                (read.key(&digits), read.reading)
+            })
+            .collect()
+    }
+
+    /// Reads digits in `region` (see the module documentation for the rules).
+    fn read(&self, plus: bool, digits: &str, region: Region) -> Read {
         if !plus && digits.len() <= self.max_extension_digits {
-            return PhoneKey::Extension(digits.to_owned());
+            return Read {
+                reading: Reading::Extension,
+                number: None,
+            };
         }
-        if let Some((code, significant)) = self.own_number(plus, digits) {
-            return PhoneKey::E164(format!("+{code}{significant}"));
+        if region == self.region {
+            if let Some(read) = self.own_read(plus, digits) {
+                return read;
+            }
         }
-        match self.parse(plus, digits) {
-            Some(n) => PhoneKey::E164(e164(&n)),
-            None => PhoneKey::Digits(digits.to_owned()),
+        // `00` starts an international number wherever the entry is; the region's other
+        // international prefixes (011, 012, ...) the parser knows.
+        let (plus, digits) = match digits.strip_prefix("00") {
+            Some(rest) if !plus => (true, rest),
+            _ => (plus, digits),
+        };
+        if plus {
+            return match parse(None, &format!("+{digits}")) {
+                Some(n) => Read::parsed(
+                    Reading::International(n.country().id().unwrap_or(region)),
+                    &n,
+                ),
+                None => Read::unknown(),
+            };
         }
+        let national = parse(Some(region), digits);
+        if let Some(n) = national
+            .as_ref()
+            .filter(|n| n.code().source() == Source::Idd)
+        {
+            return Read::parsed(
+                Reading::International(n.country().id().unwrap_or(region)),
+                n,
+            );
+        }
+        let national = national.filter(|n| self.fits(n));
+        let abroad = self.with_country_code(digits, region);
+        match (national, abroad) {
+            (Some(n), None) => Read::parsed(Reading::National(region), &n),
+            (None, Some((n, also))) => Read::parsed(Reading::CountryCode(also), &n),
+            (Some(n), Some((i, also))) if self.in_range(&i) && !self.in_range(&n) => {
+                Read::parsed(Reading::CountryCode(also), &i)
+            }
+            (Some(n), Some((_, also))) => {
+                Read::parsed(Reading::NationalOverCountryCode { region, also }, &n)
+            }
+            (None, None) => Read::unknown(),
+        }
+    }
+
+    /// The default region's two everyday forms through the short cut, when they fit its plan.
+    fn own_read(&self, plus: bool, digits: &str) -> Option<Read> {
+        let (code, significant) = self.own_number(plus, digits)?;
+        let plan = self.plan.as_deref()?;
+        if !plan.patterns.fits(significant) {
+            return None;
+        }
+        let reading = if plus {
+            Reading::International(self.region)
+        } else {
+            Reading::National(self.region)
+        };
+        Some(Read::number(reading, code, significant))
+    }
+
+    /// The digits read with a country code in front, when that is another country than
+    /// `region` and they fit its plan.
+    fn with_country_code(
+        &self,
+        digits: &str,
+        region: Region,
+    ) -> Option<(phonenumber::PhoneNumber, Region)> {
+        let own = DATABASE
+            .by_id(region.as_ref())
+            .map(|m| m.country_code().to_string());
+        // Country codes are prefix-free: the region's own code means the region's number.
+        if digits.starts_with('0') || own.is_some_and(|c| digits.starts_with(c.as_str())) {
+            return None;
+        }
+        let n = parse(None, &format!("+{digits}"))?;
+        let country = n.country().id()?;
+        self.fits(&n).then_some((n, country))
+    }
+
+    /// Whether a parsed number fits its own country's plan.
+    fn fits(&self, n: &phonenumber::PhoneNumber) -> bool {
+        n.metadata(&DATABASE)
+            .is_some_and(|meta| self.patterns.get(meta).fits(&significant(n)))
+    }
+
+    /// Whether a parsed number is in one of its country's known ranges.
+    fn in_range(&self, n: &phonenumber::PhoneNumber) -> bool {
+        n.metadata(&DATABASE)
+            .is_some_and(|meta| self.patterns.get(meta).in_range(&significant(n)))
     }
 
     /// The default region's own numbers in their two everyday forms, `+CC` + significant
@@ -282,39 +596,28 @@ impl PhoneNormalizer {
         fits.then_some((plan.code.as_str(), significant))
     }
 
-    /// The key and the forms a filter template may use.
+    /// The key, the forms a filter template may use, and how the number was read.
     fn number(&self, plus: bool, digits: &str) -> CallerNumber {
-        if !plus && digits.len() <= self.max_extension_digits {
+        let read = self.read(plus, digits, self.region);
+        let key = read.key(digits);
+        let Some((code, significant)) = read.number else {
             return CallerNumber {
-                key: PhoneKey::Extension(digits.to_owned()),
+                key,
                 forms: NumberForms::same(digits),
+                reading: read.reading,
             };
-        }
-        let (code, significant, trunk) = match self.own_number(plus, digits) {
-            Some((code, significant)) => (
-                code.to_owned(),
-                significant.to_owned(),
-                self.plan
-                    .as_deref()
-                    .and_then(|p| p.trunk.clone())
-                    .unwrap_or_default(),
-            ),
-            None => {
-                let Some(n) = self.parse(plus, digits) else {
-                    return CallerNumber {
-                        key: PhoneKey::Digits(digits.to_owned()),
-                        forms: NumberForms::same(digits),
-                    };
-                };
-                // The national dialling form is the trunk prefix (0 in Israel) and the
-                // significant number: computed rather than formatted (a regex per call).
-                let trunk = n
-                    .metadata(&DATABASE)
-                    .and_then(|m| m.national_prefix())
-                    .unwrap_or("")
-                    .to_owned();
-                (n.code().value().to_string(), significant(&n), trunk)
-            }
+        };
+        // The national dialling form is the trunk prefix (0 in Israel) and the significant
+        // number: computed rather than formatted (a regex per call).
+        let trunk = match (&self.plan, read.reading) {
+            (Some(plan), Reading::National(_)) => plan.trunk.clone().unwrap_or_default(),
+            _ => DATABASE
+                .by_code(&code.parse().unwrap_or(0))
+                .and_then(|all| {
+                    all.first()
+                        .and_then(|m| m.national_prefix().map(str::to_owned))
+                })
+                .unwrap_or_default(),
         };
         let e164 = format!("+{code}{significant}");
         CallerNumber {
@@ -322,33 +625,48 @@ impl PhoneNormalizer {
                 digits: e164[1..].to_owned(),
                 national: format!("{trunk}{significant}"),
                 significant,
-                e164: e164.clone(),
+                e164,
             },
-            key: PhoneKey::E164(e164),
+            key,
+            reading: read.reading,
         }
     }
+}
 
-    fn parse(&self, plus: bool, digits: &str) -> Option<phonenumber::PhoneNumber> {
-        let text;
-        let input = if plus {
-            text = format!("+{digits}");
-            text.as_str()
-        } else {
-            digits
-        };
-        phonenumber::parse(Some(self.region), input).ok()
+impl Read {
+    fn unknown() -> Self {
+        Read {
+            reading: Reading::Unknown,
+            number: None,
+        }
     }
+}
+
+/// Parses `text` as the crate does (`region` for national numbers).
+fn parse(region: Option<Region>, text: &str) -> Option<phonenumber::PhoneNumber> {
+    phonenumber::parse(region, text).ok()
+}
+
+/// The region a country attribute's value names: ISO 3166 alpha-2 (`GB`, `gb`) or numeric
+/// (`826`, as AD's `countryCode`; `0` is AD's "unset").
+fn country(value: &str) -> Option<Region> {
+    let value = value.trim();
+    let alpha2 = if value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty() {
+        isocountry::CountryCode::for_id(value.parse().ok()?)
+            .ok()?
+            .alpha2()
+            .to_owned()
+    } else {
+        value.to_ascii_uppercase()
+    };
+    let region = Region::from_str(&alpha2).ok()?;
+    DATABASE.by_id(region.as_ref()).map(|_| region)
 }
 
 /// The national significant number, with the leading zeros some countries keep (Italy).
 fn significant(n: &phonenumber::PhoneNumber) -> String {
     let zeros = usize::from(n.national().zeros());
     format!("{}{}", "0".repeat(zeros), n.national().value())
-}
-
-/// E.164 without the formatter: `+`, country code, significant number.
-fn e164(n: &phonenumber::PhoneNumber) -> String {
-    format!("+{}{}", n.code().value(), significant(n))
 }
 
 /// Splits a stored value that may hold several numbers (`09-7654321 / 09-7654322`).
@@ -532,8 +850,13 @@ mod tests {
 
     /// The parser's answer: what `own_number` must agree with.
     fn parsed(p: &PhoneNormalizer, plus: bool, digits: &str) -> PhoneKey {
-        match p.parse(plus, digits) {
-            Some(n) => PhoneKey::E164(super::e164(&n)),
+        let text = if plus {
+            format!("+{digits}")
+        } else {
+            digits.to_owned()
+        };
+        match parse(Some(p.region), &text) {
+            Some(n) => PhoneKey::E164(format!("+{}{}", n.code().value(), significant(&n))),
             None => PhoneKey::Digits(digits.to_owned()),
         }
     }
@@ -581,6 +904,181 @@ mod tests {
             }
         }
         assert!(taken > 50_000, "the short cut was taken only {taken} times");
+    }
+
+    fn read(p: &PhoneNormalizer, raw: &str) -> (PhoneKey, Reading) {
+        match p.caller(raw).expect("a number") {
+            Caller::Number(n) => (n.key, n.reading),
+            Caller::Withheld => panic!("{raw} read as withheld"),
+        }
+    }
+
+    fn region(code: &str) -> Region {
+        Region::from_str(code).expect("region")
+    }
+
+    #[test]
+    fn callers_with_a_country_code_and_no_plus_are_that_country() {
+        let il = il();
+        for (raw, want, country) in [
+            ("442079460958", "+442079460958", "GB"),
+            ("12125550132", "+12125550132", "US"),
+            ("4930123456", "+4930123456", "DE"),
+            ("33612345678", "+33612345678", "FR"),
+        ] {
+            assert_eq!(
+                read(&il, raw),
+                (e164(want), Reading::CountryCode(region(country))),
+                "{raw}"
+            );
+        }
+        for raw in ["972722776772", "0722776772", "+972722776772"] {
+            assert_eq!(read(&il, raw).0, e164("+972722776772"), "{raw}");
+        }
+        assert_eq!(
+            read(&il, "00442079460958"),
+            (e164("+442079460958"), Reading::International(region("GB")))
+        );
+    }
+
+    #[test]
+    fn national_digits_of_no_country_match_nobody() {
+        let (key, how) = read(&il(), "2125550132");
+        assert_eq!(key, PhoneKey::Digits("2125550132".into()));
+        assert_eq!(how, Reading::Unknown);
+        assert_eq!(
+            il().stored_in("(212) 555-0132", region("US")),
+            [e164("+12125550132")]
+        );
+    }
+
+    #[test]
+    fn national_values_are_read_in_their_entry_country() {
+        let p = il();
+        for (value, country, want) in [
+            ("020 7946 0031", "GB", "+442079460031"),
+            ("(212) 555-0132", "US", "+12125550132"),
+            ("030 1234567", "DE", "+49301234567"),
+            ("06 12 34 56 78", "FR", "+33612345678"),
+            ("+972 3-555-1234", "GB", "+97235551234"),
+            ("0097235551234", "US", "+97235551234"),
+            ("972-3-5551234", "GB", "+97235551234"),
+            // In Germany the same digits are a national number (area code 09723): kept.
+            ("972-3-5551234", "DE", "+4997235551234"),
+        ] {
+            assert_eq!(
+                p.stored_in(value, region(country)),
+                [e164(want)],
+                "{value} in {country}"
+            );
+        }
+        // The same London digits in an entry without a country are no Israeli number.
+        assert_eq!(
+            p.stored("020 7946 0031"),
+            [PhoneKey::Digits("02079460031".into())]
+        );
+    }
+
+    #[test]
+    fn entries_name_their_country_by_code_or_number() {
+        let p = il();
+        let country = |c: Option<&'static str>, code: Option<&'static str>| {
+            p.entry_country(|a| match a {
+                "c" => c,
+                "countrycode" => code,
+                _ => None,
+            })
+        };
+        assert_eq!(country(Some("GB"), None).region, region("GB"));
+        assert_eq!(country(Some("gb"), Some("840")).region, region("GB"));
+        assert_eq!(country(None, Some("840")).region, region("US"));
+        assert_eq!(country(None, Some("840")).attribute, Some("countrycode"));
+        for (c, code) in [(None, Some("0")), (Some("XX"), None), (None, None)] {
+            let got = country(c, code);
+            assert_eq!(
+                (got.region, got.attribute),
+                (region("IL"), None),
+                "{c:?} {code:?}"
+            );
+        }
+    }
+
+    /// Numbers of `region` in its known ranges: random significant digits kept when they fit.
+    fn real_numbers(p: &PhoneNormalizer, region: Region, n: usize) -> Vec<String> {
+        let meta = DATABASE.by_id(region.as_ref()).expect("metadata");
+        let patterns = p.patterns.get(meta);
+        let mut seed: u64 = 0x1234_5678 ^ u64::from(meta.country_code());
+        let mut out = Vec::new();
+        while out.len() < n {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = 7 + (seed >> 60) as usize % 4;
+            let body: String = (0..len)
+                .map(|i| char::from(b'0' + ((seed >> (i * 5 % 55)) % 10) as u8))
+                .collect();
+            if patterns.in_range(&body) && !out.contains(&body) {
+                out.push(body);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn any_form_of_a_number_matches_and_different_numbers_never_do() {
+        let countries = ["IL", "GB", "US", "DE", "FR"];
+        for default in countries {
+            let p = PhoneNormalizer::new(default, 6).expect("region");
+            let mut seen: HashMap<PhoneKey, String> = HashMap::new();
+            for home in countries.map(region) {
+                let meta = DATABASE.by_id(home.as_ref()).expect("metadata");
+                let code = meta.country_code();
+                let trunk = meta.national_prefix().unwrap_or("");
+                for significant in real_numbers(&p, home, 150) {
+                    let want = e164(&format!("+{code}{significant}"));
+                    let (head, tail) = significant.split_at(3);
+                    let mut stored = vec![
+                        format!("{trunk}{significant}"),
+                        format!("{trunk}{head}-{tail}"),
+                        format!("({trunk}{head}) {tail}"),
+                        format!("{trunk}{head}.{tail}"),
+                        format!("+{code} {head} {tail}"),
+                        format!("00{code}{significant}"),
+                    ];
+                    if trunk == "0" {
+                        stored.push(format!("+{code} (0){significant}"));
+                    }
+                    for stored in stored {
+                        assert_eq!(
+                            p.stored_in(&stored, home),
+                            [want.clone()],
+                            "{stored:?} in {home:?}, default {default}"
+                        );
+                    }
+                    let mut callers = vec![
+                        format!("+{code}{significant}"),
+                        format!("00{code}{significant}"),
+                    ];
+                    if home == p.region {
+                        callers.push(format!("{trunk}{significant}"));
+                    }
+                    callers.push(format!("{code}{significant}"));
+                    for caller in callers {
+                        let (key, how) = read(&p, &caller);
+                        if let Reading::NationalOverCountryCode { region, .. } = how {
+                            // The documented preference: the default region's own number.
+                            assert_eq!(region, p.region, "{caller}");
+                            continue;
+                        }
+                        assert_eq!(key, want, "caller {caller} ({how}), default {default}");
+                    }
+                    let owner = format!("{home:?} {significant}");
+                    if let Some(other) = seen.insert(want.clone(), owner.clone()) {
+                        panic!("{owner} and {other} share the key {want}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

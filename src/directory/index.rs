@@ -190,12 +190,13 @@ impl KeyedEntry {
     /// preferred attribute.
     pub fn new(entry: Entry, phone_attributes: &[String], phone: &PhoneNormalizer) -> Self {
         let mut keys: Vec<(PhoneKey, u16, u16)> = Vec::new();
+        let region = phone.entry_country(|a| entry.values(a).next()).region;
         for (rank, attr) in phone_attributes.iter().enumerate() {
             for (field, value) in entry.positions(attr) {
                 let (Ok(rank), Ok(field)) = (u16::try_from(rank), u16::try_from(field)) else {
                     continue;
                 };
-                for key in phone.stored(value) {
+                for key in phone.stored_in(value, region) {
                     if !keys.iter().any(|(k, _, _)| *k == key) {
                         keys.push((key, rank, field));
                     }
