@@ -1051,7 +1051,7 @@ mod tests {
                     for stored in stored {
                         assert_eq!(
                             p.stored_in(&stored, home),
-                            [want.clone()],
+                            std::slice::from_ref(&want),
                             "{stored:?} in {home:?}, default {default}"
                         );
                     }
