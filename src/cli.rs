@@ -513,14 +513,19 @@ fn explain(config: &Config, lookup: &Lookup, call: &CallDetails, answer: &Answer
         }
     );
     for (i, m) in t.matches.iter().enumerate() {
+        let country = config.phone.entry_country(|a| m.entry.values(a).next());
         let _ = writeln!(
             out,
-            "  {}{} {}\n      matched {}: {:?}",
+            "  {}{} {}\n      matched {}: {:?}, read in {} ({})",
             i + 1,
             if i == 0 { " (best)" } else { "" },
             m.entry.dn(),
             m.attribute,
-            m.value
+            m.value,
+            country.region.as_ref(),
+            country
+                .attribute
+                .map_or("the default region".to_owned(), |a| format!("from {a}"))
         );
     }
     for entry in &t.rejected {

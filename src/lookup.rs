@@ -128,6 +128,12 @@ impl Lookup {
             }
             Caller::Number(n) => n,
         };
+        if matches!(number.key, PhoneKey::Digits(_)) {
+            // A number of no country: whoever holds the same digits is not this caller.
+            let popup = self.unknown(call, Some(&number));
+            trace.caller = Some(Caller::Number(number));
+            return Ok(Answer { popup, trace });
+        }
         let found = tokio::time::timeout(self.deadline, self.directory.candidates(&number))
             .await
             .map_err(|_| LookupError::Deadline(self.deadline))??;

@@ -116,6 +116,10 @@ async fn answers_like_the_directory(lookup: &Lookup) {
         answer(lookup, "0547000003").await.client_name.as_deref(),
         Some("Contact 3")
     );
+    // Digits that are no Israeli number and carry no country code: nobody, not New York.
+    assert_eq!(answer(lookup, "2125550132").await.total, 0);
+    // London's national digits dialled as if Israeli: not the Londoner.
+    assert_eq!(answer(lookup, "02079460031").await.total, 0);
     // Disabled: user10 (every tenth) and the departed employee.
     assert_eq!(answer(lookup, &samba::user_number(10)).await.total, 0);
     assert_eq!(answer(lookup, "035559999").await.total, 0);
@@ -129,7 +133,7 @@ async fn the_shipped_ad_example_indexes_enabled_users_and_contacts_over_ldaps() 
         panic!("the AD example runs in index mode")
     };
     // Paged past 1,000 entries: every enabled user with a number and every contact.
-    let enabled = samba::USERS - samba::USERS / 10 + 3;
+    let enabled = samba::USERS - samba::USERS / 10 + 6;
     assert_eq!(synced.current().entries(), enabled + samba::CONTACTS + 1);
     answers_like_the_directory(&lookup).await;
 

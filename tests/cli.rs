@@ -52,7 +52,7 @@ fn check_config_connects_binds_and_searches() {
         "  mobile                 6 entries, 6 values",
         "values with no number in them (1):",
         "uid=nobody,ou=people,dc=example,dc=com  telephonenumber: \"ask reception\"",
-        "values the numbering plan does not know (matched only digit for digit) (1):",
+        "values that are a number in no country (matched only digit for digit) (1):",
         "uid=odd,ou=people,dc=example,dc=com  mobile: \"12345678901234567890\"",
         "numbers held by several entries (1):",
         "+972523334444: uid=lior,ou=people,dc=example,dc=com; uid=shira,ou=people,dc=example,dc=com",

@@ -380,6 +380,11 @@ pub const NAMED: &[(&str, &str)] = &[
     ("0522776772", "Yossi Levi"),
     ("1042", "Reception Desk"),
     ("0779912345", "Acme Supplies"),
+    // Abroad, sent with the country code and no + (as Voicenter's JSON does) or with +.
+    ("442079460031", "Oliver Bennett"),
+    ("12125550132", "Maria Lopez"),
+    ("+1 212 555 0132", "Maria Lopez"),
+    ("33612345678", "Claire Martin"),
 ];
 
 fn b64(text: &str) -> String {
@@ -452,6 +457,38 @@ fn people() -> String {
         "reception",
         544,
         &[("displayName", "Reception Desk"), ("ipPhone", "1042")],
+    );
+    // Staff abroad: numbers in their office's national format, the country in c and/or
+    // countryCode as AD keeps it.
+    user(
+        "london",
+        544,
+        &[
+            ("displayName", "Oliver Bennett"),
+            ("c", "GB"),
+            ("co", "United Kingdom"),
+            ("countryCode", "826"),
+            ("telephoneNumber", "020 7946 0031"),
+        ],
+    );
+    user(
+        "nyc",
+        544,
+        &[
+            ("displayName", "Maria Lopez"),
+            ("countryCode", "840"),
+            ("telephoneNumber", "(212) 555-0132"),
+        ],
+    );
+    user(
+        "paris",
+        544,
+        &[
+            ("displayName", "Claire Martin"),
+            ("c", "FR"),
+            ("countryCode", "250"),
+            ("mobile", "06 12 34 56 78"),
+        ],
     );
     user(
         "gone",
