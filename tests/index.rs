@@ -88,6 +88,36 @@ async fn delta_sync_applies_additions_changes_and_removals() {
 }
 
 #[tokio::test]
+async fn a_change_between_the_two_reads_of_a_poll_drops_nobody() {
+    let slapd = Slapd::start();
+    let lookup = lookup(&slapd, "").await;
+    let sync = synced(&lookup);
+    // Move the watermark past the load's second, so that a poll reads only real changes.
+    let wait_a_second = || std::thread::sleep(std::time::Duration::from_millis(1100));
+    wait_a_second();
+    slapd.modify(NEWBIE);
+    sync.delta_sync().await.expect("delta");
+    wait_a_second();
+    let changed_during_the_poll = async {
+        slapd.modify(
+            "dn: uid=avi,ou=people,dc=example,dc=com\nchangetype: modify\n\
+             replace: telephoneNumber\ntelephoneNumber: 03-555 7777\n",
+        );
+    };
+    let report = sync
+        .delta_sync_with(changed_during_the_poll)
+        .await
+        .expect("delta");
+    assert_eq!(report.removed, 0, "{report:?}");
+    assert_eq!(name(&lookup, "035557777").await.as_deref(), Some("אבי כהן"));
+    assert_eq!(name(&lookup, "035551234").await, None);
+    assert_eq!(
+        name(&lookup, "0509999999").await.as_deref(),
+        Some("New Person")
+    );
+}
+
+#[tokio::test]
 async fn deletions_are_seen_at_the_full_resync() {
     let slapd = Slapd::start();
     let lookup = lookup(&slapd, "").await;

@@ -275,7 +275,22 @@ impl SyncedIndex {
     /// `>` the DC's highest committed USN at the last sync, read on the same DC; when another
     /// DC answers, or the same one after a restore (new invocation id), the numbers mean
     /// nothing and everything is read again.
+    ///
+    /// The two searches run in this order: first every changed entry (the candidates for
+    /// removal), then the changed entries that are eligible. An entry is removed only when the
+    /// later read no longer returns it as eligible, so a change made between the two reads
+    /// never drops a person who still qualifies.
     pub async fn delta_sync(&self) -> Result<SyncReport, DirectoryError> {
+        self.delta_sync_with(async {}).await
+    }
+
+    /// [`SyncedIndex::delta_sync`], running `between` after the first search and before the
+    /// second (tests use it to change the directory at the worst moment).
+    #[doc(hidden)]
+    pub async fn delta_sync_with(
+        &self,
+        between: impl std::future::Future<Output = ()>,
+    ) -> Result<SyncReport, DirectoryError> {
         let (Some(watermark), bound) = self
             .progress
             .lock()
@@ -291,14 +306,15 @@ impl SyncedIndex {
             (true, Err(_)) => return self.full_sync().await,
             (false, _) => format!("({attr}>={})", ldap3::ldap_escape(&watermark)),
         };
-        let (normaliser, upserts) = self
-            .fetch(&format!("(&{}{changed})", self.eligible))
-            .await?;
         let mut touched: HashSet<String> = HashSet::new();
         let all_changed = self
             .fetch_with(&changed, |batch| {
                 touched.extend(batch.iter().map(|e| e.dn().to_lowercase()))
             })
+            .await?;
+        between.await;
+        let (normaliser, upserts) = self
+            .fetch(&format!("(&{}{changed})", self.eligible))
             .await?;
         let keyed = normaliser.finish().await?;
         if self.per_dc {
