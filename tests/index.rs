@@ -118,6 +118,44 @@ async fn a_change_between_the_two_reads_of_a_poll_drops_nobody() {
 }
 
 #[tokio::test]
+async fn a_poll_with_no_changes_writes_nothing_and_keeps_the_index() {
+    let slapd = Slapd::start();
+    let state = slapd.path("index.json");
+    let lookup = lookup(
+        &slapd,
+        &format!("[index]\nstate_file = \"{}\"", state.display()),
+    )
+    .await;
+    let sync = synced(&lookup);
+    let saved = std::fs::metadata(&state)
+        .expect("state file")
+        .modified()
+        .expect("mtime");
+    let before = sync.current();
+    // Every entry was loaded in the watermark's second: this poll reads them all again.
+    let report = sync.delta_sync().await.expect("delta");
+    assert_eq!((report.read, report.removed), (0, 0), "{report:?}");
+    assert!(
+        Arc::ptr_eq(&before, &sync.current()),
+        "the index was rebuilt"
+    );
+    let after = std::fs::metadata(&state)
+        .expect("state file")
+        .modified()
+        .expect("mtime");
+    assert_eq!(saved, after, "the state file was written again");
+
+    // A real change is applied, and only that one.
+    slapd.modify(
+        "dn: uid=avi,ou=people,dc=example,dc=com\nchangetype: modify\n\
+         replace: telephoneNumber\ntelephoneNumber: 03-555 6666\n",
+    );
+    let report = sync.delta_sync().await.expect("delta");
+    assert_eq!((report.read, report.removed), (1, 0), "{report:?}");
+    assert_eq!(name(&lookup, "035556666").await.as_deref(), Some("אבי כהן"));
+}
+
+#[tokio::test]
 async fn deletions_are_seen_at_the_full_resync() {
     let slapd = Slapd::start();
     let lookup = lookup(&slapd, "").await;

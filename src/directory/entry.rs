@@ -133,6 +133,18 @@ impl Entry {
             .find(|v| !v.trim().is_empty())
     }
 
+    /// Whether `other` has the same DN and values, whatever the order of its attributes (the
+    /// LDAP client hands them over in no fixed order); values of one attribute keep theirs.
+    pub fn same_as(&self, other: &Entry) -> bool {
+        if self.text.len() != other.text.len()
+            || self.fields.len() != other.fields.len()
+            || self.dn() != other.dn()
+        {
+            return false;
+        }
+        sorted_pairs(self) == sorted_pairs(other)
+    }
+
     /// Every (attribute, value) pair, names lower-cased.
     pub fn attributes(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields.iter().map(move |f| (&*f.name, self.span(f)))
@@ -193,6 +205,14 @@ impl StoredEntry {
     }
 }
 
+/// An entry's (attribute, value) pairs by attribute name; an attribute's values stay in their
+/// order (the sort is stable).
+fn sorted_pairs(e: &Entry) -> Vec<(&str, &str)> {
+    let mut pairs: Vec<(&str, &str)> = e.attributes().collect();
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    pairs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +227,21 @@ mod tests {
         assert_eq!(e.values("cn").collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(e.values("sn").count(), 0);
         assert_eq!(e.first("mail"), Some("m"));
+    }
+
+    #[test]
+    fn the_same_entry_in_another_attribute_order_is_the_same() {
+        let a = Entry::new("uid=a", [("cn", vec!["A"]), ("mobile", vec!["1", "2"])]);
+        let b = Entry::new("uid=a", [("mobile", vec!["1", "2"]), ("cn", vec!["A"])]);
+        assert!(a.same_as(&b));
+        for other in [
+            Entry::new("uid=a", [("mobile", vec!["2", "1"]), ("cn", vec!["A"])]),
+            Entry::new("uid=a", [("mobile", vec!["1", "3"]), ("cn", vec!["A"])]),
+            Entry::new("uid=b", [("mobile", vec!["1", "2"]), ("cn", vec!["A"])]),
+            Entry::new("uid=a", [("mobile", vec!["1", "2"])]),
+        ] {
+            assert!(!a.same_as(&other), "{}", other.dn());
+        }
     }
 
     #[test]

@@ -142,6 +142,41 @@ impl PhoneIndex {
         index
     }
 
+    /// What a delta really changes: of `upsert`, the entries not held exactly as read; of
+    /// `touched` (lower-cased DNs of changed entries that are not eligible), those held, to
+    /// be removed. One pass over the held entries' DNs.
+    pub fn changes(
+        &self,
+        upsert: Vec<KeyedEntry>,
+        touched: HashSet<String>,
+    ) -> (Vec<KeyedEntry>, HashSet<String>) {
+        if upsert.is_empty() && touched.is_empty() {
+            return (upsert, touched);
+        }
+        let read: std::collections::HashMap<String, usize> = upsert
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.dn_lowercase(), i))
+            .collect();
+        let mut unchanged = vec![false; upsert.len()];
+        let mut held = HashSet::new();
+        for entry in &self.entries {
+            let dn = entry.dn().to_lowercase();
+            if let Some(&i) = read.get(&dn) {
+                unchanged[i] = upsert[i].entry.same_as(entry);
+            }
+            if touched.contains(&dn) {
+                held.insert(dn);
+            }
+        }
+        let changed = upsert
+            .into_iter()
+            .zip(unchanged)
+            .filter_map(|(k, same)| (!same).then_some(k))
+            .collect();
+        (changed, held)
+    }
+
     /// The entries holding `key`, each with the attribute and value that hold it.
     pub fn find(&self, key: &PhoneKey) -> Vec<Match> {
         let Some(hits) = self.by_number.get(key) else {

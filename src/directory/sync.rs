@@ -51,7 +51,7 @@ pub struct SyncStatus {
 pub struct SyncReport {
     /// `full` or `delta`.
     pub kind: &'static str,
-    /// Entries read from the directory.
+    /// Entries read from the directory that changed the index (all of them in a full sync).
     pub read: usize,
     /// Entries removed from the index (delta).
     pub removed: usize,
@@ -342,26 +342,24 @@ impl SyncedIndex {
                 .max_by(|a, b| super::ldap::change_order(a, b))
                 .cloned(),
         };
+        let current = self.current();
+        // What the index already holds as read (the boundary second's entries, mostly) is
+        // neither applied again nor saved again.
+        let (keyed, touched) = current.changes(keyed, touched);
         if keyed.is_empty() && touched.is_empty() {
             self.advance(watermark, false, &upserts, started.elapsed());
-            let index = self.current();
             return Ok(SyncReport {
                 kind: "delta",
                 read: 0,
                 removed: 0,
-                entries: index.entries(),
-                numbers: index.numbers(),
+                entries: current.entries(),
+                numbers: current.numbers(),
                 took: started.elapsed(),
             });
         }
-        let current = self.current();
-        let removed = current
-            .all()
-            .iter()
-            .filter(|e| touched.contains(&e.dn().to_lowercase()))
-            .count();
+        let (read, removed) = (keyed.len(), touched.len());
         let next = current.apply(keyed, &touched);
-        let report = self.install(next, "delta", upserts.count, removed, started);
+        let report = self.install(next, "delta", read, removed, started);
         self.advance(watermark, false, &upserts, report.took);
         self.save_snapshot().await;
         Ok(report)
