@@ -216,35 +216,26 @@ struct PatternCache(RwLock<HashMap<String, Arc<Patterns>>>);
 /// A country's numbering plan as anchored patterns over the significant number.
 #[derive(Debug)]
 struct Patterns {
+    /// The country (metadata id), for compiling the ranges when first needed.
+    id: String,
     /// Everything the plan allows (lenient: new ranges of known shapes fit).
     general: Option<regex::Regex>,
-    /// The plan's known ranges (fixed, mobile, toll-free, ...).
-    ranges: Vec<regex::Regex>,
+    /// The plan's known ranges (fixed, mobile, toll-free, ...), compiled only for the rare
+    /// digits that fit two countries.
+    ranges: std::sync::OnceLock<Vec<regex::Regex>>,
+}
+
+/// `pattern` matching a whole significant number (metadata patterns use `x` mode).
+fn anchored(pattern: &str) -> Option<regex::Regex> {
+    regex::Regex::new(&format!("^(?x:{pattern})$")).ok()
 }
 
 impl Patterns {
     fn of(meta: &Metadata) -> Self {
-        let anchored = |p: &str| regex::Regex::new(&format!("^(?x:{p})$")).ok();
-        let d = meta.descriptors();
-        let kinds = [
-            d.fixed_line(),
-            d.mobile(),
-            d.toll_free(),
-            d.premium_rate(),
-            d.shared_cost(),
-            d.personal_number(),
-            d.voip(),
-            d.pager(),
-            d.uan(),
-            d.voicemail(),
-        ];
         Patterns {
-            general: anchored(d.general().national_number().as_str()),
-            ranges: kinds
-                .into_iter()
-                .flatten()
-                .filter_map(|k| anchored(k.national_number().as_str()))
-                .collect(),
+            id: meta.id().to_owned(),
+            general: anchored(meta.descriptors().general().national_number().as_str()),
+            ranges: std::sync::OnceLock::new(),
         }
     }
 
@@ -255,7 +246,29 @@ impl Patterns {
     }
 
     fn in_range(&self, significant: &str) -> bool {
-        self.ranges.iter().any(|r| r.is_match(significant))
+        let ranges = self.ranges.get_or_init(|| {
+            let Some(meta) = DATABASE.by_id(&self.id) else {
+                return Vec::new();
+            };
+            let d = meta.descriptors();
+            [
+                d.fixed_line(),
+                d.mobile(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.shared_cost(),
+                d.personal_number(),
+                d.voip(),
+                d.pager(),
+                d.uan(),
+                d.voicemail(),
+            ]
+            .into_iter()
+            .flatten()
+            .filter_map(|k| anchored(k.national_number().as_str()))
+            .collect()
+        });
+        ranges.iter().any(|r| r.is_match(significant))
     }
 }
 
