@@ -294,6 +294,14 @@ struct Read {
 }
 
 impl Read {
+    /// A reading that is no full number (an extension, or a number of no country).
+    fn bare(reading: Reading) -> Self {
+        Read {
+            reading,
+            number: None,
+        }
+    }
+
     fn number(reading: Reading, code: impl ToString, significant: impl Into<String>) -> Self {
         Read {
             reading,
@@ -484,10 +492,7 @@ impl PhoneNormalizer {
     /// Reads digits in `region` (see the module documentation for the rules).
     fn read(&self, plus: bool, digits: &str, region: Region) -> Read {
         if !plus && digits.len() <= self.max_extension_digits {
-            return Read {
-                reading: Reading::Extension,
-                number: None,
-            };
+            return Read::bare(Reading::Extension);
         }
         if region == self.region {
             if let Some(read) = self.own_read(plus, digits) {
@@ -506,7 +511,7 @@ impl PhoneNormalizer {
                     Reading::International(n.country().id().unwrap_or(region)),
                     &n,
                 ),
-                None => Read::unknown(),
+                None => Read::bare(Reading::Unknown),
             };
         }
         let national = parse(Some(region), digits);
@@ -530,7 +535,7 @@ impl PhoneNormalizer {
             (Some(n), Some((_, also))) => {
                 Read::parsed(Reading::NationalOverCountryCode { region, also }, &n)
             }
-            (None, None) => Read::unknown(),
+            (None, None) => Read::bare(Reading::Unknown),
         }
     }
 
@@ -642,15 +647,6 @@ impl PhoneNormalizer {
             },
             key,
             reading: read.reading,
-        }
-    }
-}
-
-impl Read {
-    fn unknown() -> Self {
-        Read {
-            reading: Reading::Unknown,
-            number: None,
         }
     }
 }

@@ -26,6 +26,7 @@ use warp::reply::Response;
 use warp::Filter;
 
 use crate::call::CallDetails;
+use crate::cidr::Cidr;
 use crate::config::{Config, HEALTH_PATH, READY_PATH};
 use crate::directory::DirectoryError;
 use crate::logging::phone_for_log;
@@ -78,6 +79,15 @@ impl Settings {
             mask_numbers: config.log.mask_numbers,
         })
     }
+
+    /// Whom `client` is counted with: its rate-limit network, or by default an IPv4 address
+    /// or an IPv6 /64.
+    fn group(&self, client: IpAddr) -> Cidr {
+        match &self.limits {
+            Some(limits) => limits.key(client),
+            None => limit::group(client, limit::DEFAULT_GROUPING),
+        }
+    }
 }
 
 /// The running endpoint's shared state.
@@ -100,15 +110,10 @@ impl App {
         })
     }
 
-    /// Counts a refused request, and logs it through `say` if it is the client's first in
-    /// this interval (the rest are summarised, see [`refusals`]).
-    fn refused(&self, client: IpAddr, outcome: Outcome, say: impl FnOnce()) {
+    /// Counts a refused request, and logs it through `say` if it is the first from the
+    /// client's `group` in this interval (the rest are summarised, see [`refusals`]).
+    fn refused(&self, group: Cidr, outcome: Outcome, say: impl FnOnce()) {
         self.metrics.request(outcome);
-        let settings = self.settings();
-        let group = match &settings.limits {
-            Some(limits) => limits.key(client),
-            None => limit::group(client, limit::DEFAULT_GROUPING),
-        };
         if self.refusals.first(group, outcome) {
             say();
         }
@@ -247,14 +252,14 @@ where
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let client = app.access.client(peer, request.forwarded_for.as_deref());
     if app.access.check_address(client).is_err() {
-        shared.refused(client, Outcome::Forbidden, || {
+        shared.refused(app.group(client), Outcome::Forbidden, || {
             tracing::warn!(%client, %peer, "refused: address not in access.allow");
         });
         return reply::error(StatusCode::FORBIDDEN, "forbidden");
     }
     if let Some(limits) = &app.limits {
         if let Err(which) = limits.check(client) {
-            shared.refused(client, Outcome::RateLimited, || {
+            shared.refused(app.group(client), Outcome::RateLimited, || {
                 tracing::warn!(%client, limit = ?which, "rate limited");
             });
             let message = match which {
@@ -273,7 +278,7 @@ where
         authorization: request.authorization.as_deref(),
     };
     if app.access.check_token(presented).is_err() {
-        shared.refused(client, Outcome::Unauthorized, || {
+        shared.refused(app.group(client), Outcome::Unauthorized, || {
             tracing::warn!(%client, "refused: missing or wrong token");
         });
         let mut r = reply::error(StatusCode::UNAUTHORIZED, "a valid token is required");
@@ -293,7 +298,7 @@ where
                 RequestError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
                 _ => StatusCode::BAD_REQUEST,
             };
-            shared.refused(client, Outcome::BadRequest, || {
+            shared.refused(app.group(client), Outcome::BadRequest, || {
                 tracing::info!(%client, error = %e, "unreadable request");
             });
             return reply::error(status, &e.to_string());
@@ -328,7 +333,7 @@ where
             reply::popup(&answer.popup)
         }
         Err(e) if e.is_bad_request() => {
-            shared.refused(client, Outcome::BadRequest, || {
+            shared.refused(app.group(client), Outcome::BadRequest, || {
                 tracing::warn!(
                     %client, %ivrid, %state, phone = %phone.as_deref().unwrap_or("-"),
                     outcome = "bad_request", error = %e, us, "popup"
