@@ -470,7 +470,7 @@ pub const HEALTH_PATH: &str = "/healthz";
 /// See [`HEALTH_PATH`].
 pub const READY_PATH: &str = "/readyz";
 /// Under systemd with `StateDirectory=`, the index is kept here by default.
-const STATE_FILE_NAME: &str = "index.json";
+const STATE_FILE_NAME: &str = "index.state";
 const DEFAULT_GLOBAL: (u32, u32) = (500, 1000);
 const DEFAULT_HEADER_TIMEOUT_S: u64 = 10;
 const DEFAULT_BODY_TIMEOUT_S: u64 = 10;
@@ -1493,7 +1493,7 @@ mod tests {
     #[test]
     fn the_state_file_is_relative_to_the_config_or_off() {
         let c = parse(&format!(
-            "{LDAP}\n[index]\nstate_file = \"state/index.json\""
+            "{LDAP}\n[index]\nstate_file = \"state/index.state\""
         ))
         .expect("valid");
         let SourceConfig::Ldap(l) = &c.directory.source else {
@@ -1502,7 +1502,7 @@ mod tests {
         let index = l.index.as_ref().expect("index");
         assert_eq!(
             index.state_file.as_deref(),
-            Some(Path::new("/etc/popup-ldap/state/index.json"))
+            Some(Path::new("/etc/popup-ldap/state/index.state"))
         );
         let c = parse(&format!("{LDAP}\n[index]\nstate_file = \"\"")).expect("valid");
         let SourceConfig::Ldap(l) = &c.directory.source else {

@@ -181,16 +181,16 @@ impl Lookup {
     }
 
     /// The first phone attribute (in priority order) and value of `entry` that hold `key`.
-    fn verify(&self, entry: &Entry, key: &PhoneKey) -> Option<(usize, Arc<str>, String)> {
+    fn verify(&self, entry: &Entry, key: &PhoneKey) -> Option<(usize, &'static str, String)> {
         let region = self.phone.entry_country(|a| entry.values(a).next()).region;
         self.phone_attributes
             .iter()
             .enumerate()
             .find_map(|(rank, attr)| {
                 entry
-                    .values(attr)
-                    .find(|v| self.phone.stored_in(v, region).contains(key))
-                    .map(|v| (rank, Arc::from(attr.as_str()), v.to_owned()))
+                    .positions(attr)
+                    .find(|(_, v)| self.phone.stored_in(v, region).contains(key))
+                    .and_then(|(field, v)| Some((rank, entry.field(field)?.0, v.to_owned())))
             })
     }
 
@@ -318,7 +318,7 @@ ipPhone: 1234
         );
         let order: Vec<_> = a.trace.matches.iter().map(|m| m.entry.dn()).collect();
         assert_eq!(order, ["uid=amy,dc=x", "uid=bob,dc=x", "uid=zed,dc=x"]);
-        assert_eq!(&*a.trace.matches[2].attribute, "mobile");
+        assert_eq!(a.trace.matches[2].attribute, "mobile");
     }
 
     #[tokio::test]

@@ -120,7 +120,7 @@ async fn a_change_between_the_two_reads_of_a_poll_drops_nobody() {
 #[tokio::test]
 async fn a_poll_with_no_changes_writes_nothing_and_keeps_the_index() {
     let slapd = Slapd::start();
-    let state = slapd.path("index.json");
+    let state = slapd.path("index.state");
     let lookup = lookup(
         &slapd,
         &format!("[index]\nstate_file = \"{}\"", state.display()),
@@ -131,14 +131,12 @@ async fn a_poll_with_no_changes_writes_nothing_and_keeps_the_index() {
         .expect("state file")
         .modified()
         .expect("mtime");
-    let before = sync.current();
+    let before = sync.version();
     // Every entry was loaded in the watermark's second: this poll reads them all again.
     let report = sync.delta_sync().await.expect("delta");
     assert_eq!((report.read, report.removed), (0, 0), "{report:?}");
-    assert!(
-        Arc::ptr_eq(&before, &sync.current()),
-        "the index was rebuilt"
-    );
+    assert!(report.searched > 0, "{report:?}");
+    assert_eq!(before, sync.version(), "the index was changed");
     let after = std::fs::metadata(&state)
         .expect("state file")
         .modified()
@@ -153,6 +151,60 @@ async fn a_poll_with_no_changes_writes_nothing_and_keeps_the_index() {
     let report = sync.delta_sync().await.expect("delta");
     assert_eq!((report.read, report.removed), (1, 0), "{report:?}");
     assert_eq!(name(&lookup, "035556666").await.as_deref(), Some("אבי כהן"));
+    // Saved by appending the change to the journal, not by writing the index again.
+    assert_eq!(
+        std::fs::metadata(&state)
+            .expect("state file")
+            .modified()
+            .expect("mtime"),
+        saved,
+        "the snapshot was written again"
+    );
+    let journal = std::fs::metadata(slapd.path("index.state.journal")).expect("journal");
+    assert!(
+        journal.len() < 2048,
+        "{} bytes for one change",
+        journal.len()
+    );
+}
+
+#[tokio::test]
+async fn with_entry_csn_an_idle_poll_reads_nothing_and_every_change_once() {
+    let slapd = Slapd::start();
+    let lookup = lookup(&slapd, "[index]\nchange_attribute = \"entryCSN\"").await;
+    let sync = synced(&lookup);
+    let before = sync.version();
+    let report = sync.delta_sync().await.expect("delta");
+    assert_eq!(
+        (report.searched, report.read, report.removed),
+        (0, 0, 0),
+        "{report:?}"
+    );
+    assert_eq!(before, sync.version(), "the index was changed");
+    // Changes within one second are told apart, each read once.
+    slapd.modify(NEWBIE);
+    let report = sync.delta_sync().await.expect("delta");
+    assert_eq!((report.read, report.removed), (1, 0), "{report:?}");
+    slapd.modify(
+        "dn: uid=avi,ou=people,dc=example,dc=com\nchangetype: modify\n\
+         replace: telephoneNumber\ntelephoneNumber: 03-555 8888\n",
+    );
+    let report = sync.delta_sync().await.expect("delta");
+    assert_eq!((report.read, report.removed), (1, 0), "{report:?}");
+    assert_eq!(name(&lookup, "035558888").await.as_deref(), Some("אבי כהן"));
+    assert_eq!(name(&lookup, "035551234").await, None);
+    assert_eq!(
+        name(&lookup, "0509999999").await.as_deref(),
+        Some("New Person")
+    );
+    // Made ineligible (no number left): removed.
+    slapd.modify(
+        "dn: uid=newbie,ou=people,dc=example,dc=com\nchangetype: modify\n\
+         delete: telephoneNumber\n",
+    );
+    let report = sync.delta_sync().await.expect("delta");
+    assert_eq!(report.read + report.removed, 1, "{report:?}");
+    assert_eq!(name(&lookup, "0509999999").await, None);
 }
 
 #[tokio::test]
@@ -194,14 +246,14 @@ async fn a_change_shows_up_within_one_poll_interval() {
 #[tokio::test]
 async fn paging_reads_past_a_server_side_size_limit() {
     // Like Active Directory's MaxPageSize: an unpaged search stops at 5 entries and no page
-    // may hold more than 5. The sync must still read all 16 entries with numbers.
+    // may hold more than 5. The sync must still read all 15 entries with numbers a caller can
+    // have (a 16th holds only 20 digits of no country, which nobody is looked up by).
     let slapd = Slapd::start_with_limits(
         common::PEOPLE,
         "size.soft=5 size.hard=5 size.pr=5 size.prtotal=unlimited time=unlimited",
     );
     let lookup = lookup(&slapd, "[index]\npage_size = 5").await;
-    let index = synced(&lookup).current();
-    assert_eq!(index.entries(), 16);
+    assert_eq!(synced(&lookup).counts().0, 15);
     assert_eq!(
         name(&lookup, "0547777777").await.as_deref(),
         Some("No Name")
@@ -327,11 +379,14 @@ fn an_outage_under_load_fails_no_popup_and_recovery_resyncs() {
 fn a_restart_during_an_outage_answers_from_the_saved_index() {
     let mut slapd = Slapd::start();
     let port = free_port();
-    let state = slapd.path("state/index.json");
+    let state = slapd.path("state/index.state");
     std::fs::create_dir(slapd.path("state")).expect("mkdir");
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
-        slapd.config_text(&format!("[index]\nstate_file = \"{}\"", state.display()))
+        slapd.config_text(&format!(
+            "[index]\nstate_file = \"{}\"\npoll_interval_s = 1",
+            state.display()
+        ))
     );
     let config = slapd.config_file("popup.toml", &text);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
@@ -345,14 +400,31 @@ fn a_restart_during_an_outage_answers_from_the_saved_index() {
             .expect("spawn")
     };
 
+    // A change picked up by a poll is saved in the journal.
     let mut first = serve();
-    client_for(&mut first, addr);
+    let client = client_for(&mut first, addr);
+    slapd.modify(NEWBIE);
+    let started = Instant::now();
+    while !client
+        .get("/popup?phone=0509999999")
+        .1
+        .contains("New Person")
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "no poll");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The entry answers as soon as it is applied; it is saved right after.
+    let journal = slapd.path("state/index.state.journal");
+    while !journal.exists() {
+        assert!(started.elapsed() < Duration::from_secs(10), "no journal");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     terminate(&first);
     assert!(first.wait().expect("wait").success());
     #[cfg(unix)]
-    {
+    for file in [&state, &journal] {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&state)
+        let mode = std::fs::metadata(file)
             .expect("state file")
             .permissions()
             .mode();
@@ -370,35 +442,35 @@ fn a_restart_during_an_outage_answers_from_the_saved_index() {
         assert_eq!(status, 200, "{caller}: {body}");
         assert!(body.contains(expected), "{caller}: {body}");
     }
+    let (_, body) = client.get("/popup?phone=0509999999");
+    assert!(
+        body.contains("New Person"),
+        "the journal was not read: {body}"
+    );
     terminate(&second);
     let out = second.wait_with_output().expect("output");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("answering from the saved index"), "{log}");
 
-    // A saved index whose time is absurd or too large a file is refused, never a panic.
-    let saved = std::fs::read_to_string(&state).expect("saved index");
-    let written_at = saved
-        .split("\"written_at\":")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .expect("written_at")
-        .to_owned();
-    for (time, why) in [
-        ("18446744073709551615", "written in the future"),
-        ("4102444800", "written in the future"),
-        ("0", "older than this software"),
-    ] {
-        let odd = saved.replace(
-            &format!("\"written_at\":{written_at},"),
-            &format!("\"written_at\":{time},"),
-        );
-        std::fs::write(&state, odd).expect("write");
+    // A damaged, cut or foreign state file, or one too large, is refused, never a panic.
+    let saved = std::fs::read(&state).expect("saved index");
+    let mut damaged = saved.clone();
+    damaged[saved.len() / 2] ^= 0x55;
+    let refused = |bytes: &[u8], why: &str| {
+        std::fs::write(&state, bytes).expect("write");
         let out = serve().wait_with_output().expect("output");
         let log = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(69), "{time}: {log}");
-        assert!(log.contains(why), "{time}: {log}");
+        assert_eq!(out.status.code(), Some(69), "{why}: {log}");
+        assert!(log.contains(why), "{why}: {log}");
         assert!(!log.contains("panicked"), "{log}");
-    }
+    };
+    refused(&damaged, "checksum");
+    refused(&saved[..saved.len() - 7], "cut short");
+    refused(
+        br#"{"version":1,"entries":[]}"#,
+        "not a popup-ldap state file",
+    );
+    refused(b"", "no header");
     let huge = std::fs::File::create(&state).expect("create");
     huge.set_len(3 << 30).expect("a sparse 3 GiB file");
     let started = std::time::Instant::now();

@@ -1,44 +1,70 @@
-//! A directory entry held compactly: its DN and every value in one text buffer, with a small
-//! table of (attribute, span). An index of 100,000 entries stays a few tens of megabytes.
+//! A directory entry held compactly: its DN and every value in one text buffer, with a table
+//! of (attribute, end) pairs of 8 bytes each. Attribute names are interned for the life of the
+//! process. 100,000 entries of a typical directory take about 25 MiB.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize, Serializer};
 
-/// Attribute names shared by all entries of one load, lower-cased.
-#[derive(Debug, Default)]
-pub struct AttributeNames {
-    shared: HashSet<Arc<str>>,
-    /// Names as the server spelt them, for lookups that allocate nothing.
-    spelt: HashMap<Box<str>, Arc<str>>,
-}
+/// Distinct attribute names one process can hold. Only the configured attributes are read
+/// from LDAP, so this bounds LDIF sources alone; further names are dropped with their values.
+const MAX_NAMES: usize = 4096;
 
-impl AttributeNames {
-    /// The shared, lower-cased form of `name`.
-    pub fn get(&mut self, name: &str) -> Arc<str> {
-        if let Some(found) = self.spelt.get(name) {
-            return found.clone();
+/// Names by id: written once each, read without a lock.
+static NAMES: [OnceLock<&'static str>; MAX_NAMES] = [const { OnceLock::new() }; MAX_NAMES];
+/// Ids by name, for interning.
+static IDS: Mutex<Option<HashMap<&'static str, u16>>> = Mutex::new(None);
+
+/// An attribute name, lower-cased and interned: two bytes in every field instead of a
+/// pointer. (Not `ustr` or `lasso`: their handles take 8 and 4 bytes, and their tables grow
+/// without the bound a directory source needs.)
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Name(u16);
+
+impl Name {
+    /// The interned, lower-cased `name`; `None` once [`MAX_NAMES`] names are taken.
+    pub fn of(name: &str) -> Option<Name> {
+        let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
+        let ids = ids.get_or_insert_with(HashMap::new);
+        if let Some(&id) = ids.get(name) {
+            return Some(Name(id));
         }
-        let lower = name.to_ascii_lowercase();
-        let shared = match self.shared.get(lower.as_str()) {
-            Some(found) => found.clone(),
-            None => {
-                let new: Arc<str> = Arc::from(lower);
-                self.shared.insert(new.clone());
-                new
-            }
-        };
-        self.spelt.insert(name.into(), shared.clone());
-        shared
+        let lower = name.to_lowercase();
+        if let Some(&id) = ids.get(lower.as_str()) {
+            return Some(Name(id));
+        }
+        let id = u16::try_from(ids.len())
+            .ok()
+            .filter(|&id| usize::from(id) < MAX_NAMES)?;
+        let leaked: &'static str = Box::leak(lower.into_boxed_str());
+        NAMES.get(usize::from(id))?.set(leaked).ok()?;
+        ids.insert(leaked, id);
+        Some(Name(id))
+    }
+
+    /// The name, lower-cased.
+    pub fn as_str(self) -> &'static str {
+        NAMES
+            .get(usize::from(self.0))
+            .and_then(OnceLock::get)
+            .copied()
+            .unwrap_or_default()
     }
 }
 
-#[derive(Clone, PartialEq, Eq)]
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One value: its attribute and where it ends in the text (it starts where the previous one
+/// ends, the first one after the DN).
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Field {
-    name: Arc<str>,
-    start: u32,
+    name: Name,
     end: u32,
 }
 
@@ -46,54 +72,44 @@ struct Field {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Entry {
     text: Box<str>,
-    dn_len: u32,
     fields: Box<[Field]>,
+    dn_len: u32,
 }
 
 impl Entry {
-    /// Builds an entry with names shared through `names`; values keep their order.
-    pub fn build<K, V, I>(dn: &str, attrs: I, names: &mut AttributeNames) -> Self
-    where
-        K: AsRef<str>,
-        V: AsRef<str>,
-        I: IntoIterator<Item = (K, Vec<V>)>,
-    {
-        let mut text = String::from(dn);
-        let mut fields = Vec::new();
-        let mut grouped: Vec<(Arc<str>, Vec<V>)> = Vec::new();
-        for (name, values) in attrs {
-            let name = names.get(name.as_ref());
-            match grouped.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, vs)) => vs.extend(values),
-                None => grouped.push((name, values)),
-            }
-        }
-        for (name, values) in grouped {
-            for value in values {
-                let start = offset(text.len());
-                text.push_str(value.as_ref());
-                fields.push(Field {
-                    name: name.clone(),
-                    start,
-                    end: offset(text.len()),
-                });
-            }
-        }
-        Entry {
-            text: text.into_boxed_str(),
-            dn_len: offset(dn.len()),
-            fields: fields.into_boxed_slice(),
-        }
-    }
-
-    /// Builds an entry on its own (tests, one-off entries).
+    /// Builds an entry; values keep their order, those of one attribute grouped.
     pub fn new<K, V, I>(dn: &str, attrs: I) -> Self
     where
         K: AsRef<str>,
         V: AsRef<str>,
         I: IntoIterator<Item = (K, Vec<V>)>,
     {
-        Self::build(dn, attrs, &mut AttributeNames::default())
+        let mut grouped: Vec<(Name, Vec<V>)> = Vec::new();
+        for (name, values) in attrs {
+            let Some(name) = Name::of(name.as_ref()) else {
+                continue;
+            };
+            match grouped.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, vs)) => vs.extend(values),
+                None => grouped.push((name, values)),
+            }
+        }
+        let mut text = String::from(dn);
+        let mut fields = Vec::new();
+        for (name, values) in grouped {
+            for value in values {
+                text.push_str(value.as_ref());
+                fields.push(Field {
+                    name,
+                    end: offset(text.len()),
+                });
+            }
+        }
+        Entry {
+            text: text.into_boxed_str(),
+            fields: fields.into_boxed_slice(),
+            dn_len: offset(dn.len()),
+        }
     }
 
     /// The entry's distinguished name.
@@ -103,34 +119,35 @@ impl Entry {
 
     /// The values of an attribute (by lower-cased name), in directory order.
     pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.fields
-            .iter()
-            .filter(move |f| &*f.name == name)
-            .map(move |f| self.span(f))
+        self.positions(name).map(|(_, v)| v)
     }
 
     /// The values of an attribute with their field positions (see [`Entry::field`]).
     pub fn positions<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (usize, &'a str)> + 'a {
-        self.fields
-            .iter()
+        self.spans()
             .enumerate()
-            .filter(move |(_, f)| &*f.name == name)
-            .map(move |(i, f)| (i, self.span(f)))
+            .filter(move |(_, (n, _))| n.as_str() == name)
+            .map(|(i, (_, v))| (i, v))
     }
 
-    /// The attribute name (shared) and value at a field position.
-    pub fn field(&self, position: usize) -> Option<(&Arc<str>, &str)> {
+    /// The attribute name and value at a field position.
+    pub fn field(&self, position: usize) -> Option<(&'static str, &str)> {
         let f = self.fields.get(position)?;
-        Some((&f.name, self.span(f)))
+        let start = match position.checked_sub(1) {
+            Some(before) => self.fields.get(before)?.end,
+            None => self.dn_len,
+        };
+        Some((
+            f.name.as_str(),
+            self.text.get(start as usize..f.end as usize)?,
+        ))
     }
 
     /// The first value of an attribute that is not blank.
     pub fn first(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .filter(|f| &*f.name == name)
-            .map(|f| self.span(f))
-            .find(|v| !v.trim().is_empty())
+        self.spans()
+            .find(|(n, v)| n.as_str() == name && !v.trim().is_empty())
+            .map(|(_, v)| v)
     }
 
     /// Whether `other` has the same DN and values, whatever the order of its attributes (the
@@ -146,14 +163,23 @@ impl Entry {
     }
 
     /// Every (attribute, value) pair, names lower-cased.
-    pub fn attributes(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(move |f| (&*f.name, self.span(f)))
+    pub fn attributes(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.spans().map(|(n, v)| (n.as_str(), v))
     }
 
-    fn span(&self, f: &Field) -> &str {
-        self.text
-            .get(f.start as usize..f.end as usize)
-            .unwrap_or_default()
+    /// Every (name, value) pair, in field order.
+    fn spans(&self) -> impl Iterator<Item = (Name, &str)> {
+        let mut start = self.dn_len as usize;
+        self.fields.iter().map(move |f| {
+            let value = self.text.get(start..f.end as usize).unwrap_or_default();
+            start = f.end as usize;
+            (f.name, value)
+        })
+    }
+
+    /// Bytes held on the heap for this entry (memory reports).
+    pub fn heap_bytes(&self) -> usize {
+        self.text.len() + self.fields.len() * std::mem::size_of::<Field>()
     }
 }
 
@@ -195,13 +221,9 @@ pub struct StoredEntry {
 }
 
 impl StoredEntry {
-    /// The entry, with names shared through `names`.
-    pub fn into_entry(self, names: &mut AttributeNames) -> Entry {
-        Entry::build(
-            &self.dn,
-            self.attrs.into_iter().map(|(n, v)| (n, vec![v])),
-            names,
-        )
+    /// The entry.
+    pub fn into_entry(self) -> Entry {
+        Entry::new(&self.dn, self.attrs.into_iter().map(|(n, v)| (n, vec![v])))
     }
 }
 
@@ -245,13 +267,24 @@ mod tests {
     }
 
     #[test]
-    fn names_are_shared() {
-        let mut names = AttributeNames::default();
-        let a = Entry::build("a", [("cn", vec!["1"])], &mut names);
-        let b = Entry::build("b", [("CN", vec!["2"])], &mut names);
-        let c = Entry::build("c", [("cn", vec!["3"])], &mut names);
-        assert!(Arc::ptr_eq(&a.fields[0].name, &b.fields[0].name));
-        assert!(Arc::ptr_eq(&a.fields[0].name, &c.fields[0].name));
+    fn names_are_interned_case_insensitively() {
+        let a = Entry::new("a", [("telephoneNumber", vec!["1"])]);
+        let b = Entry::new("b", [("TELEPHONENUMBER", vec!["2"])]);
+        assert_eq!(a.fields[0].name, b.fields[0].name);
+        assert_eq!(b.field(0), Some(("telephonenumber", "2")));
+        assert_eq!(Name::of("Mobile"), Name::of("mobile"));
+        assert_ne!(Name::of("mobile"), Name::of("telephonenumber"));
+    }
+
+    #[test]
+    fn fields_are_found_by_position() {
+        let e = Entry::new("uid=a", [("cn", vec!["", "A"]), ("mobile", vec!["1"])]);
+        assert_eq!(e.field(0), Some(("cn", "")));
+        assert_eq!(e.field(1), Some(("cn", "A")));
+        assert_eq!(e.field(2), Some(("mobile", "1")));
+        assert_eq!(e.field(3), None);
+        assert_eq!(e.first("cn"), Some("A"));
+        assert_eq!(e.positions("mobile").collect::<Vec<_>>(), [(2, "1")]);
     }
 
     #[test]
@@ -265,6 +298,6 @@ mod tests {
         );
         let json = serde_json::to_string(&e).expect("serialise");
         let back: StoredEntry = serde_json::from_str(&json).expect("deserialise");
-        assert_eq!(back.into_entry(&mut AttributeNames::default()), e);
+        assert_eq!(back.into_entry(), e);
     }
 }

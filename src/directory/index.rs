@@ -1,11 +1,16 @@
-//! An immutable in-memory index from normalised number to the entries holding it, with the
-//! attribute and value that hold it: looking a number up parses nothing stored.
+//! The in-memory index from normalised number to the entries holding it, with the attribute
+//! and value that hold it: looking a number up parses nothing stored.
+//!
+//! It is changed in place, one entry at a time, so a sync costs what changed rather than the
+//! size of the directory. Memory per entry: the entry itself (its text and 8 bytes per value),
+//! a slot (8 bytes), a DN table bucket (about 5) and 16 bytes per number (plus the tables'
+//! spare capacity).
 
-use std::collections::HashSet;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-use std::collections::hash_map::Entry as Slot;
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use super::{Entry, Match};
 use crate::phone::{PhoneKey, PhoneNormalizer};
@@ -13,203 +18,321 @@ use crate::phone::{PhoneKey, PhoneNormalizer};
 /// Where a number stands in one entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Hit {
-    entry: u32,
+    slot: u32,
     /// Position of the attribute in `phone_attributes`.
     rank: u16,
     /// Position of the value among the entry's fields.
     field: u16,
 }
 
-/// The hits of one number: nearly always one, kept inline.
-#[derive(Clone, Debug)]
-enum Hits {
-    One(Hit),
-    Many(Vec<Hit>),
+/// One (number, entry) pair: numbers held by several entries have several rows.
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    key: u64,
+    hit: Hit,
 }
 
-impl Hits {
-    fn push(&mut self, hit: Hit) {
-        match self {
-            Hits::One(first) => *self = Hits::Many(vec![*first, hit]),
-            Hits::Many(all) => all.push(hit),
-        }
-    }
-
-    fn as_slice(&self) -> &[Hit] {
-        match self {
-            Hits::One(hit) => std::slice::from_ref(hit),
-            Hits::Many(all) => all,
-        }
-    }
-
-    fn from_vec(mut hits: Vec<Hit>) -> Option<Self> {
-        match hits.len() {
-            0 => None,
-            1 => hits.pop().map(Hits::One),
-            _ => Some(Hits::Many(hits)),
-        }
-    }
-}
-
-/// Entries by normalised number; built once, then only read (swap in a new one to change it).
-/// Its keys come from the directory, not from callers, so a fast non-keyed hash is safe.
-#[derive(Debug, Default)]
+/// Entries by normalised number, and by DN for updates. Its keys come from the directory,
+/// not from callers, so a fast non-keyed hash is safe.
 pub struct PhoneIndex {
-    entries: Vec<Arc<Entry>>,
-    by_number: FxHashMap<PhoneKey, Hits>,
+    keyer: Keyer,
+    slots: Vec<Option<Arc<Entry>>>,
+    free: Vec<u32>,
+    by_dn: HashTable<u32>,
+    by_number: HashTable<Row>,
+    /// Numbers too long to pack (none a numbering plan knows): kept apart.
+    long: FxHashMap<PhoneKey, Vec<Hit>>,
+    numbers: usize,
+    held: usize,
+}
+
+impl std::fmt::Debug for PhoneIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhoneIndex")
+            .field("entries", &self.held)
+            .field("numbers", &self.numbers)
+            .finish()
+    }
 }
 
 impl PhoneIndex {
-    /// Normalises every value of `phone_attributes` of every entry once and indexes it.
+    /// An empty index whose entries `keyer` normalises.
+    pub fn new(keyer: Keyer) -> Self {
+        PhoneIndex {
+            keyer,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_dn: HashTable::new(),
+            by_number: HashTable::new(),
+            long: FxHashMap::default(),
+            numbers: 0,
+            held: 0,
+        }
+    }
+
+    /// Normalises every value of `phone_attributes` of every entry once and indexes it; of
+    /// entries with the same DN the last one counts.
     pub fn build(
         entries: Vec<Entry>,
         phone_attributes: &[String],
         phone: &PhoneNormalizer,
     ) -> Self {
-        let keyed = entries
-            .into_iter()
-            .map(|e| KeyedEntry::new(e, phone_attributes, phone))
-            .collect();
-        Self::from_keyed(keyed)
-    }
-
-    /// Indexes entries whose numbers are already normalised (see [`KeyedEntry`]).
-    pub fn from_keyed(entries: Vec<KeyedEntry>) -> Self {
-        let mut index = PhoneIndex {
-            entries: Vec::with_capacity(entries.len()),
-            by_number: FxHashMap::default(),
-        };
-        index.by_number.reserve(entries.len() * 3 / 2);
-        index.extend(entries);
+        let mut index = PhoneIndex::new(Keyer::new(phone_attributes, phone));
+        for entry in entries {
+            let new = index.keyer.key(Arc::new(entry));
+            let old = index.held(new.entry.dn()).map(|(_, e)| e.clone());
+            let old = old.map(|e| index.keyer.key(e));
+            index.replace(old.as_ref(), Some(new));
+        }
         index
     }
 
-    fn extend(&mut self, entries: Vec<KeyedEntry>) {
-        for keyed in entries {
-            let Ok(id) = u32::try_from(self.entries.len()) else {
-                break;
-            };
-            for (key, rank, field) in keyed.keys {
-                let hit = Hit {
-                    entry: id,
-                    rank,
-                    field,
-                };
-                match self.by_number.entry(key) {
-                    Slot::Occupied(mut hits) => hits.get_mut().push(hit),
-                    Slot::Vacant(slot) => {
-                        slot.insert(Hits::One(hit));
-                    }
+    /// What normalises this index's entries.
+    pub fn keyer(&self) -> &Keyer {
+        &self.keyer
+    }
+
+    /// The entry held under `dn` (compared case-insensitively), with its slot.
+    pub fn held(&self, dn: &str) -> Option<(u32, &Arc<Entry>)> {
+        let slot = *self.by_dn.find(dn_hash(dn), |&s| self.dn_is(s, dn))?;
+        Some((slot, self.entry(slot)?))
+    }
+
+    /// Takes out `old` (an entry held, keyed by [`Keyer::key`]: keying it costs parsing, best
+    /// done before taking a write lock) and puts in `new` unless it holds no number. Returns
+    /// the slot of `new`.
+    pub fn replace(&mut self, old: Option<&KeyedEntry>, new: Option<KeyedEntry>) -> Option<u32> {
+        if let Some(old) = old {
+            if let Some((slot, held)) = self.held(old.entry.dn()) {
+                if Arc::ptr_eq(held, &old.entry) {
+                    self.remove_slot(slot, &old.keys);
+                } else {
+                    let rekeyed = self.keyer.key(held.clone());
+                    self.remove_slot(slot, &rekeyed.keys);
                 }
             }
-            self.entries.push(keyed.entry);
         }
+        new.filter(KeyedEntry::has_numbers)
+            .and_then(|new| self.insert(new))
     }
 
-    /// A new index: this one without the entries whose (lower-cased) DN is in `remove` or
-    /// among `upsert`, plus `upsert`. Unchanged entries are not normalised again.
-    pub fn apply(&self, upsert: Vec<KeyedEntry>, remove: &HashSet<String>) -> Self {
-        let replaced: HashSet<String> = upsert
-            .iter()
-            .map(KeyedEntry::dn_lowercase)
-            .chain(remove.iter().cloned())
-            .collect();
-        let mut renumber = vec![None; self.entries.len()];
-        let mut entries = Vec::with_capacity(self.entries.len() + upsert.len());
-        for (old, entry) in self.entries.iter().enumerate() {
-            if !replaced.contains(&entry.dn().to_lowercase()) {
-                renumber[old] = u32::try_from(entries.len()).ok();
-                entries.push(entry.clone());
+    fn insert(&mut self, keyed: KeyedEntry) -> Option<u32> {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                let slot = u32::try_from(self.slots.len()).ok()?;
+                self.slots.push(None);
+                slot
             }
+        };
+        let hash = dn_hash(keyed.entry.dn());
+        if let Some(place) = self.slots.get_mut(slot as usize) {
+            *place = Some(keyed.entry);
         }
-        let mut by_number = FxHashMap::default();
-        by_number.reserve(self.by_number.len());
-        for (key, hits) in &self.by_number {
-            let kept: Vec<Hit> = hits
-                .as_slice()
-                .iter()
-                .filter_map(|h| {
-                    let entry = renumber.get(h.entry as usize).copied().flatten()?;
-                    Some(Hit { entry, ..*h })
-                })
-                .collect();
-            if let Some(kept) = Hits::from_vec(kept) {
-                by_number.insert(key.clone(), kept);
-            }
+        let slots = &self.slots;
+        self.by_dn
+            .insert_unique(hash, slot, |&s| slot_hash(slots, s));
+        for (key, rank, field) in keyed.keys {
+            self.add_number(key, Hit { slot, rank, field });
         }
-        let mut index = PhoneIndex { entries, by_number };
-        index.extend(upsert);
-        index
+        self.held += 1;
+        Some(slot)
     }
 
-    /// What a delta really changes: of `upsert`, the entries not held exactly as read; of
-    /// `touched` (lower-cased DNs of changed entries that are not eligible), those held, to
-    /// be removed. One pass over the held entries' DNs.
-    pub fn changes(
-        &self,
-        upsert: Vec<KeyedEntry>,
-        touched: HashSet<String>,
-    ) -> (Vec<KeyedEntry>, HashSet<String>) {
-        if upsert.is_empty() && touched.is_empty() {
-            return (upsert, touched);
+    fn remove_slot(&mut self, slot: u32, keys: &[(PhoneKey, u16, u16)]) {
+        let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
+        for (key, _, _) in keys {
+            self.remove_number(key, slot);
         }
-        let read: std::collections::HashMap<String, usize> = upsert
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.dn_lowercase(), i))
-            .collect();
-        let mut unchanged = vec![false; upsert.len()];
-        let mut held = HashSet::new();
-        for entry in &self.entries {
-            let dn = entry.dn().to_lowercase();
-            if let Some(&i) = read.get(&dn) {
-                unchanged[i] = upsert[i].entry.same_as(entry);
+        if let Ok(found) = self.by_dn.find_entry(dn_hash(entry.dn()), |&s| s == slot) {
+            found.remove();
+        }
+        self.free.push(slot);
+        self.held -= 1;
+    }
+
+    fn add_number(&mut self, key: PhoneKey, hit: Hit) {
+        let Some(packed) = pack(&key) else {
+            let hits = self.long.entry(key).or_default();
+            self.numbers += usize::from(hits.is_empty());
+            hits.push(hit);
+            return;
+        };
+        let hash = number_hash(packed);
+        let new = !self.by_number.iter_hash(hash).any(|r| r.key == packed);
+        self.numbers += usize::from(new);
+        self.by_number
+            .insert_unique(hash, Row { key: packed, hit }, |r| number_hash(r.key));
+    }
+
+    fn remove_number(&mut self, key: &PhoneKey, slot: u32) {
+        let Some(packed) = pack(key) else {
+            if let Some(hits) = self.long.get_mut(key) {
+                hits.retain(|h| h.slot != slot);
+                if hits.is_empty() {
+                    self.long.remove(key);
+                    self.numbers -= 1;
+                }
             }
-            if touched.contains(&dn) {
-                held.insert(dn);
+            return;
+        };
+        let hash = number_hash(packed);
+        if let Ok(found) = self
+            .by_number
+            .find_entry(hash, |r| r.key == packed && r.hit.slot == slot)
+        {
+            found.remove();
+            if !self.by_number.iter_hash(hash).any(|r| r.key == packed) {
+                self.numbers -= 1;
             }
         }
-        let changed = upsert
-            .into_iter()
-            .zip(unchanged)
-            .filter_map(|(k, same)| (!same).then_some(k))
-            .collect();
-        (changed, held)
     }
 
     /// The entries holding `key`, each with the attribute and value that hold it.
     pub fn find(&self, key: &PhoneKey) -> Vec<Match> {
-        let Some(hits) = self.by_number.get(key) else {
-            return Vec::new();
-        };
-        hits.as_slice()
-            .iter()
-            .filter_map(|h| {
-                let entry = self.entries.get(h.entry as usize)?;
-                let (attribute, value) = entry.field(usize::from(h.field))?;
-                Some(Match {
-                    attribute: attribute.clone(),
-                    value: value.to_owned(),
-                    rank: usize::from(h.rank),
-                    entry: entry.clone(),
-                })
+        let hit = |h: &Hit| {
+            let entry = self.entry(h.slot)?;
+            let (attribute, value) = entry.field(usize::from(h.field))?;
+            Some(Match {
+                attribute,
+                value: value.to_owned(),
+                rank: usize::from(h.rank),
+                entry: entry.clone(),
             })
-            .collect()
+        };
+        match pack(key) {
+            Some(packed) => self
+                .by_number
+                .iter_hash(number_hash(packed))
+                .filter(|r| r.key == packed)
+                .filter_map(|r| hit(&r.hit))
+                .collect(),
+            None => self
+                .long
+                .get(key)
+                .map(|hits| hits.iter().filter_map(hit).collect())
+                .unwrap_or_default(),
+        }
     }
 
-    /// Every entry, in index order.
-    pub fn all(&self) -> &[Arc<Entry>] {
-        &self.entries
+    /// The entry in `slot`.
+    pub fn entry(&self, slot: u32) -> Option<&Arc<Entry>> {
+        self.slots.get(slot as usize)?.as_ref()
+    }
+
+    /// Every entry with its slot.
+    pub fn all(&self) -> impl Iterator<Item = (u32, &Arc<Entry>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, e)| Some((u32::try_from(slot).ok()?, e.as_ref()?)))
+    }
+
+    /// How many slots exist (the highest slot plus one): sizes marks kept per slot.
+    pub fn slots(&self) -> usize {
+        self.slots.len()
     }
 
     /// How many entries are indexed.
     pub fn entries(&self) -> usize {
-        self.entries.len()
+        self.held
     }
 
     /// How many distinct numbers are indexed.
     pub fn numbers(&self) -> usize {
-        self.by_number.len()
+        self.numbers
+    }
+
+    fn dn_is(&self, slot: u32, dn: &str) -> bool {
+        self.entry(slot).is_some_and(|e| dn_eq(e.dn(), dn))
+    }
+}
+
+fn slot_hash(slots: &[Option<Arc<Entry>>], slot: u32) -> u64 {
+    slots
+        .get(slot as usize)
+        .and_then(Option::as_ref)
+        .map_or(0, |e| dn_hash(e.dn()))
+}
+
+/// DNs compare case-insensitively: hashed and compared lower-cased, without allocating.
+fn dn_hash(dn: &str) -> u64 {
+    let mut h = FxBuildHasher.build_hasher();
+    for c in dn.chars().flat_map(char::to_lowercase) {
+        h.write_u32(u32::from(c));
+    }
+    h.finish()
+}
+
+fn dn_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a == b
+        || a.chars()
+            .flat_map(char::to_lowercase)
+            .eq(b.chars().flat_map(char::to_lowercase))
+}
+
+fn number_hash(key: u64) -> u64 {
+    let mut h = FxBuildHasher.build_hasher();
+    h.write_u64(key);
+    h.finish()
+}
+
+/// A full number or an extension as a u64: a tag in the top two bits, then the digits after
+/// a leading 1 (so that leading zeros count). `None` for longer than 18 digits, and for
+/// digits of no country, which no caller is looked up by.
+fn pack(key: &PhoneKey) -> Option<u64> {
+    let (tag, digits): (u64, &str) = match key {
+        PhoneKey::E164(n) => (1, n.strip_prefix('+').unwrap_or(n)),
+        PhoneKey::Extension(n) => (2, n),
+        PhoneKey::Digits(_) => return None,
+    };
+    if digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let value = digits
+        .bytes()
+        .fold(1u64, |v, b| v * 10 + u64::from(b - b'0'));
+    Some(tag << 62 | value)
+}
+
+/// Normalises the numbers of entries, as the index it belongs to does.
+#[derive(Clone)]
+pub struct Keyer {
+    attrs: Arc<[String]>,
+    phone: PhoneNormalizer,
+}
+
+impl Keyer {
+    /// Reads the values of `phone_attributes` with `phone`.
+    pub fn new(phone_attributes: &[String], phone: &PhoneNormalizer) -> Self {
+        Keyer {
+            attrs: phone_attributes.into(),
+            phone: phone.clone(),
+        }
+    }
+
+    /// The numbers `entry` holds; a number held twice counts once, at its preferred
+    /// attribute.
+    pub fn key(&self, entry: Arc<Entry>) -> KeyedEntry {
+        let mut keys: Vec<(PhoneKey, u16, u16)> = Vec::new();
+        let region = self.phone.entry_country(|a| entry.values(a).next()).region;
+        for (rank, attr) in self.attrs.iter().enumerate() {
+            for (field, value) in entry.positions(attr) {
+                let (Ok(rank), Ok(field)) = (u16::try_from(rank), u16::try_from(field)) else {
+                    continue;
+                };
+                for key in self.phone.stored_in(value, region) {
+                    if !matches!(key, PhoneKey::Digits(_))
+                        && !keys.iter().any(|(k, _, _)| *k == key)
+                    {
+                        keys.push((key, rank, field));
+                    }
+                }
+            }
+        }
+        KeyedEntry { entry, keys }
     }
 }
 
@@ -221,35 +344,12 @@ pub struct KeyedEntry {
 }
 
 impl KeyedEntry {
-    /// Normalises the values of `phone_attributes`; a number held twice counts once, at its
-    /// preferred attribute.
-    pub fn new(entry: Entry, phone_attributes: &[String], phone: &PhoneNormalizer) -> Self {
-        let mut keys: Vec<(PhoneKey, u16, u16)> = Vec::new();
-        let region = phone.entry_country(|a| entry.values(a).next()).region;
-        for (rank, attr) in phone_attributes.iter().enumerate() {
-            for (field, value) in entry.positions(attr) {
-                let (Ok(rank), Ok(field)) = (u16::try_from(rank), u16::try_from(field)) else {
-                    continue;
-                };
-                for key in phone.stored_in(value, region) {
-                    if !keys.iter().any(|(k, _, _)| *k == key) {
-                        keys.push((key, rank, field));
-                    }
-                }
-            }
-        }
-        KeyedEntry {
-            entry: Arc::new(entry),
-            keys,
-        }
+    /// The entry.
+    pub fn entry(&self) -> &Arc<Entry> {
+        &self.entry
     }
 
-    /// The entry's DN, lower-cased (DNs compare case-insensitively).
-    pub fn dn_lowercase(&self) -> String {
-        self.entry.dn().to_lowercase()
-    }
-
-    /// Whether any phone value holds a number.
+    /// Whether any phone value holds a number a caller can be looked up by.
     pub fn has_numbers(&self) -> bool {
         !self.keys.is_empty()
     }
@@ -304,25 +404,108 @@ mod tests {
         assert_eq!((index.entries(), index.numbers()), (2, 2));
     }
 
+    fn keyed(index: &PhoneIndex, e: Entry) -> KeyedEntry {
+        index.keyer().key(Arc::new(e))
+    }
+
+    fn old(index: &PhoneIndex, dn: &str) -> Option<KeyedEntry> {
+        let held = index.held(dn).map(|(_, e)| e.clone())?;
+        Some(index.keyer().key(held))
+    }
+
     #[test]
-    fn apply_adds_changes_and_removes() {
-        let (attrs, phone) = (attrs(), phone());
-        let index = PhoneIndex::build(people(), &attrs, &phone);
-        let changed_b = Entry::new("CN=B", [("mobile", vec!["050-0000000"])]);
-        let new_c = Entry::new("cn=c", [("telephoneNumber", vec!["03-5551234"])]);
-        let upsert = vec![
-            KeyedEntry::new(changed_b, &attrs, &phone),
-            KeyedEntry::new(new_c, &attrs, &phone),
-        ];
-        let next = index.apply(upsert, &HashSet::from(["cn=a".to_owned()]));
+    fn replace_changes_adds_and_removes_in_place() {
+        let mut index = PhoneIndex::build(people(), &attrs(), &phone());
+        let changed_b = keyed(
+            &index,
+            Entry::new("CN=B", [("mobile", vec!["050-0000000"])]),
+        );
+        let b = old(&index, "cn=b");
+        assert!(b.is_some(), "DNs compare case-insensitively");
+        index.replace(b.as_ref(), Some(changed_b));
+        let new_c = keyed(
+            &index,
+            Entry::new("cn=c", [("telephoneNumber", vec!["03-5551234"])]),
+        );
+        index.replace(None, Some(new_c));
+        let a = old(&index, "CN=A");
+        index.replace(a.as_ref(), None);
         assert_eq!(
-            dns(&next, "+97235551234"),
+            dns(&index, "+97235551234"),
             ["cn=c telephonenumber 03-5551234"]
         );
-        assert_eq!(dns(&next, "+972500000000"), ["CN=B mobile 050-0000000"]);
-        assert!(dns(&next, "+972541234567").is_empty());
-        assert_eq!(next.entries(), 2);
-        // The old index is untouched.
-        assert_eq!(dns(&index, "+97235551234").len(), 2);
+        assert_eq!(dns(&index, "+972500000000"), ["CN=B mobile 050-0000000"]);
+        assert!(dns(&index, "+972541234567").is_empty());
+        assert_eq!((index.entries(), index.numbers()), (2, 2));
+        // Freed slots are used again.
+        assert_eq!(index.slots(), 3);
+        let new_d = keyed(
+            &index,
+            Entry::new("cn=d", [("mobile", vec!["050-2222222"])]),
+        );
+        assert_eq!(index.replace(None, Some(new_d)), Some(0));
+        assert_eq!((index.slots(), index.entries()), (3, 3));
+    }
+
+    #[test]
+    fn an_entry_left_without_numbers_leaves_the_index() {
+        let mut index = PhoneIndex::build(people(), &attrs(), &phone());
+        let b = old(&index, "cn=b");
+        let bare = keyed(&index, Entry::new("cn=b", [("mobile", vec!["none"])]));
+        assert_eq!(index.replace(b.as_ref(), Some(bare)), None);
+        assert!(index.held("cn=b").is_none());
+        assert_eq!(
+            dns(&index, "+97235551234"),
+            ["cn=a telephonenumber 03-5551234"]
+        );
+        assert_eq!(index.entries(), 1);
+    }
+
+    #[test]
+    fn a_stale_old_copy_is_keyed_again() {
+        let mut index = PhoneIndex::build(people(), &attrs(), &phone());
+        // An old copy that is not the entry held: its keys must not be trusted.
+        let stale = keyed(
+            &index,
+            Entry::new("cn=b", [("mobile", vec!["050-1111111"])]),
+        );
+        index.replace(Some(&stale), None);
+        assert!(dns(&index, "+97235551234") == ["cn=a telephonenumber 03-5551234"]);
+        assert_eq!(index.numbers(), 2);
+    }
+
+    #[test]
+    fn numbers_pack_without_collisions() {
+        let e = |n: &str| PhoneKey::E164(n.to_owned());
+        let x = |n: &str| PhoneKey::Extension(n.to_owned());
+        let packed: Vec<Option<u64>> = [e("+12"), e("+012"), x("12"), x("012"), e("+972541234567")]
+            .iter()
+            .map(pack)
+            .collect();
+        let distinct: std::collections::HashSet<_> = packed.iter().flatten().collect();
+        assert_eq!(distinct.len(), 5);
+        assert_eq!(pack(&e("+1234567890123456789")), None);
+        assert_eq!(pack(&PhoneKey::Digits("123".into())), None);
+    }
+
+    #[test]
+    fn numbers_too_long_to_pack_are_still_found() {
+        let mut index = PhoneIndex::new(Keyer::new(&attrs(), &phone()));
+        let long = PhoneKey::E164("+1234567890123456789".to_owned());
+        let entry = Arc::new(Entry::new("cn=x", [("mobile", vec!["x"])]));
+        let keyed = KeyedEntry {
+            entry,
+            keys: vec![(long.clone(), 1, 0)],
+        };
+        index.replace(None, Some(keyed));
+        assert_eq!(index.find(&long).len(), 1);
+        assert_eq!(index.numbers(), 1);
+        let old = KeyedEntry {
+            entry: index.held("cn=x").map(|(_, e)| e.clone()).unwrap(),
+            keys: vec![(long.clone(), 1, 0)],
+        };
+        index.replace(Some(&old), None);
+        assert!(index.find(&long).is_empty());
+        assert_eq!((index.numbers(), index.entries()), (0, 0));
     }
 }

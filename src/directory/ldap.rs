@@ -18,7 +18,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOpt
 use rustls::ClientConfig;
 use tokio::sync::Mutex;
 
-use super::{binary_value, tls, AttributeNames, Candidates, DirectoryError, Entry};
+use super::{binary_value, tls, Candidates, DirectoryError, Entry};
 use crate::config::LdapConfig;
 use crate::phone::CallerNumber;
 
@@ -347,7 +347,6 @@ impl LdapDirectory {
             )
             .await
             .map_err(|e| fail(describe_ldap_error(&e)))?;
-        let mut names = AttributeNames::default();
         let mut watermark: Option<String> = None;
         let mut pending = Vec::new();
         let mut count = 0;
@@ -374,7 +373,7 @@ impl LdapDirectory {
                     }
                 }
             }
-            pending.push(entry_from(found, &mut names));
+            pending.push(entry_from(found));
             count += 1;
             if pending.len() >= page_size as usize {
                 batch(std::mem::take(&mut pending));
@@ -700,12 +699,12 @@ impl LdapDirectory {
             .into_iter()
             // Search references (AD's referrals to other partitions) carry no entry.
             .filter(|r| !r.is_ref() && !r.is_intermediate())
-            .map(|r| entry_from(SearchEntry::construct(r), &mut AttributeNames::default()))
+            .map(|r| entry_from(SearchEntry::construct(r)))
             .collect())
     }
 }
 
-fn entry_from(mut found: SearchEntry, names: &mut AttributeNames) -> Entry {
+fn entry_from(mut found: SearchEntry) -> Entry {
     // A GUID whose 16 bytes happen to be valid UTF-8 arrives as text: move it back.
     let guids: Vec<String> = found
         .attrs
@@ -727,7 +726,7 @@ fn entry_from(mut found: SearchEntry, names: &mut AttributeNames) -> Entry {
             .collect();
         (name, text)
     });
-    Entry::build(&found.dn, found.attrs.into_iter().chain(binary), names)
+    Entry::new(&found.dn, found.attrs.into_iter().chain(binary))
 }
 
 /// How two change values order: numerically when both are numbers (`uSNChanged`), else as
@@ -838,7 +837,7 @@ mod tests {
         };
         let expected = binary_value("objectGUID", ascii.as_bytes()).expect("guid");
         assert_eq!(guid_value(&entry, "invocationid"), Some(expected.clone()));
-        let built = entry_from(entry, &mut AttributeNames::default());
+        let built = entry_from(entry);
         assert_eq!(
             built.values("objectguid").collect::<Vec<_>>(),
             [expected.as_str()]

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 
-use super::{binary_value, AttributeNames, Entry};
+use super::{binary_value, Entry};
 use crate::config::LdifData;
 
 /// An LDIF file that cannot be read or parsed, with the line at fault.
@@ -67,7 +67,6 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, LdifError> {
     }
 
     let mut entries = Vec::new();
-    let mut names = AttributeNames::default();
     let mut dn: Option<String> = None;
     let mut attrs: Vec<(String, Vec<String>)> = Vec::new();
     let mut first_record = true;
@@ -77,7 +76,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, LdifError> {
         }
         if line.is_empty() {
             if let Some(dn) = dn.take() {
-                entries.push(Entry::build(&dn, std::mem::take(&mut attrs), &mut names));
+                entries.push(Entry::new(&dn, std::mem::take(&mut attrs)));
             }
             continue;
         }

@@ -8,6 +8,7 @@ pub mod filter;
 pub mod index;
 pub mod ldap;
 pub mod ldif;
+pub mod state;
 pub mod sync;
 mod tls;
 
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use crate::config::{Config, SourceConfig};
 use crate::phone::CallerNumber;
 
-pub use entry::{AttributeNames, Entry, StoredEntry};
+pub use entry::{Entry, Name, StoredEntry};
 pub use index::PhoneIndex;
 pub use ldap::{LdapDirectory, Probe};
 pub use sync::{SyncStatus, SyncedIndex};
@@ -100,7 +101,7 @@ pub struct Match {
     /// The entry.
     pub entry: Arc<Entry>,
     /// The phone attribute that holds the number (lower-cased).
-    pub attribute: Arc<str>,
+    pub attribute: &'static str,
     /// The stored value that holds it, as written in the directory.
     pub value: String,
     /// The attribute's position in `phone_attributes`: lower is preferred.
@@ -123,7 +124,7 @@ pub struct Candidates {
 /// The configured source of entries.
 pub enum Directory {
     /// Entries loaded once from a file and indexed by number.
-    Index(PhoneIndex),
+    Index(Box<PhoneIndex>),
     /// An index that follows an LDAP directory.
     Synced(Arc<SyncedIndex>),
     /// Live searches on every lookup.
@@ -138,7 +139,7 @@ impl Directory {
         Ok(match &config.directory.source {
             SourceConfig::Ldif(data) => {
                 let entries = ldif::load(data)?;
-                Directory::Index(PhoneIndex::build(entries, attrs, &config.phone))
+                Directory::Index(Box::new(PhoneIndex::build(entries, attrs, &config.phone)))
             }
             SourceConfig::Ldap(ldap) => {
                 let wanted = config.wanted_attributes();
@@ -196,7 +197,7 @@ impl Directory {
                 index.numbers()
             ),
             Directory::Synced(synced) => {
-                let index = synced.current();
+                let (entries, numbers) = synced.counts();
                 let status = synced.status();
                 let age = status
                     .synced_at
@@ -205,8 +206,8 @@ impl Directory {
                     .unwrap_or_else(|| "never".to_owned());
                 format!(
                     "in-memory index of {} entries with {} distinct numbers, {} {} from {}{}",
-                    index.entries(),
-                    index.numbers(),
+                    entries,
+                    numbers,
                     if status.from_snapshot {
                         "saved"
                     } else {

@@ -233,7 +233,7 @@ impl Metrics {
         writeln!(out, "popup_lookup_seconds_count {count}")?;
         self.connections.write(out)?;
         if let Directory::Synced(synced) = directory {
-            let index = synced.current();
+            let (entries, numbers) = synced.counts();
             let status = synced.status();
             let age = status
                 .synced_at
@@ -243,13 +243,13 @@ impl Metrics {
                 out,
                 "popup_index_entries",
                 "Entries in the index.",
-                index.entries() as f64,
+                entries as f64,
             )?;
             gauge(
                 out,
                 "popup_index_numbers",
                 "Distinct numbers in the index.",
-                index.numbers() as f64,
+                numbers as f64,
             )?;
             gauge(
                 out,
@@ -368,7 +368,11 @@ mod tests {
         m.directory_error("connect");
         m.lookup(Duration::from_micros(300));
         m.lookup(Duration::from_millis(30));
-        let text = m.render(&Directory::Index(PhoneIndex::default()));
+        let text = m.render(&Directory::Index(Box::new(PhoneIndex::build(
+            Vec::new(),
+            &[],
+            &crate::phone::PhoneNormalizer::new("IL", 6).unwrap(),
+        ))));
         for line in [
             "popup_requests_total{outcome=\"match\"} 2",
             "popup_requests_total{outcome=\"unauthorized\"} 1",
