@@ -11,17 +11,20 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// From `/proc`: user and system time of every thread, living or ended, in the kernel's
+    /// 10 ms ticks (`USER_HZ` is 100 on Linux), and `wchar`.
     pub fn of(pid: u32) -> Usage {
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .map(|d| d.flatten().map(|t| t.path()).collect::<Vec<_>>())
-            .unwrap_or_default();
-        let cpu_ns = tasks
-            .iter()
-            .filter_map(|t| std::fs::read_to_string(t.join("schedstat")).ok())
-            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-            .sum();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command name (which may hold spaces): state is the 3rd field,
+        // utime and stime the 14th and 15th.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<u64> = after
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
         Usage {
-            cpu_ns,
+            cpu_ns: ticks * 10_000_000,
             written: proc_field(pid, "io", "wchar:").unwrap_or(0.0) as u64,
         }
     }

@@ -154,6 +154,9 @@ pub struct Fetched {
     pub dc: Option<DcState>,
 }
 
+/// The longest pause of a paced read between two pages.
+const MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Live searches against the configured servers.
 pub struct LdapDirectory {
     config: LdapConfig,
@@ -273,7 +276,7 @@ impl LdapDirectory {
             .map_or("modifyTimestamp", |i| i.change_attribute.as_str());
         self.fetch_all(
             &self.config.eligible_filter(phone_attributes),
-            PAGE_FOR_READS,
+            (PAGE_FOR_READS, false),
             change,
             false,
             |batch| all.extend(batch),
@@ -286,11 +289,12 @@ impl LdapDirectory {
     /// handing them to `batch` in groups of `page_size`. The change attribute is read for the
     /// watermark and left out of the entries. Every page must arrive within `timeout_ms`.
     /// With `bound_to_dc`, the domain controller's state is read first on the same connection
-    /// (Active Directory's `uSNChanged` numbers are per DC).
+    /// (Active Directory's `uSNChanged` numbers are per DC). `paced` reads run at half speed,
+    /// pausing after each page as long as it took, so that they leave the machine to calls.
     pub async fn fetch_all(
         &self,
         filter: &str,
-        page_size: i32,
+        (page_size, paced): (i32, bool),
         change_attribute: &str,
         bound_to_dc: bool,
         mut batch: impl FnMut(Vec<Entry>),
@@ -308,7 +312,13 @@ impl LdapDirectory {
             None
         };
         let result = self
-            .stream_all(&conn, filter, page_size, change_attribute, &mut batch)
+            .stream_all(
+                &conn,
+                filter,
+                (page_size, paced),
+                change_attribute,
+                &mut batch,
+            )
             .await;
         if result.is_err() {
             self.forget(&conn, false).await;
@@ -320,7 +330,7 @@ impl LdapDirectory {
         &self,
         conn: &Connection,
         filter: &str,
-        page_size: i32,
+        (page_size, paced): (i32, bool),
         change_attribute: &str,
         batch: &mut impl FnMut(Vec<Entry>),
     ) -> Result<Fetched, DirectoryError> {
@@ -350,6 +360,7 @@ impl LdapDirectory {
         let mut watermark: Option<String> = None;
         let mut pending = Vec::new();
         let mut count = 0;
+        let mut page_started = std::time::Instant::now();
         while let Some(found) = stream
             .next()
             .await
@@ -377,6 +388,10 @@ impl LdapDirectory {
             count += 1;
             if pending.len() >= page_size as usize {
                 batch(std::mem::take(&mut pending));
+                if paced {
+                    tokio::time::sleep(page_started.elapsed().min(MAX_PAUSE)).await;
+                    page_started = std::time::Instant::now();
+                }
             }
         }
         if !pending.is_empty() {

@@ -82,6 +82,8 @@ pub struct SyncedIndex {
     exact: bool,
     server: arc_swap::ArcSwapOption<String>,
     state: Option<Arc<Mutex<StateFile>>>,
+    /// Set once calls are answered: full resyncs are then paced.
+    serving: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -124,6 +126,7 @@ impl SyncedIndex {
             config: index.clone(),
             keyer,
             server: arc_swap::ArcSwapOption::empty(),
+            serving: std::sync::atomic::AtomicBool::new(false),
             state: index.state_file.clone().map(|path| {
                 Arc::new(Mutex::new(StateFile::new(
                     path,
@@ -169,6 +172,7 @@ impl SyncedIndex {
 
     /// Keeps the index fresh until the last reference to it is dropped.
     pub fn spawn(self: &Arc<Self>) {
+        self.serving.store(true, Ordering::Relaxed);
         let weak = Arc::downgrade(self);
         let poll = self.config.poll_interval;
         tokio::spawn(async move { follow(weak, poll).await });
@@ -229,12 +233,14 @@ impl SyncedIndex {
 
     /// Reads everything again and brings the index in line, in place: entries held exactly
     /// as read are kept (not normalised again), changed ones replaced, and those not read
-    /// removed at the end. Calls are answered throughout, from one index.
+    /// removed at the end. Calls are answered throughout, from one index; once they are, the
+    /// read is paced (half speed) to leave them the machine.
     pub async fn full_sync(&self) -> Result<SyncReport, DirectoryError> {
         let started = Instant::now();
         let applier = self.applier(true);
+        let paced = self.serving.load(Ordering::Relaxed);
         let fetched = self
-            .fetch_with(&self.eligible, |batch| applier.send(batch))
+            .fetch_paced(&self.eligible, paced, |batch| applier.send(batch))
             .await?;
         let mut applied = applier.finish().await?;
         let unread = {
@@ -446,10 +452,19 @@ impl SyncedIndex {
         filter: &str,
         batch: impl FnMut(Vec<Entry>),
     ) -> Result<Fetched, DirectoryError> {
+        self.fetch_paced(filter, false, batch).await
+    }
+
+    async fn fetch_paced(
+        &self,
+        filter: &str,
+        paced: bool,
+        batch: impl FnMut(Vec<Entry>),
+    ) -> Result<Fetched, DirectoryError> {
         let page_size = i32::try_from(self.config.page_size).unwrap_or(500);
         let fetch = self.ldap.fetch_all(
             filter,
-            page_size,
+            (page_size, paced),
             &self.config.change_attribute,
             self.per_dc,
             batch,
