@@ -208,6 +208,18 @@ async fn with_entry_csn_an_idle_poll_reads_nothing_and_every_change_once() {
 }
 
 #[tokio::test]
+async fn a_full_resync_of_an_unchanged_directory_changes_nothing() {
+    let slapd = Slapd::start();
+    let lookup = lookup(&slapd, "").await;
+    let sync = synced(&lookup);
+    let (before, counts) = (sync.version(), sync.counts());
+    let report = sync.full_sync().await.expect("full");
+    assert_eq!((report.read, report.removed), (0, 0), "{report:?}");
+    assert!(report.searched >= counts.0, "{report:?}");
+    assert_eq!((before, counts), (sync.version(), sync.counts()));
+}
+
+#[tokio::test]
 async fn deletions_are_seen_at_the_full_resync() {
     let slapd = Slapd::start();
     let lookup = lookup(&slapd, "").await;
@@ -281,6 +293,59 @@ async fn a_first_sync_that_fails_names_the_cause() {
     assert!(message.contains("first sync failed"), "{message}");
     assert!(message.contains("invalid peer certificate"), "{message}");
     assert!(message.contains("no index.state_file"), "{message}");
+}
+
+/// The nice value of each thread of `pid`, by thread name.
+fn thread_priorities(pid: u32) -> Vec<(String, i64)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks");
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // After the name in brackets: state is field 3; nice is field 19.
+            let nice = stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok()?;
+            Some((name.trim().to_owned(), nice))
+        })
+        .collect()
+}
+
+#[test]
+fn syncs_run_at_a_lower_cpu_priority_than_calls() {
+    let slapd = Slapd::start();
+    let port = free_port();
+    let config = slapd.config_file(
+        "popup.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
+            slapd.config_text("[index]\npoll_interval_s = 1")
+        ),
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut child = binary()
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let client = client_for(&mut child, addr);
+    assert!(client.get("/popup?phone=0722776772").1.contains(DANA));
+    let threads = thread_priorities(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let syncs: Vec<_> = threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("popup-ldap-sync"))
+        .collect();
+    assert!(!syncs.is_empty(), "no sync thread: {threads:?}");
+    assert!(syncs.iter().all(|(_, nice)| *nice == 10), "{threads:?}");
+    let workers: Vec<_> = threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("tokio-rt"))
+        .collect();
+    assert!(!workers.is_empty(), "{threads:?}");
+    assert!(workers.iter().all(|(_, nice)| *nice == 0), "{threads:?}");
 }
 
 /// Sends `total` requests for indexed numbers from 4 threads; returns the answers that were

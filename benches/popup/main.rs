@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{binary, client_for, free_port, Slapd};
+use common::{binary, client_for, client_within, free_port, Slapd};
 use load::{Outcome, Pace};
 
 const BASELINE_FLAG: &str = "--baseline-server";
@@ -98,7 +98,8 @@ fn popup_ldap_with(slapd: &Slapd, name: &str, directory: &str) -> (Server, Optio
         .spawn()
         .expect("spawn popup-ldap");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    client_for(&mut child, addr);
+    // A first sync of a million entries takes tens of seconds.
+    client_within(&mut child, addr, Duration::from_secs(300));
     let listening = started.elapsed();
     std::thread::sleep(Duration::from_millis(100));
     let synced = std::fs::read_to_string(&log_path)
@@ -202,10 +203,14 @@ fn measure_upkeep(
     let resync_closed = run(resync.addr, Pace::Closed);
     let resync_half = run(resync.addr, Pace::Fixed(half_rate));
     let peak = upkeep::hwm_mib(resync.child.id());
-    let resyncs = std::fs::read_to_string(slapd.path("resync.log"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("index synced") && l.contains("kind=\"full\""))
+    let log = std::fs::read_to_string(slapd.path("resync.log")).unwrap_or_default();
+    let synced: Vec<&str> = log.lines().filter(|l| l.contains("index synced")).collect();
+    for line in &synced {
+        eprintln!("resync server: {line}");
+    }
+    let resyncs = synced
+        .iter()
+        .filter(|l| l.contains("kind=\"full\""))
         .count();
     Upkeep {
         idle_csn,

@@ -154,6 +154,17 @@ pub struct Fetched {
     pub dc: Option<DcState>,
 }
 
+/// How a paged read is made.
+#[derive(Clone, Copy, Debug)]
+pub struct Paging {
+    /// Entries per page.
+    pub page_size: i32,
+    /// Half speed: a pause after each page as long as it took, leaving the machine to calls.
+    pub paced: bool,
+    /// Only DNs (and the change attribute) are read: the entries come without attributes.
+    pub names_only: bool,
+}
+
 /// The longest pause of a paced read between two pages.
 const MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -276,7 +287,11 @@ impl LdapDirectory {
             .map_or("modifyTimestamp", |i| i.change_attribute.as_str());
         self.fetch_all(
             &self.config.eligible_filter(phone_attributes),
-            (PAGE_FOR_READS, false),
+            Paging {
+                page_size: PAGE_FOR_READS,
+                paced: false,
+                names_only: false,
+            },
             change,
             false,
             |batch| all.extend(batch),
@@ -285,16 +300,15 @@ impl LdapDirectory {
         Ok(all)
     }
 
-    /// Reads every entry matching `filter` under the base with paged searches of `page_size`,
-    /// handing them to `batch` in groups of `page_size`. The change attribute is read for the
+    /// Reads every entry matching `filter` under the base with paged searches (see [`Paging`]),
+    /// handing them to `batch` a page at a time. The change attribute is read for the
     /// watermark and left out of the entries. Every page must arrive within `timeout_ms`.
     /// With `bound_to_dc`, the domain controller's state is read first on the same connection
-    /// (Active Directory's `uSNChanged` numbers are per DC). `paced` reads run at half speed,
-    /// pausing after each page as long as it took, so that they leave the machine to calls.
+    /// (Active Directory's `uSNChanged` numbers are per DC).
     pub async fn fetch_all(
         &self,
         filter: &str,
-        (page_size, paced): (i32, bool),
+        paging: Paging,
         change_attribute: &str,
         bound_to_dc: bool,
         mut batch: impl FnMut(Vec<Entry>),
@@ -312,13 +326,7 @@ impl LdapDirectory {
             None
         };
         let result = self
-            .stream_all(
-                &conn,
-                filter,
-                (page_size, paced),
-                change_attribute,
-                &mut batch,
-            )
+            .stream_all(&conn, filter, paging, change_attribute, &mut batch)
             .await;
         if result.is_err() {
             self.forget(&conn, false).await;
@@ -330,7 +338,7 @@ impl LdapDirectory {
         &self,
         conn: &Connection,
         filter: &str,
-        (page_size, paced): (i32, bool),
+        paging: Paging,
         change_attribute: &str,
         batch: &mut impl FnMut(Vec<Entry>),
     ) -> Result<Fetched, DirectoryError> {
@@ -339,8 +347,13 @@ impl LdapDirectory {
             reason,
         };
         let change_attribute = change_attribute.to_ascii_lowercase();
-        let mut attrs = self.attributes.clone();
+        let mut attrs = if paging.names_only {
+            Vec::new()
+        } else {
+            self.attributes.clone()
+        };
         attrs.push(change_attribute.clone());
+        let page_size = paging.page_size;
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
             Box::new(EntriesOnly::new()),
             Box::new(PagedResults::new(page_size)),
@@ -388,7 +401,7 @@ impl LdapDirectory {
             count += 1;
             if pending.len() >= page_size as usize {
                 batch(std::mem::take(&mut pending));
-                if paced {
+                if paging.paced {
                     tokio::time::sleep(page_started.elapsed().min(MAX_PAUSE)).await;
                     page_started = std::time::Instant::now();
                 }

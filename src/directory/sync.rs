@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::index::{KeyedEntry, Keyer};
-use super::ldap::{DcIdentity, Fetched, LdapDirectory};
+use super::ldap::{DcIdentity, Fetched, LdapDirectory, Paging};
 use super::state::{Change, Header, StateFile};
 use super::{DirectoryError, Entry, Match, PhoneIndex};
 use crate::config::{IndexConfig, LdapConfig};
@@ -84,6 +84,8 @@ pub struct SyncedIndex {
     state: Option<Arc<Mutex<StateFile>>>,
     /// Set once calls are answered: full resyncs are then paced.
     serving: std::sync::atomic::AtomicBool,
+    /// Tells the sync thread to start polling; dropped with the index, which ends the thread.
+    follow: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 #[derive(Default)]
@@ -127,6 +129,7 @@ impl SyncedIndex {
             keyer,
             server: arc_swap::ArcSwapOption::empty(),
             serving: std::sync::atomic::AtomicBool::new(false),
+            follow: Mutex::new(None),
             state: index.state_file.clone().map(|path| {
                 Arc::new(Mutex::new(StateFile::new(
                     path,
@@ -135,7 +138,25 @@ impl SyncedIndex {
                 )))
             }),
         });
-        let sync_error = match synced.full_sync().await {
+        let (opened, result) = tokio::sync::oneshot::channel();
+        let (follow, start_following) = tokio::sync::oneshot::channel();
+        if let Ok(mut slot) = synced.follow.lock() {
+            *slot = Some(follow);
+        }
+        let first = synced.clone();
+        std::thread::Builder::new()
+            .name("popup-ldap-syncs".into())
+            .spawn(move || sync_thread(first, opened, start_following))
+            .map_err(|e| DirectoryError::Startup(format!("cannot start the sync thread: {e}")))?;
+        result
+            .await
+            .map_err(|_| DirectoryError::Startup("the sync thread failed".to_owned()))??;
+        Ok(synced)
+    }
+
+    /// The first sync (or, when the directory cannot be read, the state file).
+    async fn open(&self) -> Result<(), DirectoryError> {
+        let sync_error = match self.full_sync().await {
             Ok(report) => {
                 tracing::info!(
                     entries = report.entries,
@@ -143,17 +164,17 @@ impl SyncedIndex {
                     ms = report.took.as_millis() as u64,
                     "index built from the directory"
                 );
-                return Ok(synced);
+                return Ok(());
             }
             Err(e) => e,
         };
-        let Some(path) = &synced.config.state_file else {
+        let Some(path) = &self.config.state_file else {
             return Err(DirectoryError::Startup(format!(
                 "the first sync failed ({sync_error}) and no index.state_file is configured to \
                  start from"
             )));
         };
-        match synced.load_state().await {
+        match self.load_state().await {
             Ok(age) => {
                 tracing::warn!(
                     error = %sync_error,
@@ -161,7 +182,7 @@ impl SyncedIndex {
                     age_s = age.as_secs(),
                     "directory unreachable: answering from the saved index until a sync succeeds"
                 );
-                Ok(synced)
+                Ok(())
             }
             Err(state_error) => Err(DirectoryError::Startup(format!(
                 "the first sync failed ({sync_error}) and the saved index cannot be used \
@@ -173,9 +194,10 @@ impl SyncedIndex {
     /// Keeps the index fresh until the last reference to it is dropped.
     pub fn spawn(self: &Arc<Self>) {
         self.serving.store(true, Ordering::Relaxed);
-        let weak = Arc::downgrade(self);
-        let poll = self.config.poll_interval;
-        tokio::spawn(async move { follow(weak, poll).await });
+        let follow = self.follow.lock().ok().and_then(|mut f| f.take());
+        if let Some(follow) = follow {
+            let _ = follow.send(());
+        }
     }
 
     /// The directory the index follows.
@@ -238,9 +260,12 @@ impl SyncedIndex {
     pub async fn full_sync(&self) -> Result<SyncReport, DirectoryError> {
         let started = Instant::now();
         let applier = self.applier(true);
-        let paced = self.serving.load(Ordering::Relaxed);
+        let paging = Paging {
+            paced: self.serving.load(Ordering::Relaxed),
+            ..self.paging()
+        };
         let fetched = self
-            .fetch_paced(&self.eligible, paced, |batch| applier.send(batch))
+            .fetch_with(&self.eligible, paging, |batch| applier.send(batch))
             .await?;
         let mut applied = applier.finish().await?;
         let unread = {
@@ -323,8 +348,13 @@ impl SyncedIndex {
         };
         let started = Instant::now();
         let mut touched: HashSet<String> = HashSet::new();
+        // Only the names: whether they are still eligible, the second search says.
+        let names = Paging {
+            names_only: true,
+            ..self.paging()
+        };
         let all_changed = self
-            .fetch_with(&changed, |batch| {
+            .fetch_with(&changed, names, |batch| {
                 touched.extend(batch.iter().map(|e| e.dn().to_lowercase()))
             })
             .await?;
@@ -341,10 +371,9 @@ impl SyncedIndex {
         }
         between.await;
         let applier = self.applier(false);
+        let eligible = format!("(&{}{changed})", self.eligible);
         let upserts = self
-            .fetch_with(&format!("(&{}{changed})", self.eligible), |batch| {
-                applier.send(batch)
-            })
+            .fetch_with(&eligible, self.paging(), |batch| applier.send(batch))
             .await?;
         let mut applied = applier.finish().await?;
         if self.other_dc(&upserts, bound.as_ref()) {
@@ -447,24 +476,24 @@ impl SyncedIndex {
         Ok(count)
     }
 
+    /// Paged reads as configured, at full speed, with every attribute.
+    fn paging(&self) -> Paging {
+        Paging {
+            page_size: i32::try_from(self.config.page_size).unwrap_or(500),
+            paced: false,
+            names_only: false,
+        }
+    }
+
     async fn fetch_with(
         &self,
         filter: &str,
+        paging: Paging,
         batch: impl FnMut(Vec<Entry>),
     ) -> Result<Fetched, DirectoryError> {
-        self.fetch_paced(filter, false, batch).await
-    }
-
-    async fn fetch_paced(
-        &self,
-        filter: &str,
-        paced: bool,
-        batch: impl FnMut(Vec<Entry>),
-    ) -> Result<Fetched, DirectoryError> {
-        let page_size = i32::try_from(self.config.page_size).unwrap_or(500);
         let fetch = self.ldap.fetch_all(
             filter,
-            (page_size, paced),
+            paging,
             &self.config.change_attribute,
             self.per_dc,
             batch,
@@ -794,6 +823,50 @@ fn apply_page(
     drop(index);
     version.fetch_add(1, Ordering::Relaxed);
     applied.journal(changes);
+}
+
+/// Index mode's own thread: a runtime of its own at a lower CPU priority (nice 10), so that
+/// reading and decoding the directory never holds up a call's thread, and what it starts (the
+/// applier thread, the blocking pool) inherits the priority. It makes the first sync, then
+/// waits to be told to follow the directory, and ends with the index.
+fn sync_thread(
+    synced: Arc<SyncedIndex>,
+    opened: tokio::sync::oneshot::Sender<Result<(), DirectoryError>>,
+    start_following: tokio::sync::oneshot::Receiver<()>,
+) {
+    lower_priority();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let why = format!("cannot start the sync runtime: {e}");
+            let _ = opened.send(Err(DirectoryError::Startup(why)));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let result = synced.open().await;
+        let (ok, poll) = (result.is_ok(), synced.config.poll_interval);
+        let weak = Arc::downgrade(&synced);
+        drop(synced);
+        if opened.send(result).is_err() || !ok {
+            return;
+        }
+        // The connections this runtime opened are driven while it waits.
+        if start_following.await.is_ok() {
+            follow(weak, poll).await;
+        }
+    });
+}
+
+/// Lowers the calling thread's CPU priority to nice 10 (Linux keeps it per thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+        tracing::debug!(error = %e, "the sync thread keeps its CPU priority");
+    }
 }
 
 /// The poll loop: delta syncs every poll interval, full ones when due; after a failure,

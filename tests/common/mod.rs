@@ -78,7 +78,11 @@ pub fn free_port() -> u16 {
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
-    let deadline = Instant::now() + SLAPD_START;
+    wait_for_port_within(port, child, what, SLAPD_START)
+}
+
+fn wait_for_port_within(port: u16, child: &mut Child, what: &str, within: Duration) {
+    let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return;
@@ -88,7 +92,7 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("{what} did not listen on port {port} within {SLAPD_START:?}");
+    panic!("{what} did not listen on port {port} within {within:?}");
 }
 
 pub fn tool(name: &str) -> PathBuf {
@@ -347,7 +351,7 @@ TLSCertificateFile {d}/server.pem
 TLSCertificateKeyFile {d}/server.key
 sizelimit 500
 database mdb
-maxsize 268435456
+maxsize 8589934592
 suffix "{BASE_DN}"
 rootdn "cn=admin,{BASE_DN}"
 rootpw admin
@@ -386,6 +390,12 @@ impl Client {
 /// Waits until a spawned popup-ldap listens on `addr`, and returns a client for it.
 pub fn client_for(child: &mut Child, addr: SocketAddr) -> Client {
     wait_for_port(addr.port(), child, "popup-ldap");
+    Client(addr)
+}
+
+/// [`client_for`], waiting up to `within` (a first sync of a large directory).
+pub fn client_within(child: &mut Child, addr: SocketAddr, within: Duration) -> Client {
+    wait_for_port_within(addr.port(), child, "popup-ldap", within);
     Client(addr)
 }
 
