@@ -304,7 +304,13 @@ fn thread_priorities(pid: u32) -> Vec<(String, i64)> {
             let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
             let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
             // After the name in brackets: state is field 3; nice is field 19.
-            let nice = stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok()?;
+            let nice = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(16)?
+                .parse()
+                .ok()?;
             Some((name.trim().to_owned(), nice))
         })
         .collect()
@@ -321,19 +327,13 @@ fn syncs_run_at_a_lower_cpu_priority_than_calls() {
             slapd.config_text("[index]\npoll_interval_s = 1")
         ),
     );
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let mut child = binary()
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let client = client_for(&mut child, addr);
-    assert!(client.get("/popup?phone=0722776772").1.contains(DANA));
-    let threads = thread_priorities(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
+    let server = common::Server::start(&config, ([127, 0, 0, 1], port).into());
+    assert!(server
+        .client
+        .get("/popup?phone=0722776772")
+        .1
+        .contains(DANA));
+    let threads = thread_priorities(server.child.id());
     let syncs: Vec<_> = threads
         .iter()
         .filter(|(name, _)| name.starts_with("popup-ldap-sync"))

@@ -575,17 +575,23 @@ mod tests {
         assert_eq!((seen.len(), loaded.header.written_at), (1, 5));
     }
 
-    #[test]
-    fn a_torn_journal_ends_at_its_last_commit_and_is_cut_at_the_next_append() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("index.state");
-        let mut state = StateFile::new(path.clone(), "f".into(), 1 << 20);
+    /// A snapshot of person 1 with a journal adding person 2.
+    fn snapshot_and_journal(path: &Path) -> StateFile {
+        let mut state = StateFile::new(path.to_owned(), "f".into(), 1 << 20);
         state
             .write_snapshot(&header(1), &[person(1)])
             .expect("snapshot");
         state
             .append(&[Change::Put(person(2))], &header(2))
             .expect("append");
+        state
+    }
+
+    #[test]
+    fn a_torn_journal_ends_at_its_last_commit_and_is_cut_at_the_next_append() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.state");
+        let mut state = snapshot_and_journal(&path);
         state
             .append(&[Change::Put(person(3))], &header(3))
             .expect("append");
@@ -672,13 +678,7 @@ mod tests {
     fn a_journal_of_another_snapshot_is_not_applied() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("index.state");
-        let mut state = StateFile::new(path.clone(), "f".into(), 1 << 20);
-        state
-            .write_snapshot(&header(1), &[person(1)])
-            .expect("snapshot");
-        state
-            .append(&[Change::Put(person(2))], &header(2))
-            .expect("append");
+        let mut state = snapshot_and_journal(&path);
         let journal = std::fs::read(state.journal_path()).expect("journal");
         state
             .write_snapshot(&header(3), &[person(7)])
