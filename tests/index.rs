@@ -220,6 +220,34 @@ async fn a_full_resync_of_an_unchanged_directory_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_change_during_a_full_read_is_seen_by_the_next_poll() {
+    let slapd = Slapd::start();
+    let lookup = lookup(
+        &slapd,
+        "[index]\nchange_attribute = \"entryCSN\"\npage_size = 5",
+    )
+    .await;
+    let sync = synced(&lookup);
+    assert_eq!(name(&lookup, "0722776772").await.as_deref(), Some(DANA));
+    // After the first page (Dana's among it): Dana loses her number, then a person read in a
+    // later page changes, so the newest stamp read is younger than Dana's change.
+    let during_the_read = || {
+        slapd.modify(
+            "dn: uid=dana,ou=people,dc=example,dc=com\nchangetype: modify\n\
+             delete: telephoneNumber\n",
+        );
+        slapd.modify(NEWBIE);
+    };
+    sync.full_sync_with(during_the_read).await.expect("full");
+    sync.delta_sync().await.expect("delta");
+    assert_eq!(name(&lookup, "0722776772").await, None);
+    assert_eq!(
+        name(&lookup, "0509999999").await.as_deref(),
+        Some("New Person")
+    );
+}
+
+#[tokio::test]
 async fn deletions_are_seen_at_the_full_resync() {
     let slapd = Slapd::start();
     let lookup = lookup(&slapd, "").await;

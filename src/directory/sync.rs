@@ -257,15 +257,36 @@ impl SyncedIndex {
     /// as read are kept (not normalised again), changed ones replaced, and those not read
     /// removed at the end. Calls are answered throughout, from one index; once they are, the
     /// read is paced (half speed) to leave them the machine.
+    ///
+    /// The next watermark is the one from before this read when there was one: an entry made
+    /// ineligible while the read runs, after its page was read, may carry an older stamp than
+    /// the newest one read, and the next poll must still see it. (With `uSNChanged` the DC's
+    /// USN is read before the search, which is exact.)
     pub async fn full_sync(&self) -> Result<SyncReport, DirectoryError> {
+        self.full_sync_with(|| {}).await
+    }
+
+    /// [`SyncedIndex::full_sync`], running `after_first_page` once the first page is read
+    /// (tests use it to change the directory in the middle of the read).
+    #[doc(hidden)]
+    pub async fn full_sync_with(
+        &self,
+        after_first_page: impl FnOnce(),
+    ) -> Result<SyncReport, DirectoryError> {
         let started = Instant::now();
         let applier = self.applier(true);
         let paging = Paging {
             paced: self.serving.load(Ordering::Relaxed),
             ..self.paging()
         };
+        let mut hook = Some(after_first_page);
         let fetched = self
-            .fetch_with(&self.eligible, paging, |batch| applier.send(batch))
+            .fetch_with(&self.eligible, paging, |batch| {
+                applier.send(batch);
+                if let Some(hook) = hook.take() {
+                    hook();
+                }
+            })
             .await?;
         let mut applied = applier.finish().await?;
         let unread = {
@@ -289,7 +310,12 @@ impl SyncedIndex {
                 self.note_dc(&fetched, dc);
                 Some(dc.highest_usn.to_string())
             }
-            None => fetched.watermark.clone(),
+            None => self
+                .progress
+                .lock()
+                .ok()
+                .and_then(|p| p.watermark.clone())
+                .or_else(|| fetched.watermark.clone()),
         };
         let counts = (fetched.count, applied.changed, removed);
         let report = self.report("full", counts, started);
