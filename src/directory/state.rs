@@ -184,6 +184,9 @@ impl StateFile {
         out.write_all(&buf)?;
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;
+        // The rename itself is durable once the folder is synced.
+        #[cfg(unix)]
+        File::open(folder(&self.path))?.sync_all()?;
         match std::fs::remove_file(self.journal_path()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -398,8 +401,15 @@ fn new_id(header: &Header) -> u64 {
     header.written_at << 20 ^ u64::from(std::process::id()) << 4 ^ n
 }
 
+/// The folder `path` is in (`.` for a bare file name).
+fn folder(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."))
+}
+
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let dir = folder(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
