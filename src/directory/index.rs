@@ -230,11 +230,6 @@ impl PhoneIndex {
             .filter_map(|(slot, e)| Some((u32::try_from(slot).ok()?, e.as_ref()?)))
     }
 
-    /// How many slots exist (the highest slot plus one): sizes marks kept per slot.
-    pub fn slots(&self) -> usize {
-        self.slots.len()
-    }
-
     /// How many entries are indexed.
     pub fn entries(&self) -> usize {
         self.held
@@ -438,13 +433,13 @@ mod tests {
         assert!(dns(&index, "+972541234567").is_empty());
         assert_eq!((index.entries(), index.numbers()), (2, 2));
         // Freed slots are used again.
-        assert_eq!(index.slots(), 3);
+        assert_eq!(index.slots.len(), 3);
         let new_d = keyed(
             &index,
             Entry::new("cn=d", [("mobile", vec!["050-2222222"])]),
         );
         assert_eq!(index.replace(None, Some(new_d)), Some(0));
-        assert_eq!((index.slots(), index.entries()), (3, 3));
+        assert_eq!((index.slots.len(), index.entries()), (3, 3));
     }
 
     #[test]

@@ -334,6 +334,8 @@ impl LdapDirectory {
         result.map(|fetched| Fetched { dc, ..fetched })
     }
 
+    // One function although long: the stream borrows the connection's handle and its type
+    // names the adapters, so a split would only pass it around.
     async fn stream_all(
         &self,
         conn: &Connection,
@@ -380,21 +382,12 @@ impl LdapDirectory {
             .map_err(|e| fail(describe_ldap_error(&e)))?
         {
             let mut found = SearchEntry::construct(found);
-            if let Some(changed) = found.attrs.remove(&change_attribute).or_else(|| {
-                let key = found
-                    .attrs
-                    .keys()
-                    .find(|k| k.eq_ignore_ascii_case(&change_attribute))?
-                    .clone();
-                found.attrs.remove(&key)
-            }) {
-                for value in changed {
-                    if watermark
-                        .as_ref()
-                        .is_none_or(|w| change_order(&value, w).is_gt())
-                    {
-                        watermark = Some(value);
-                    }
+            for value in take_attribute(&mut found, &change_attribute) {
+                if watermark
+                    .as_ref()
+                    .is_none_or(|w| change_order(&value, w).is_gt())
+                {
+                    watermark = Some(value);
                 }
             }
             pending.push(entry_from(found));
@@ -411,17 +404,7 @@ impl LdapDirectory {
             batch(pending);
         }
         let status = stream.finish().await;
-        match status.rc {
-            RC_SUCCESS | RC_REFERRAL => {}
-            RC_NO_SUCH_OBJECT => return Err(fail(no_such_base(&self.config.base_dn))),
-            rc => {
-                return Err(fail(format!(
-                    "{} (LDAP result {rc}) {}",
-                    result_name(rc),
-                    status.text
-                )))
-            }
-        }
+        self.search_done(status.rc, &status.text).map_err(fail)?;
         Ok(Fetched {
             server: conn.url.to_string(),
             watermark,
@@ -708,20 +691,10 @@ impl LdapDirectory {
             .await
             .map_err(|e| SearchFailure::Transport(fail(describe_ldap_error(&e))))?;
         let ldap3::SearchResult(results, status) = result;
-        match status.rc {
-            RC_SUCCESS | RC_SIZE_LIMIT | RC_REFERRAL => {}
-            RC_NO_SUCH_OBJECT => {
-                return Err(SearchFailure::Refused(fail(no_such_base(
-                    &self.config.base_dn,
-                ))))
-            }
-            rc => {
-                return Err(SearchFailure::Refused(fail(format!(
-                    "{} (LDAP result {rc}) {}",
-                    result_name(rc),
-                    status.text
-                ))))
-            }
+        // A live search takes what a size limit let through.
+        if status.rc != RC_SIZE_LIMIT {
+            self.search_done(status.rc, &status.text)
+                .map_err(|why| SearchFailure::Refused(fail(why)))?;
         }
         Ok(results
             .into_iter()
@@ -729,6 +702,16 @@ impl LdapDirectory {
             .filter(|r| !r.is_ref() && !r.is_intermediate())
             .map(|r| entry_from(SearchEntry::construct(r)))
             .collect())
+    }
+
+    /// How a whole search ended: `Err` with the reason unless it succeeded (referrals are
+    /// skipped, not followed).
+    fn search_done(&self, rc: u32, text: &str) -> Result<(), String> {
+        match rc {
+            RC_SUCCESS | RC_REFERRAL => Ok(()),
+            RC_NO_SUCH_OBJECT => Err(no_such_base(&self.config.base_dn)),
+            rc => Err(format!("{} (LDAP result {rc}) {text}", result_name(rc))),
+        }
     }
 }
 
@@ -764,6 +747,16 @@ pub fn change_order(a: &str, b: &str) -> std::cmp::Ordering {
         (Ok(a), Ok(b)) => a.cmp(&b),
         _ => a.cmp(b),
     }
+}
+
+/// Takes an attribute's values out of an entry, whatever the case of its name.
+fn take_attribute(entry: &mut SearchEntry, name: &str) -> Vec<String> {
+    let key = entry
+        .attrs
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .cloned();
+    key.and_then(|k| entry.attrs.remove(&k)).unwrap_or_default()
 }
 
 /// The first value of a text attribute, whatever the case of its name.

@@ -396,13 +396,28 @@ impl SyncedIndex {
             return Ok(self.report("delta", (all_changed.count, 0, 0), started));
         }
         between.await;
+        let first = (touched, all_changed.count, watermark);
+        self.apply_changed(&changed, first, bound.as_ref(), started)
+            .await
+    }
+
+    /// A poll's second half: reads the changed entries that are eligible into the index,
+    /// removes those of `touched` (the first search's) it no longer returns, and saves what
+    /// changed. `first`: the DNs the first search returned, how many, and its watermark.
+    async fn apply_changed(
+        &self,
+        changed: &str,
+        (touched, searched, watermark): (HashSet<String>, usize, Option<String>),
+        bound: Option<&DcIdentity>,
+        started: Instant,
+    ) -> Result<SyncReport, DirectoryError> {
         let applier = self.applier(false);
         let eligible = format!("(&{}{changed})", self.eligible);
         let upserts = self
             .fetch_with(&eligible, self.paging(), |batch| applier.send(batch))
             .await?;
         let mut applied = applier.finish().await?;
-        if self.other_dc(&upserts, bound.as_ref()) {
+        if self.other_dc(&upserts, bound) {
             return self.full_sync().await;
         }
         let gone: Vec<Arc<Entry>> = {
@@ -414,7 +429,7 @@ impl SyncedIndex {
                 .collect()
         };
         let removed = self.remove(gone, &mut applied).await?;
-        let counts = (all_changed.count + upserts.count, applied.changed, removed);
+        let counts = (searched + upserts.count, applied.changed, removed);
         let report = self.report("delta", counts, started);
         self.advance(watermark, false, &upserts, report.took);
         if applied.changed + removed > 0 {
@@ -658,6 +673,11 @@ impl SyncedIndex {
         .map_err(|e| e.to_string())??;
         let (index, loaded) = loaded;
         let written = written_at(loaded.header.written_at, SystemTime::now())?;
+        tracing::info!(
+            entries = loaded.entries,
+            journal_changes = loaded.changes,
+            "saved index read"
+        );
         if let Some(why) = &loaded.journal_cut {
             tracing::warn!(
                 why = %why, changes = loaded.changes,
