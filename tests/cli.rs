@@ -311,15 +311,7 @@ fn the_demo_serves_without_any_configuration_and_masks_numbers_in_logs() {
 #[test]
 fn serve_answers_from_slapd() {
     let slapd = Slapd::start();
-    let port = free_port();
-    let config = slapd.config_file(
-        "popup.toml",
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
-            slapd.config_text("")
-        ),
-    );
-    let server = Server::start(&config, format!("127.0.0.1:{port}").parse().expect("addr"));
+    let server = slapd.serve("");
     let (status, body) = server.client.get("/popup?phone=%2B972-72-277-6772");
     assert_eq!(status, 200);
     assert!(body.contains("דנה לוי"), "{body}");

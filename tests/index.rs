@@ -42,6 +42,14 @@ async fn name(lookup: &Lookup, phone: &str) -> Option<String> {
         .client_name
 }
 
+/// An LDIF change giving Avi another office number.
+fn avi_moves_to(number: &str) -> String {
+    format!(
+        "dn: uid=avi,ou=people,dc=example,dc=com\nchangetype: modify\n\
+         replace: telephoneNumber\ntelephoneNumber: {number}\n"
+    )
+}
+
 const NEWBIE: &str = "dn: uid=newbie,ou=people,dc=example,dc=com
 changetype: add
 objectClass: inetOrgPerson
@@ -60,10 +68,7 @@ async fn delta_sync_applies_additions_changes_and_removals() {
     assert_eq!(name(&lookup, "035551234").await.as_deref(), Some("אבי כהן"));
 
     slapd.modify(NEWBIE);
-    slapd.modify(
-        "dn: uid=avi,ou=people,dc=example,dc=com\nchangetype: modify\n\
-         replace: telephoneNumber\ntelephoneNumber: 03-555 9999\n",
-    );
+    slapd.modify(&avi_moves_to("03-555 9999"));
     // Lior's only number goes: his entry no longer qualifies and leaves the index.
     slapd.modify("dn: uid=lior,ou=people,dc=example,dc=com\nchangetype: modify\ndelete: mobile\n");
     let report = sync.delta_sync().await.expect("delta");
@@ -99,10 +104,7 @@ async fn a_change_between_the_two_reads_of_a_poll_drops_nobody() {
     sync.delta_sync().await.expect("delta");
     wait_a_second();
     let changed_during_the_poll = async {
-        slapd.modify(
-            "dn: uid=avi,ou=people,dc=example,dc=com\nchangetype: modify\n\
-             replace: telephoneNumber\ntelephoneNumber: 03-555 7777\n",
-        );
+        slapd.modify(&avi_moves_to("03-555 7777"));
     };
     let report = sync
         .delta_sync_with(changed_during_the_poll)
@@ -144,10 +146,7 @@ async fn a_poll_with_no_changes_writes_nothing_and_keeps_the_index() {
     assert_eq!(saved, after, "the state file was written again");
 
     // A real change is applied, and only that one.
-    slapd.modify(
-        "dn: uid=avi,ou=people,dc=example,dc=com\nchangetype: modify\n\
-         replace: telephoneNumber\ntelephoneNumber: 03-555 6666\n",
-    );
+    slapd.modify(&avi_moves_to("03-555 6666"));
     let report = sync.delta_sync().await.expect("delta");
     assert_eq!((report.read, report.removed), (1, 0), "{report:?}");
     assert_eq!(name(&lookup, "035556666").await.as_deref(), Some("אבי כהן"));
@@ -185,10 +184,7 @@ async fn with_entry_csn_an_idle_poll_reads_nothing_and_every_change_once() {
     slapd.modify(NEWBIE);
     let report = sync.delta_sync().await.expect("delta");
     assert_eq!((report.read, report.removed), (1, 0), "{report:?}");
-    slapd.modify(
-        "dn: uid=avi,ou=people,dc=example,dc=com\nchangetype: modify\n\
-         replace: telephoneNumber\ntelephoneNumber: 03-555 8888\n",
-    );
+    slapd.modify(&avi_moves_to("03-555 8888"));
     let report = sync.delta_sync().await.expect("delta");
     assert_eq!((report.read, report.removed), (1, 0), "{report:?}");
     assert_eq!(name(&lookup, "035558888").await.as_deref(), Some("אבי כהן"));
@@ -347,15 +343,7 @@ fn thread_priorities(pid: u32) -> Vec<(String, i64)> {
 #[test]
 fn syncs_run_at_a_lower_cpu_priority_than_calls() {
     let slapd = Slapd::start();
-    let port = free_port();
-    let config = slapd.config_file(
-        "popup.toml",
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
-            slapd.config_text("[index]\npoll_interval_s = 1")
-        ),
-    );
-    let server = common::Server::start(&config, ([127, 0, 0, 1], port).into());
+    let server = slapd.serve("[index]\npoll_interval_s = 1");
     assert!(server
         .client
         .get("/popup?phone=0722776772")

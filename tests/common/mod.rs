@@ -248,6 +248,17 @@ phone_attributes = ["telephoneNumber", "mobile", "homePhone"]
         Config::parse(&self.config_text(extra), self.dir.path()).unwrap()
     }
 
+    /// Runs the binary on this slapd (`extra` as in [`Slapd::config_text`]) on a free port.
+    pub fn serve(&self, extra: &str) -> Server {
+        let port = free_port();
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
+            self.config_text(extra)
+        );
+        let config = self.config_file("popup.toml", &text);
+        Server::start(&config, ([127, 0, 0, 1], port).into())
+    }
+
     /// Writes a configuration file and returns its path.
     pub fn config_file(&self, name: &str, text: &str) -> PathBuf {
         let path = self.path(name);
