@@ -364,6 +364,63 @@ fn syncs_run_at_a_lower_cpu_priority_than_calls() {
     assert!(workers.iter().all(|(_, nice)| *nice == 0), "{threads:?}");
 }
 
+#[test]
+fn reloads_in_index_mode_keep_following_and_end_the_old_sync_threads() {
+    let slapd = Slapd::start();
+    let port = free_port();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
+        slapd.config_text("[index]\npoll_interval_s = 1")
+    );
+    let config = slapd.config_file("popup.toml", &text);
+    let log = slapd.path("popup.log");
+    let server = common::Server::start_logging(
+        &config,
+        ([127, 0, 0, 1], port).into(),
+        std::fs::File::create(&log).expect("log"),
+    );
+    let pid = server.child.id();
+    let sync_threads = || {
+        thread_priorities(pid)
+            .iter()
+            .filter(|(name, _)| name.starts_with("popup-ldap-sync"))
+            .count()
+    };
+    for _ in 0..3 {
+        common::signal(&server.child, "-HUP");
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    slapd.modify(NEWBIE);
+    let started = Instant::now();
+    while !server
+        .client
+        .get("/popup?phone=0509999999")
+        .1
+        .contains("New Person")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no poll after the reloads"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reloaded = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(
+        reloaded.matches("SIGHUP: configuration reloaded").count(),
+        3,
+        "{reloaded}"
+    );
+    // Each replaced index's thread ends at its next poll; one runs on (two while it syncs).
+    while sync_threads() > 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "sync threads left behind: {:?}",
+            thread_priorities(pid)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Sends `total` requests for indexed numbers from 4 threads; returns the answers that were
 /// not a 200 with the expected match.
 fn load(addr: SocketAddr, total: usize) -> Vec<String> {
