@@ -217,8 +217,7 @@ impl PhoneIndex {
         }
     }
 
-    /// The entry in `slot`.
-    pub fn entry(&self, slot: u32) -> Option<&Arc<Entry>> {
+    fn entry(&self, slot: u32) -> Option<&Arc<Entry>> {
         self.slots.get(slot as usize)?.as_ref()
     }
 
