@@ -390,15 +390,25 @@ fn changes_in_ad_show_up_within_one_poll() {
     assert!(log.contains("invocation_id="), "{log}");
 
     let base = samba::BASE_DN;
-    // A new user, a changed number, a disabled account.
+    // A new user, a changed number, a disabled account; a user and a contact deleted (read
+    // from their tombstones, which the service account may read), and a user deleted and made
+    // again under the same name with another number.
     dc.modify(&format!(
         "dn: CN=newcomer,CN=Users,{base}\nchangetype: add\nobjectClass: user\n\
          sAMAccountName: newcomer\nuserAccountControl: 544\ndisplayName: Newcomer\n\
          telephoneNumber: 03-777-0001\n\n\
          dn: {}\nchangetype: modify\nreplace: telephoneNumber\ntelephoneNumber: 03-777-0003\n-\n\n\
-         dn: {}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 546\n-\n",
+         dn: {}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 546\n-\n\n\
+         dn: {}\nchangetype: delete\n\n\
+         dn: CN=Contact 19,CN=Users,{base}\nchangetype: delete\n\n\
+         dn: {}\nchangetype: delete\n\n\
+         dn: {}\nchangetype: add\nobjectClass: user\nsAMAccountName: again1104\n\
+         userAccountControl: 544\ndisplayName: Back Again\ntelephoneNumber: 03-777-1104\n",
         samba::user_dn(3),
         samba::user_dn(5),
+        samba::user_dn(1102),
+        samba::user_dn(1104),
+        samba::user_dn(1104),
     ));
     let changed = Instant::now();
     let expected = [
@@ -406,6 +416,10 @@ fn changes_in_ad_show_up_within_one_poll() {
         ("037770003", (Some(samba::user_name(3)), 1)),
         (samba::user_number(3).as_str(), (None, 0)),
         (samba::user_number(5).as_str(), (None, 0)),
+        (samba::user_number(1102).as_str(), (None, 0)),
+        ("0547000019", (None, 0)),
+        (samba::user_number(1104).as_str(), (None, 0)),
+        ("037771104", (Some("Back Again".to_owned()), 1)),
     ]
     .map(|(p, a)| (p.to_owned(), a));
     loop {
@@ -418,7 +432,8 @@ fn changes_in_ad_show_up_within_one_poll() {
             changed.elapsed() < Duration::from_secs(5),
             "AD changes not in the index after a poll: {now:?}"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        // Eight calls: within the example's 20 a second.
+        std::thread::sleep(Duration::from_millis(400));
     }
     let log = served.log();
     assert!(!log.contains("reading everything again"), "{log}");

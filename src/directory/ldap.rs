@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::controls::RawControl;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOptions, StdStream};
 use rustls::ClientConfig;
 use tokio::sync::Mutex;
@@ -161,9 +162,28 @@ pub struct Paging {
     pub page_size: i32,
     /// Half speed: a pause after each page as long as it took, leaving the machine to calls.
     pub paced: bool,
-    /// Only DNs (and the change attribute) are read: the entries come without attributes.
-    pub names_only: bool,
+    /// What is read.
+    pub read: Read,
 }
+
+/// What a paged read returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// The entries under the base with the configured attributes.
+    Entries,
+    /// Only their DNs (and the change attribute): entries without attributes.
+    Names,
+    /// Active Directory's tombstones of the base DN's domain (Show Deleted control), as
+    /// entries without attributes named by the DN each had before it was deleted.
+    Deleted,
+}
+
+/// Active Directory's Show Deleted control: tombstones are returned too.
+const SHOW_DELETED: &str = "1.2.840.113556.1.4.417";
+
+/// What a tombstone's relative name holds after the original one (`\nDEL:<objectGUID>`, the
+/// newline escaped as `\0A` in a string DN).
+const TOMBSTONE_MARK: &str = "\\0ADEL:";
 
 /// The longest pause of a paced read between two pages.
 const MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
@@ -290,7 +310,7 @@ impl LdapDirectory {
             Paging {
                 page_size: PAGE_FOR_READS,
                 paced: false,
-                names_only: false,
+                read: Read::Entries,
             },
             change,
             false,
@@ -349,10 +369,29 @@ impl LdapDirectory {
             reason,
         };
         let change_attribute = change_attribute.to_ascii_lowercase();
-        let mut attrs = if paging.names_only {
-            Vec::new()
-        } else {
-            self.attributes.clone()
+        let (base, scope, mut attrs, controls) = match paging.read {
+            Read::Entries => (
+                self.config.base_dn.as_str(),
+                self.config.scope,
+                self.attributes.clone(),
+                vec![],
+            ),
+            Read::Names => (
+                self.config.base_dn.as_str(),
+                self.config.scope,
+                vec![],
+                vec![],
+            ),
+            Read::Deleted => (
+                domain_of(&self.config.base_dn),
+                Scope::Subtree,
+                vec![LAST_KNOWN_PARENT.to_owned()],
+                vec![RawControl {
+                    ctype: SHOW_DELETED.to_owned(),
+                    crit: true,
+                    val: None,
+                }],
+            ),
         };
         attrs.push(change_attribute.clone());
         let page_size = paging.page_size;
@@ -363,13 +402,8 @@ impl LdapDirectory {
         let mut ldap = conn.ldap.clone();
         let mut stream = ldap
             .with_timeout(self.config.timeout)
-            .streaming_search_with(
-                adapters,
-                &self.config.base_dn,
-                self.config.scope,
-                filter,
-                attrs,
-            )
+            .with_controls(controls)
+            .streaming_search_with(adapters, base, scope, filter, attrs)
             .await
             .map_err(|e| fail(describe_ldap_error(&e)))?;
         let mut watermark: Option<String> = None;
@@ -390,7 +424,14 @@ impl LdapDirectory {
                     watermark = Some(value);
                 }
             }
-            pending.push(entry_from(found));
+            if paging.read == Read::Deleted {
+                let Some(dn) = deleted_dn(&found) else {
+                    continue;
+                };
+                pending.push(Entry::new(&dn, std::iter::empty::<(String, Vec<String>)>()));
+            } else {
+                pending.push(entry_from(found));
+            }
             count += 1;
             if pending.len() >= page_size as usize {
                 batch(std::mem::take(&mut pending));
@@ -740,6 +781,37 @@ fn entry_from(mut found: SearchEntry) -> Entry {
     Entry::new(&found.dn, found.attrs.into_iter().chain(binary))
 }
 
+/// The attribute of a tombstone naming the container its object was deleted from.
+const LAST_KNOWN_PARENT: &str = "lastKnownParent";
+
+/// The DN a tombstone's object had: the tombstone's relative name up to the deletion mark
+/// (in the server's own escaping, as the index holds it) under `lastKnownParent`. `None` for
+/// entries that are not tombstones of a deletion (the Deleted Objects container itself).
+/// AD shortens relative names of more than about 200 characters to make room for the mark
+/// (keeping the whole one in `msDS-LastKnownRDN`): such entries wait for the next presence
+/// check.
+fn deleted_dn(tombstone: &SearchEntry) -> Option<String> {
+    let (rdn, _) = tombstone.dn.split_once(TOMBSTONE_MARK)?;
+    let parent = text_value(tombstone, LAST_KNOWN_PARENT)?;
+    Some(format!("{rdn},{parent}"))
+}
+
+/// The domain naming context `dn` belongs to: the part from its first `DC=` on.
+fn domain_of(dn: &str) -> &str {
+    let mut at = 0;
+    for part in dn.split(',') {
+        if part
+            .trim_start()
+            .get(..3)
+            .is_some_and(|p| p.eq_ignore_ascii_case("dc="))
+        {
+            return dn[at..].trim_start();
+        }
+        at += part.len() + 1;
+    }
+    dn
+}
+
 /// How two change values order: numerically when both are numbers (`uSNChanged`), else as
 /// text (generalized times of one format sort as text).
 pub fn change_order(a: &str, b: &str) -> std::cmp::Ordering {
@@ -841,6 +913,45 @@ mod tests {
             Greater
         );
         assert_eq!(change_order("12", "12"), Equal);
+    }
+
+    fn tombstone(dn: &str, attrs: &[(&str, &str)]) -> SearchEntry {
+        SearchEntry {
+            dn: dn.into(),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+                .collect(),
+            bin_attrs: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn tombstones_are_named_by_the_dn_their_object_had() {
+        let deleted = "CN=Deleted Objects,DC=example,DC=com";
+        let guid = "DEL:ab394f8a-041c-4cde-ac24-f2c13b08484c";
+        let samba = tombstone(
+            &format!("CN=Cohen\\, Avi\\0A{guid},{deleted}"),
+            &[("lastKnownParent", "OU=Staff,DC=example,DC=com")],
+        );
+        assert_eq!(
+            deleted_dn(&samba).as_deref(),
+            Some("CN=Cohen\\, Avi,OU=Staff,DC=example,DC=com")
+        );
+        // The container itself, and a tombstone whose parent is unknown, name nobody.
+        assert_eq!(deleted_dn(&tombstone(deleted, &[])), None);
+        assert_eq!(
+            deleted_dn(&tombstone(&format!("CN=x\\0A{guid},{deleted}"), &[])),
+            None
+        );
+    }
+
+    #[test]
+    fn tombstones_are_read_in_the_base_dns_domain() {
+        assert_eq!(domain_of("OU=Staff,DC=example,DC=com"), "DC=example,DC=com");
+        assert_eq!(domain_of("ou=a, dc=example,dc=com"), "dc=example,dc=com");
+        assert_eq!(domain_of("DC=example,DC=com"), "DC=example,DC=com");
+        assert_eq!(domain_of("o=Example"), "o=Example");
     }
 
     #[test]

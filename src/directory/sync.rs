@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::index::{KeyedEntry, Keyer};
-use super::ldap::{DcIdentity, Fetched, LdapDirectory, Paging};
+use super::ldap::{DcIdentity, Fetched, LdapDirectory, Paging, Read};
 use super::state::{Change, Header, StateFile};
 use super::{DirectoryError, Entry, Match, PhoneIndex};
 use crate::config::{IndexConfig, LdapConfig};
@@ -346,6 +346,9 @@ impl SyncedIndex {
     /// per change) and `uSNChanged` (read on the DC it belongs to; another DC, or the same
     /// one restored, means reading everything again) the filter is a strict `>`.
     ///
+    /// With `uSNChanged`, tombstones changed since the watermark are read as well (Show
+    /// Deleted control) and the DNs their objects had join the first search's.
+    ///
     /// The second search reads the changed entries that are eligible. An entry is removed
     /// only when the first read returned it and the later one no longer does, so a change made
     /// between the two never drops a person who still qualifies. The next watermark is the
@@ -375,15 +378,7 @@ impl SyncedIndex {
         let started = Instant::now();
         let mut touched: HashSet<String> = HashSet::new();
         // Only the names: whether they are still eligible, the second search says.
-        let names = Paging {
-            names_only: true,
-            ..self.paging()
-        };
-        let all_changed = self
-            .fetch_with(&changed, names, |batch| {
-                touched.extend(batch.iter().map(|e| e.dn().to_lowercase()))
-            })
-            .await?;
+        let all_changed = self.names(&changed, Read::Names, &mut touched).await?;
         if self.other_dc(&all_changed, bound.as_ref()) {
             return self.full_sync().await;
         }
@@ -391,6 +386,14 @@ impl SyncedIndex {
             Some(dc) => Some(dc.highest_usn.to_string()),
             None => all_changed.watermark.clone(),
         };
+        if self.per_dc {
+            // Deleted entries, by the names they had: the second search cannot return them.
+            let filter = format!("(&(isDeleted=TRUE){changed})");
+            let deleted = self.names(&filter, Read::Deleted, &mut touched).await?;
+            if self.other_dc(&deleted, bound.as_ref()) {
+                return self.full_sync().await;
+            }
+        }
         if touched.is_empty() {
             self.advance(watermark, false, &all_changed, started.elapsed());
             return Ok(self.report("delta", (all_changed.count, 0, 0), started));
@@ -399,6 +402,23 @@ impl SyncedIndex {
         let first = (touched, all_changed.count, watermark);
         self.apply_changed(&changed, first, bound.as_ref(), started)
             .await
+    }
+
+    /// Adds to `touched` the DNs (lower-cased) that a search of `filter` reads as `read`.
+    async fn names(
+        &self,
+        filter: &str,
+        read: Read,
+        touched: &mut HashSet<String>,
+    ) -> Result<Fetched, DirectoryError> {
+        let paging = Paging {
+            read,
+            ..self.paging()
+        };
+        self.fetch_with(filter, paging, |batch| {
+            touched.extend(batch.iter().map(|e| e.dn().to_lowercase()))
+        })
+        .await
     }
 
     /// A poll's second half: reads the changed entries that are eligible into the index,
@@ -522,7 +542,7 @@ impl SyncedIndex {
         Paging {
             page_size: i32::try_from(self.config.page_size).unwrap_or(500),
             paced: false,
-            names_only: false,
+            read: Read::Entries,
         }
     }
 

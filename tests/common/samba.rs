@@ -83,6 +83,7 @@ impl SambaDc {
                 .arg(&conf),
             "samba-tool user create",
         );
+        let_service_read_deleted_objects(&conf);
 
         let veth_host = format!("pad{:x}h{instance}", pid);
         let veth_dc = format!("pad{:x}n{instance}", pid);
@@ -359,6 +360,44 @@ fn write_private(path: &Path, text: &str) {
 }
 
 /// Runs a command to success and returns what it printed.
+/// What README asks of an AD admin for deletions to show up within a poll: the service
+/// account may list the Deleted Objects container and read its tombstones. (`samba-tool dsacl`
+/// cannot: it reads the container without the Show Deleted control.)
+fn let_service_read_deleted_objects(conf: &Path) {
+    run(
+        Command::new(super::installed("python3", HINT))
+            .args(["-c", GRANT_DELETED_OBJECTS])
+            .arg(conf),
+        "granting the service account read access to Deleted Objects",
+    );
+}
+
+const GRANT_DELETED_OBJECTS: &str = r#"
+import sys, ldb
+from samba.auth import system_session
+from samba.dcerpc import security
+from samba.ndr import ndr_pack, ndr_unpack
+from samba.param import LoadParm
+from samba.samdb import SamDB
+
+lp = LoadParm()
+lp.load(sys.argv[1])
+db = SamDB(lp=lp, session_info=system_session())
+domain = db.get_domain_sid()
+svc = db.search(base=db.domain_dn(), expression="(sAMAccountName=svc-popup)", attrs=["objectSid"])
+sid = ndr_unpack(security.dom_sid, svc[0]["objectSid"][0])
+dn = "CN=Deleted Objects," + str(db.domain_dn())
+found = db.search(base=dn, scope=ldb.SCOPE_BASE, attrs=["nTSecurityDescriptor"], controls=["show_deleted:1"])
+sddl = ndr_unpack(security.descriptor, found[0]["nTSecurityDescriptor"][0]).as_sddl(security.dom_sid(domain))
+at = sddl.index("(", sddl.index("D:"))
+sddl = sddl[:at] + "(A;;LCRP;;;%s)" % sid + sddl[at:]
+m = ldb.Message(ldb.Dn(db, dn))
+m["nTSecurityDescriptor"] = ldb.MessageElement(
+    ndr_pack(security.descriptor.from_sddl(sddl, security.dom_sid(domain))),
+    ldb.FLAG_MOD_REPLACE, "nTSecurityDescriptor")
+db.modify(m, controls=["show_deleted:1"])
+"#;
+
 fn run(cmd: &mut Command, what: &str) -> String {
     let out = cmd
         .stdin(Stdio::null())
