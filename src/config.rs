@@ -122,6 +122,7 @@ struct RawDirectory {
 struct RawIndex {
     poll_interval_s: Option<u64>,
     full_resync_interval_s: Option<u64>,
+    presence_check_interval_s: Option<u64>,
     page_size: Option<u32>,
     change_attribute: Option<String>,
     state_file: Option<String>,
@@ -327,8 +328,11 @@ impl LdapConfig {
 pub struct IndexConfig {
     /// `poll_interval_s`: how often changes are fetched.
     pub poll_interval: Duration,
-    /// `full_resync_interval_s`: how often everything is read again (catches deletions).
+    /// `full_resync_interval_s`: how often everything is read again.
     pub full_resync_interval: Duration,
+    /// `presence_check_interval_s`: how often the names of all eligible entries are read to
+    /// find the deleted ones (at most the full resync interval, which also checks).
+    pub presence_check_interval: Duration,
     /// `page_size`: entries per page of the paged search.
     pub page_size: u32,
     /// `change_attribute`: `modifyTimestamp` (OpenLDAP) or `whenChanged` (AD).
@@ -461,6 +465,7 @@ const DEFAULT_PER_IP: (u32, u32) = (20, 40);
 const MIN_TOKEN_CHARS: usize = 16;
 const DEFAULT_POLL_S: u64 = 60;
 const DEFAULT_FULL_RESYNC_S: u64 = 30 * 60;
+const DEFAULT_PRESENCE_CHECK_S: u64 = 5 * 60;
 const DEFAULT_PAGE_SIZE: u32 = 500;
 const DEFAULT_CHANGE_ATTRIBUTE: &str = "modifyTimestamp";
 const DEFAULT_SYNC_TIMEOUT_S: u64 = 300;
@@ -886,6 +891,18 @@ fn index_config(raw: RawIndex, base: &Path) -> Result<IndexConfig, ConfigError> 
             "must not be shorter than index.poll_interval_s",
         ));
     }
+    let presence_check_interval = seconds(
+        "index.presence_check_interval_s",
+        raw.presence_check_interval_s,
+        DEFAULT_PRESENCE_CHECK_S.clamp(poll_interval.as_secs(), full_resync_interval.as_secs()),
+        7 * 24 * 3600,
+    )?;
+    if !(poll_interval..=full_resync_interval).contains(&presence_check_interval) {
+        return Err(invalid(
+            "index.presence_check_interval_s",
+            "must be between index.poll_interval_s and index.full_resync_interval_s",
+        ));
+    }
     let page_size = raw.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=1000).contains(&page_size) {
         return Err(invalid(
@@ -914,6 +931,7 @@ fn index_config(raw: RawIndex, base: &Path) -> Result<IndexConfig, ConfigError> 
     Ok(IndexConfig {
         poll_interval,
         full_resync_interval,
+        presence_check_interval,
         page_size,
         change_attribute,
         state_file,
@@ -1439,6 +1457,19 @@ mod tests {
         let index = l.index.as_ref().expect("index mode by default");
         assert_eq!(index.poll_interval, Duration::from_secs(60));
         assert_eq!(index.full_resync_interval, Duration::from_secs(1800));
+        assert_eq!(index.presence_check_interval, Duration::from_secs(300));
+        // Unset, the presence check follows the other intervals.
+        for (intervals, presence) in [
+            ("poll_interval_s = 600\nfull_resync_interval_s = 3600", 600),
+            ("poll_interval_s = 1\nfull_resync_interval_s = 60", 60),
+        ] {
+            let c = parse(&format!("{LDAP}\n[index]\n{intervals}")).expect("valid");
+            let SourceConfig::Ldap(l) = &c.directory.source else {
+                panic!("ldap")
+            };
+            let index = l.index.as_ref().expect("index");
+            assert_eq!(index.presence_check_interval, Duration::from_secs(presence));
+        }
         assert_eq!(
             (index.page_size, index.change_attribute.as_str()),
             (500, "modifyTimestamp")
@@ -1472,6 +1503,14 @@ mod tests {
             (
                 format!("{LDAP}\n[index]\npoll_interval_s = 600\nfull_resync_interval_s = 60"),
                 "index.full_resync_interval_s",
+            ),
+            (
+                format!("{LDAP}\n[index]\npoll_interval_s = 60\npresence_check_interval_s = 30"),
+                "index.presence_check_interval_s",
+            ),
+            (
+                format!("{LDAP}\n[index]\npresence_check_interval_s = 3600"),
+                "index.presence_check_interval_s",
             ),
             (
                 format!("{LDAP}\n[index]\nchange_attribute = \"when changed\""),

@@ -13,7 +13,7 @@ use common::{binary, client_for, free_port, terminate, Slapd};
 use popup_ldap::call::CallDetails;
 use popup_ldap::config::Config;
 use popup_ldap::directory::{Directory, SyncedIndex};
-use popup_ldap::lookup::Lookup;
+use popup_ldap::lookup::{Lookup, PopupAnswer};
 
 const DANA: &str = "דנה לוי";
 
@@ -29,17 +29,20 @@ fn synced(lookup: &Lookup) -> &Arc<SyncedIndex> {
     }
 }
 
-async fn name(lookup: &Lookup, phone: &str) -> Option<String> {
+async fn popup(lookup: &Lookup, phone: &str) -> PopupAnswer {
     let call = CallDetails {
         phone: Some(phone.to_owned()),
         ..CallDetails::default()
     };
-    lookup
-        .answer(&call)
-        .await
-        .expect("answer")
-        .popup
-        .client_name
+    lookup.answer(&call).await.expect("answer").popup
+}
+
+async fn name(lookup: &Lookup, phone: &str) -> Option<String> {
+    popup(lookup, phone).await.client_name
+}
+
+async fn total(lookup: &Lookup, phone: &str) -> usize {
+    popup(lookup, phone).await.total
 }
 
 /// An LDIF change giving Avi another office number.
@@ -82,14 +85,11 @@ async fn delta_sync_applies_additions_changes_and_removals() {
     );
     assert_eq!(name(&lookup, "035559999").await.as_deref(), Some("אבי כהן"));
     assert_eq!(name(&lookup, "035551234").await, None);
-    let shared = lookup
-        .answer(&CallDetails {
-            phone: Some("0523334444".into()),
-            ..CallDetails::default()
-        })
-        .await
-        .expect("answer");
-    assert_eq!(shared.popup.total, 1, "only Shira still holds 052-3334444");
+    assert_eq!(
+        total(&lookup, "0523334444").await,
+        1,
+        "only Shira still holds 052-3334444"
+    );
 }
 
 #[tokio::test]
@@ -255,6 +255,61 @@ async fn deletions_are_seen_at_the_full_resync() {
     let report = sync.full_sync().await.expect("full");
     assert_eq!(report.kind, "full");
     assert_eq!(name(&lookup, "0722776772").await, None);
+}
+
+#[tokio::test]
+async fn the_presence_check_removes_deleted_renamed_and_moved_out_entries() {
+    let slapd = Slapd::start();
+    let lookup = lookup(&slapd, "").await;
+    let sync = synced(&lookup);
+    slapd.modify(
+        "dn: uid=dana,ou=people,dc=example,dc=com\nchangetype: delete\n\n\
+         dn: uid=john,ou=people,dc=example,dc=com\nchangetype: modrdn\nnewrdn: uid=johnny\n\
+         deleteoldrdn: 1\n\n\
+         dn: uid=avi,ou=people,dc=example,dc=com\nchangetype: modrdn\nnewrdn: uid=avi\n\
+         deleteoldrdn: 0\nnewsuperior: dc=example,dc=com\n",
+    );
+    sync.delta_sync().await.expect("delta");
+    // A poll cannot tell: Dana and Avi still answer, and John answers under both his names.
+    assert_eq!(name(&lookup, "0722776772").await.as_deref(), Some(DANA));
+    assert_eq!(total(&lookup, "035551234").await, 1);
+    assert_eq!(total(&lookup, "+12125550100").await, 2);
+
+    let report = sync.presence_check().await.expect("presence check");
+    assert_eq!(
+        (report.kind, report.read, report.removed),
+        ("presence", 0, 3)
+    );
+    assert_eq!(name(&lookup, "0722776772").await, None);
+    assert_eq!(total(&lookup, "035551234").await, 0);
+    assert_eq!(total(&lookup, "+12125550100").await, 1);
+    // Nothing else changed: a second check removes nothing.
+    let again = sync.presence_check().await.expect("presence check");
+    assert_eq!(again.removed, 0);
+    assert_eq!(again.entries, report.entries);
+}
+
+#[tokio::test]
+async fn a_deletion_shows_up_within_one_presence_check_interval() {
+    let slapd = Slapd::start();
+    let config = Config::parse(
+        &slapd.config_text("[index]\npoll_interval_s = 1\npresence_check_interval_s = 2"),
+        slapd.dir.path(),
+    )
+    .expect("config");
+    let app = popup_ldap::http::App::from_config(&config)
+        .await
+        .expect("app");
+    slapd.modify("dn: uid=dana,ou=people,dc=example,dc=com\nchangetype: delete\n");
+    let deleted = Instant::now();
+    while name(&app.settings().lookup, "0722776772").await.is_some() {
+        // The check's interval, the poll it follows, and a margin for a loaded machine.
+        assert!(
+            deleted.elapsed() < Duration::from_secs(6),
+            "the deletion did not show up within a presence check interval (2 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

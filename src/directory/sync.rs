@@ -92,6 +92,8 @@ pub struct SyncedIndex {
 struct Progress {
     watermark: Option<String>,
     last_full: Option<Instant>,
+    /// When the last presence check (or full resync) ended.
+    last_presence: Option<Instant>,
     /// The DC the watermark belongs to (`uSNChanged` only).
     dc: Option<DcIdentity>,
 }
@@ -289,14 +291,7 @@ impl SyncedIndex {
             })
             .await?;
         let mut applied = applier.finish().await?;
-        let unread = {
-            let index = read(&self.index);
-            index
-                .all()
-                .filter(|(slot, _)| !applied.marks.get(*slot as usize).copied().unwrap_or(false))
-                .map(|(_, e)| e.clone())
-                .collect()
-        };
+        let unread = self.unmarked(&applied.marks);
         let removed = self.remove(unread, &mut applied).await?;
         if applied.refused > 0 {
             return Err(DirectoryError::Unavailable(format!(
@@ -322,6 +317,60 @@ impl SyncedIndex {
         self.advance(watermark, true, &fetched, report.took);
         self.persist(applied.changes, true).await;
         Ok(report)
+    }
+
+    /// The held entries whose slots are not marked.
+    fn unmarked(&self, marks: &[bool]) -> Vec<Arc<Entry>> {
+        read(&self.index)
+            .all()
+            .filter(|(slot, _)| !marks.get(*slot as usize).copied().unwrap_or(false))
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Reads the name of every eligible entry and removes the held entries it did not
+    /// return: those deleted, or moved out of the base, since they were read. Cheaper than a
+    /// full resync (no attributes, nothing compared) and, unlike a poll, it sees what no
+    /// longer exists. It runs on the sync thread between polls, so nothing else changes the
+    /// index meanwhile. When another server (or DC) answers than the one the index was last
+    /// synced from, which may lag behind it, it becomes a full resync instead.
+    pub async fn presence_check(&self) -> Result<SyncReport, DirectoryError> {
+        let started = Instant::now();
+        let bound = self.progress.lock().ok().and_then(|p| p.dc.clone());
+        let paging = Paging {
+            read: Read::Names,
+            paced: self.serving.load(Ordering::Relaxed),
+            ..self.paging()
+        };
+        let mut applied = Applied {
+            changes: self.state.is_some().then(Vec::new),
+            ..Applied::default()
+        };
+        let fetched = self
+            .fetch_with(&self.eligible, paging, |batch| {
+                let index = read(&self.index);
+                for entry in &batch {
+                    if let Some((slot, _)) = index.held(entry.dn()) {
+                        applied.mark(slot);
+                    }
+                }
+            })
+            .await?;
+        let last = self.server.load_full();
+        if self.other_dc(&fetched, bound.as_ref())
+            || last.as_deref().is_some_and(|s| *s != fetched.server)
+        {
+            return self.full_sync().await;
+        }
+        let unread = self.unmarked(&applied.marks);
+        let removed = self.remove(unread, &mut applied).await?;
+        if let Ok(mut p) = self.progress.lock() {
+            p.last_presence = Some(Instant::now());
+        }
+        if removed > 0 {
+            self.persist(applied.changes, false).await;
+        }
+        Ok(self.report("presence", (fetched.count, 0, removed), started))
     }
 
     fn note_dc(&self, fetched: &Fetched, dc: &super::ldap::DcState) {
@@ -594,6 +643,7 @@ impl SyncedIndex {
             }
             if full {
                 p.last_full = Some(Instant::now());
+                p.last_presence = p.last_full;
             }
             if let Some(dc) = &fetched.dc {
                 p.dc = Some(dc.identity.clone());
@@ -608,6 +658,28 @@ impl SyncedIndex {
             s.last_duration = Some(took);
             s.succeeded += 1;
         }
+    }
+
+    /// One turn of the poll loop: a full resync when one is due, else a poll followed, when
+    /// one is due, by a presence check.
+    async fn next_sync(&self) -> Result<(), DirectoryError> {
+        if self.full_resync_due() {
+            log_synced(&self.full_sync().await?);
+            return Ok(());
+        }
+        let report = self.delta_sync().await?;
+        log_synced(&report);
+        if report.kind == "delta" && self.presence_check_due() {
+            log_synced(&self.presence_check().await?);
+        }
+        Ok(())
+    }
+
+    fn presence_check_due(&self) -> bool {
+        self.progress.lock().is_ok_and(|p| {
+            p.last_presence
+                .is_none_or(|t| t.elapsed() >= self.config.presence_check_interval)
+        })
     }
 
     fn full_resync_due(&self) -> bool {
@@ -935,33 +1007,32 @@ fn lower_priority() {
     }
 }
 
-/// The poll loop: delta syncs every poll interval, full ones when due; after a failure,
-/// retries sooner with backoff, keeping the last good index.
+/// Logs a sync that read or removed something (and every full one).
+fn log_synced(report: &SyncReport) {
+    if report.kind == "full" || report.read > 0 || report.removed > 0 {
+        tracing::info!(
+            kind = report.kind,
+            searched = report.searched,
+            read = report.read,
+            removed = report.removed,
+            entries = report.entries,
+            numbers = report.numbers,
+            ms = report.took.as_millis() as u64,
+            "index synced"
+        );
+    }
+}
+
+/// The poll loop: delta syncs every poll interval, presence checks and full resyncs when due;
+/// after a failure, retries sooner with backoff, keeping the last good index.
 async fn follow(weak: Weak<SyncedIndex>, poll: Duration) {
     let mut delay = poll;
     let mut retry = FIRST_RETRY;
     loop {
         tokio::time::sleep(delay).await;
         let Some(synced) = weak.upgrade() else { return };
-        let result = if synced.full_resync_due() {
-            synced.full_sync().await
-        } else {
-            synced.delta_sync().await
-        };
-        match result {
-            Ok(report) => {
-                if report.kind == "full" || report.read > 0 || report.removed > 0 {
-                    tracing::info!(
-                        kind = report.kind,
-                        searched = report.searched,
-                        read = report.read,
-                        removed = report.removed,
-                        entries = report.entries,
-                        numbers = report.numbers,
-                        ms = report.took.as_millis() as u64,
-                        "index synced"
-                    );
-                }
+        match synced.next_sync().await {
+            Ok(()) => {
                 delay = poll;
                 retry = FIRST_RETRY;
             }
