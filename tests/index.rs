@@ -204,6 +204,36 @@ async fn with_entry_csn_an_idle_poll_reads_nothing_and_every_change_once() {
 }
 
 #[tokio::test]
+async fn with_modify_timestamp_an_idle_poll_reads_nothing_once_its_second_has_passed() {
+    let slapd = Slapd::start();
+    let lookup = lookup(&slapd, "").await;
+    let sync = synced(&lookup);
+    // The newest second is read again while it may still be going on.
+    let report = sync.delta_sync().await.expect("delta");
+    assert!(report.searched > 0, "{report:?}");
+    assert_eq!((report.read, report.removed), (0, 0), "{report:?}");
+    // Read again long after it (past the clock skew margin): later stamps only.
+    sync.pretend_read_later(Duration::from_secs(3600));
+    let report = sync.delta_sync().await.expect("delta");
+    assert_eq!(
+        (report.searched, report.read, report.removed),
+        (0, 0, 0),
+        "{report:?}"
+    );
+    // A change in a later second is read; its own second is read again until it has passed.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    slapd.modify(NEWBIE);
+    let report = sync.delta_sync().await.expect("delta");
+    assert_eq!((report.read, report.removed), (1, 0), "{report:?}");
+    assert_eq!(
+        name(&lookup, "0509999999").await.as_deref(),
+        Some("New Person")
+    );
+    let report = sync.delta_sync().await.expect("delta");
+    assert_eq!((report.searched, report.read), (2, 0), "{report:?}");
+}
+
+#[tokio::test]
 async fn a_full_resync_of_an_unchanged_directory_changes_nothing() {
     let slapd = Slapd::start();
     let lookup = lookup(&slapd, "").await;

@@ -50,6 +50,10 @@ fn written(i: usize) -> String {
     }
 }
 
+/// When the people were last changed, as a directory in use has them: long ago (past the
+/// clock skew margin, so a `modifyTimestamp` poll's boundary second has settled).
+const LAST_CHANGED: &str = "20260101000000Z";
+
 /// LDIF for `people` people under ou=people, dc=example, dc=com.
 pub fn ldif(people: usize) -> String {
     let mut out = String::with_capacity(people * 300);
@@ -72,7 +76,7 @@ pub fn ldif(people: usize) -> String {
             out,
             "dn: uid=p{i},ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: p{i}\n\
              cn: p{i}\nsn:: {family_b64}\ndisplayName:: {name_b64}\no: {company}\n\
-             telephoneNumber: {phone}\n",
+             telephoneNumber: {phone}\nmodifyTimestamp: {LAST_CHANGED}\n",
             family_b64 = b64(family),
             name_b64 = b64(&name),
             company = COMPANIES[i % COMPANIES.len()],

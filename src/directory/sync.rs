@@ -94,6 +94,8 @@ struct Progress {
     last_full: Option<Instant>,
     /// When the last presence check (or full resync) ended.
     last_presence: Option<Instant>,
+    /// When the read of the last successful sync began.
+    last_read: Option<SystemTime>,
     /// The DC the watermark belongs to (`uSNChanged` only).
     dc: Option<DcIdentity>,
 }
@@ -373,6 +375,14 @@ impl SyncedIndex {
         Ok(self.report("presence", (fetched.count, 0, removed), started))
     }
 
+    /// Makes the last sync's read look `later` than it was (tests of [`second_settled`]).
+    #[doc(hidden)]
+    pub fn pretend_read_later(&self, later: Duration) {
+        if let Ok(mut p) = self.progress.lock() {
+            p.last_read = p.last_read.map(|t| t + later);
+        }
+    }
+
     fn note_dc(&self, fetched: &Fetched, dc: &super::ldap::DcState) {
         let known = self.progress.lock().ok().and_then(|p| p.dc.clone());
         if known.as_ref() != Some(&dc.identity) {
@@ -389,11 +399,12 @@ impl SyncedIndex {
     ///
     /// The first search reads every entry changed since the watermark; when there is none,
     /// the poll ends there. With `modifyTimestamp` or `whenChanged` the filter is `>=` the
-    /// watermark, so the watermark's own second is read again (the attributes have one-second
-    /// resolution, and a strict `>` would miss a change made later in that second): such polls
-    /// always search twice, but apply nothing that is held as read. With `entryCSN` (a value
-    /// per change) and `uSNChanged` (read on the DC it belongs to; another DC, or the same
-    /// one restored, means reading everything again) the filter is a strict `>`.
+    /// watermark until its second has settled (see [`second_settled`]), so that second is read
+    /// again (the attributes have one-second resolution, and a strict `>` would miss a change
+    /// made later in that second): such polls search twice, but apply nothing that is held as
+    /// read. Once settled, with `entryCSN` (a value per change) and with `uSNChanged` (read on
+    /// the DC it belongs to; another DC, or the same one restored, means reading everything
+    /// again) the filter is a strict `>`.
     ///
     /// With `uSNChanged`, tombstones changed since the watermark are read as well (Show
     /// Deleted control) and the DNs their objects had join the first search's.
@@ -413,15 +424,15 @@ impl SyncedIndex {
         &self,
         between: impl std::future::Future<Output = ()>,
     ) -> Result<SyncReport, DirectoryError> {
-        let (Some(watermark), bound) = self
+        let (Some(watermark), bound, last_read) = self
             .progress
             .lock()
-            .map(|p| (p.watermark.clone(), p.dc.clone()))
+            .map(|p| (p.watermark.clone(), p.dc.clone(), p.last_read))
             .unwrap_or_default()
         else {
             return self.full_sync().await;
         };
-        let Some(changed) = self.changed_filter(&watermark) else {
+        let Some(changed) = self.changed_filter(&watermark, last_read) else {
             return self.full_sync().await;
         };
         let started = Instant::now();
@@ -515,14 +526,16 @@ impl SyncedIndex {
     }
 
     /// The filter of entries changed since `watermark`; `None` when it cannot be used.
-    fn changed_filter(&self, watermark: &str) -> Option<String> {
+    /// `last_read`: when the last sync's read began (see [`second_settled`]).
+    fn changed_filter(&self, watermark: &str, last_read: Option<SystemTime>) -> Option<String> {
         let attr = &self.config.change_attribute;
         if self.per_dc {
             let usn = watermark.parse::<u64>().ok()?;
             return Some(format!("({attr}>={})", usn.saturating_add(1)));
         }
         let at = ldap3::ldap_escape(watermark);
-        Some(if self.exact {
+        let settled = last_read.is_some_and(|read| second_settled(watermark, read));
+        Some(if self.exact || settled {
             format!("(&({attr}>={at})(!({attr}={at})))")
         } else {
             format!("({attr}>={at})")
@@ -641,6 +654,7 @@ impl SyncedIndex {
             if watermark.is_some() {
                 p.watermark = watermark;
             }
+            p.last_read = SystemTime::now().checked_sub(took);
             if full {
                 p.last_full = Some(Instant::now());
                 p.last_presence = p.last_full;
@@ -1054,6 +1068,38 @@ async fn follow(weak: Weak<SyncedIndex>, poll: Duration) {
     }
 }
 
+/// How far the directory's clock may lag behind this host's without a change being missed:
+/// see [`second_settled`].
+const CLOCK_SKEW_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// Whether the second of `watermark` (a generalized time: `modifyTimestamp`, `whenChanged`)
+/// had ended on the directory's clock when a read began at `read` on this host's, with
+/// [`CLOCK_SKEW_MARGIN`] to spare. A read made then saw every entry stamped in that second as
+/// it stays (a later change gets a later stamp), so the next polls may ask for later stamps
+/// only, and an idle poll reads nothing. Until then each poll reads that second's entries
+/// again. A value that does not parse is never settled.
+fn second_settled(watermark: &str, read: SystemTime) -> bool {
+    let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
+    let Some(stamp) = watermark.get(..14) else {
+        return false;
+    };
+    let Ok(second) = time::PrimitiveDateTime::parse(stamp, format) else {
+        return false;
+    };
+    let ends = second.assume_utc().unix_timestamp().saturating_add(1);
+    let Ok(ends) = u64::try_from(ends) else {
+        return false;
+    };
+    // UTC only ("Z", with or without a fraction): others are not worth the risk.
+    let offset = &watermark[14..];
+    let utc = offset == "Z"
+        || offset.strip_prefix('.').is_some_and(|f| {
+            f.strip_suffix('Z')
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        });
+    utc && unix_seconds(read) >= ends.saturating_add(CLOCK_SKEW_MARGIN.as_secs())
+}
+
 fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -1078,6 +1124,30 @@ fn written_at(unix: u64, now: SystemTime) -> Result<SystemTime, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timestamps_second_is_settled_once_read_well_after_it() {
+        let second = UNIX_EPOCH + Duration::from_secs(1_794_987_200);
+        let stamp = "20261118073320Z"; // that second
+        let margin = CLOCK_SKEW_MARGIN + Duration::from_secs(1);
+        assert!(!second_settled(stamp, second));
+        assert!(!second_settled(
+            stamp,
+            second + margin - Duration::from_secs(1)
+        ));
+        assert!(second_settled(stamp, second + margin));
+        assert!(second_settled("20261118073320.0Z", second + margin));
+        // Other forms, and values that are no time, are never settled.
+        for other in [
+            "20261118073320+0200",
+            "20261118073320",
+            "20261118073320.Z",
+            "42",
+            "",
+        ] {
+            assert!(!second_settled(other, second + margin * 100), "{other}");
+        }
+    }
 
     #[test]
     fn unbelievable_state_file_times_are_refused() {
