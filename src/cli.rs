@@ -8,8 +8,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::call::CallDetails;
-use crate::config::{Config, ConfigError, SourceConfig};
-use crate::directory::{Directory, DirectoryError};
+use crate::config::{Config, ConfigError, LdapConfig, SourceConfig};
+use crate::directory::ldap::{LdapDirectory, Probe};
+use crate::directory::{Directory, DirectoryError, Entry, PhoneIndex};
 use crate::http::budget::{default_max_connections, RESERVED_DESCRIPTORS};
 use crate::http::tls::{Certificate, TlsError};
 use crate::http::{self, App};
@@ -387,65 +388,15 @@ async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(), Cli
         "  phone attributes  {}",
         config.directory.phone_attributes.join(", ")
     );
-    let directory = Directory::open(config).await?;
-    say!("  source            {}", directory.describe());
-    let ldap = match &directory {
-        Directory::Live(ldap) => Some(&**ldap),
-        Directory::Synced(synced) => Some(synced.ldap()),
-        Directory::Index(_) => None,
-    };
-    if let Some(ldap) = ldap {
-        let probe = ldap.probe(&config.directory.phone_attributes).await?;
-        say!("directory: connected to {}", probe.server);
-        match &probe.bound_as {
-            Some(dn) => say!("  bound as          {dn}"),
-            None => say!("  bound             anonymously"),
-        }
-        say!("  sample search     {}", probe.filter);
-        say!(
-            "  found             {} entries with a phone attribute{}",
-            probe.sample.len(),
-            if probe.more { " (and more)" } else { "" }
-        );
-        for entry in &probe.sample {
-            say!("    {}", entry.dn());
-            let mut shown: Vec<(String, usize)> = Vec::new();
-            for (attr, value, keys) in phone_values(entry, config) {
-                match shown.iter_mut().find(|(a, _)| *a == attr) {
-                    Some((_, n)) if *n >= SAMPLE_VALUES => *n += 1,
-                    Some((_, n)) => {
-                        *n += 1;
-                        say!("      {attr}: {value:?} -> {keys}");
-                    }
-                    None => {
-                        say!("      {attr}: {value:?} -> {keys}");
-                        shown.push((attr, 1));
-                    }
-                }
-            }
-            for (attr, n) in shown.iter().filter(|(_, n)| *n > SAMPLE_VALUES) {
-                say!("      {attr}: ... {} more values", n - SAMPLE_VALUES);
-            }
-        }
-        if probe.sample.is_empty() {
+    let entries = match &config.directory.source {
+        SourceConfig::Ldif(data) => {
             say!(
-                "  warning: no entry under the base DN has a phone attribute; check \
-                 directory.base_dn, directory.filter and directory.phone_attributes"
+                "  source            {}",
+                Directory::open(config).await?.describe()
             );
+            crate::directory::ldif::load(data).map_err(DirectoryError::from)?
         }
-    }
-    let entries = match (&directory, &config.directory.source) {
-        (_, SourceConfig::Ldif(data)) => {
-            crate::directory::ldif::load(data).map_err(crate::directory::DirectoryError::from)?
-        }
-        (Directory::Live(ldap), _) => ldap.read_all(&config.directory.phone_attributes).await?,
-        (Directory::Synced(synced), _) => {
-            synced
-                .ldap()
-                .read_all(&config.directory.phone_attributes)
-                .await?
-        }
-        (Directory::Index(_), _) => Vec::new(),
+        SourceConfig::Ldap(ldap) => check_ldap(config, ldap).await?,
     };
     say!(
         "{}",
@@ -453,6 +404,69 @@ async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(), Cli
     );
     say!("OK");
     Ok(())
+}
+
+/// Connects, binds and searches a sample, then reads every eligible entry once: the hygiene
+/// report's entries, and in index mode what the index would hold. Nothing is saved (no state
+/// file) and no sync thread starts.
+async fn check_ldap(config: &Config, ldap: &LdapConfig) -> Result<Vec<Entry>, CliError> {
+    let attrs = &config.directory.phone_attributes;
+    let client = LdapDirectory::new(ldap, config.wanted_attributes())?;
+    say!("  source            {}", client.describe());
+    let probe = client.probe(attrs).await?;
+    say_probe(config, &probe);
+    let entries = client.read_all(attrs).await?;
+    if ldap.index.is_some() {
+        let index = PhoneIndex::build(entries.clone(), attrs, &config.phone);
+        say!(
+            "  index             {} entries with {} distinct numbers (entries with a number \
+             of some country)",
+            index.entries(),
+            index.numbers()
+        );
+    }
+    Ok(entries)
+}
+
+/// What the sample search of `check-config` found.
+fn say_probe(config: &Config, probe: &Probe) {
+    say!("directory: connected to {}", probe.server);
+    match &probe.bound_as {
+        Some(dn) => say!("  bound as          {dn}"),
+        None => say!("  bound             anonymously"),
+    }
+    say!("  sample search     {}", probe.filter);
+    say!(
+        "  found             {} entries with a phone attribute{}",
+        probe.sample.len(),
+        if probe.more { " (and more)" } else { "" }
+    );
+    for entry in &probe.sample {
+        say!("    {}", entry.dn());
+        let mut shown: Vec<(String, usize)> = Vec::new();
+        for (attr, value, keys) in phone_values(entry, config) {
+            match shown.iter_mut().find(|(a, _)| *a == attr) {
+                Some((_, n)) if *n >= SAMPLE_VALUES => *n += 1,
+                Some((_, n)) => {
+                    *n += 1;
+                    say!("      {attr}: {value:?} -> {keys}");
+                }
+                None => {
+                    say!("      {attr}: {value:?} -> {keys}");
+                    shown.push((attr, 1));
+                }
+            }
+        }
+        for (attr, n) in shown.iter().filter(|(_, n)| *n > SAMPLE_VALUES) {
+            say!("      {attr}: ... {} more values", n - SAMPLE_VALUES);
+        }
+    }
+    if probe.sample.is_empty() {
+        say!(
+            "  warning: no entry under the base DN has a phone attribute; check \
+             directory.base_dn, directory.filter and directory.phone_attributes"
+        );
+    }
 }
 
 async fn lookup(config: &Config, call: &CallDetails) -> Result<(), CliError> {

@@ -36,12 +36,17 @@ fn assert_fails(out: &Output, code: i32, needle: &str) {
 #[test]
 fn check_config_connects_binds_and_searches() {
     let slapd = Slapd::start();
-    let config = slapd.config_file("popup.toml", &slapd.config_text(""));
+    // Index mode (the default) with a state file: checking saves nothing.
+    let state = slapd.path("index.state");
+    let extra = format!("[index]\nstate_file = \"{}\"", state.display());
+    let config = slapd.config_file("popup.toml", &slapd.config_text(&extra));
     let out = run(&["check-config"], Some(&config));
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(!state.exists(), "check-config wrote the state file");
     for needle in [
         ": valid",
+        "index             15 entries with 17 distinct numbers",
         &format!("connected to {}", slapd.ldaps_url()),
         "bound as          cn=popup,ou=services,dc=example,dc=com",
         "5 entries with a phone attribute (and more)",
