@@ -161,7 +161,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             if cli.config.is_none() {
                 tracing::warn!("no --config given: serving the built-in demo directory");
             }
-            runtime.block_on(serve(config, path))
+            runtime.block_on(serve(config, path, listen))
         }
         Command::CheckConfig => runtime.block_on(check_config(&cli.config, &config)),
         Command::Lookup { phone, state, did } => {
@@ -176,7 +176,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-async fn serve(config: Config, path: Option<PathBuf>) -> Result<(), CliError> {
+/// Serves `config` (read from `path`, or the demo); `listen` is `serve --listen`, which
+/// overrides `server.listen` in every configuration read, the ones SIGHUP reads included.
+async fn serve(
+    config: Config,
+    path: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<(), CliError> {
     // The certificate first: a bad one should not wait for the directory's first sync.
     let certificate = match &config.server.tls {
         Some((cert, key)) => Some(Certificate::load(cert, key).map_err(CliError::Tls)?),
@@ -188,7 +194,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> Result<(), CliError> {
     };
     let limits = connection_limits(&config)?;
     let app = Arc::new(App::from_config(&config).await?);
-    reload_on_sighup(app.clone(), path, certificate, config.clone());
+    reload_on_sighup(app.clone(), (path, listen), certificate, config.clone());
     let settings = app.settings();
     tracing::info!(source = %settings.lookup.directory().describe(), "directory ready");
     if let Directory::Live(ldap) = settings.lookup.directory() {
@@ -288,12 +294,14 @@ fn raise_descriptor_limit() -> u64 {
 
 /// On every SIGHUP: reads the HTTPS certificate again, and the configuration file; what does
 /// not load or validate is logged and the running one kept.
+/// `source`: the configuration file, and the `serve --listen` override applied to it.
 fn reload_on_sighup(
     app: Arc<App>,
-    path: Option<PathBuf>,
+    source: (Option<PathBuf>, Option<std::net::SocketAddr>),
     certificate: Option<Arc<Certificate>>,
     running: Config,
 ) {
+    let (path, listen) = source;
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -316,13 +324,16 @@ fn reload_on_sighup(
                     tracing::info!("SIGHUP: the built-in demo configuration has nothing to reload");
                     continue;
                 };
-                let fresh = match Config::load(path) {
+                let mut fresh = match Config::load(path) {
                     Ok(fresh) => fresh,
                     Err(e) => {
                         tracing::error!(error = %e, "SIGHUP: configuration not reloaded; keeping the running one");
                         continue;
                     }
                 };
+                if let Some(listen) = listen {
+                    fresh.server.listen = listen;
+                }
                 if fresh.server.listen != running.server.listen
                     || fresh.server.tls != running.server.tls
                     || fresh.metrics_listen != running.metrics_listen
