@@ -16,6 +16,7 @@ pub mod config;
 pub mod directory;
 pub mod http;
 pub mod hygiene;
+pub mod locks;
 pub mod logging;
 pub mod lookup;
 pub mod mapping;

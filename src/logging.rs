@@ -88,7 +88,7 @@ impl BatchedStderr {
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.0.buffer.lock().unwrap_or_else(|e| e.into_inner())
+        crate::locks::lock(&self.0.buffer)
     }
 
     fn flush_now(&self) {

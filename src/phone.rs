@@ -278,12 +278,12 @@ impl PatternCache {
             return p.clone();
         }
         let patterns = Arc::new(Patterns::of(meta));
-        let mut all = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut all = crate::locks::write(&self.0);
         all.entry(meta.id().to_owned()).or_insert(patterns).clone()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Patterns>>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner())
+        crate::locks::read(&self.0)
     }
 }
 

@@ -26,7 +26,7 @@ pub struct Name(u16);
 impl Name {
     /// The interned, lower-cased `name`; `None` once [`MAX_NAMES`] names are taken.
     pub fn of(name: &str) -> Option<Name> {
-        let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids = crate::locks::lock(&IDS);
         let ids = ids.get_or_insert_with(HashMap::new);
         if let Some(&id) = ids.get(name) {
             return Some(Name(id));

@@ -21,6 +21,7 @@ use tokio::sync::Mutex;
 
 use super::{binary_value, tls, Candidates, DirectoryError, Entry};
 use crate::config::LdapConfig;
+use crate::locks::lock;
 use crate::phone::CallerNumber;
 
 /// LDAP result codes that still carry usable entries.
@@ -59,18 +60,13 @@ impl Server {
     }
 
     fn resting(&self, now: Instant) -> bool {
-        self.rest_until
-            .lock()
-            .map(|r| r.is_some_and(|until| until > now))
-            .unwrap_or(false)
+        lock(&self.rest_until).is_some_and(|until| until > now)
     }
 
     fn failed(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         self.active.store(false, Ordering::Relaxed);
-        if let Ok(mut rest) = self.rest_until.lock() {
-            *rest = Some(Instant::now() + REST_AFTER_FAILURE);
-        }
+        *lock(&self.rest_until) = Some(Instant::now() + REST_AFTER_FAILURE);
     }
 }
 
@@ -556,7 +552,7 @@ impl LdapDirectory {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let rest = s.rest_until.lock().ok().and_then(|r| *r);
+                let rest = *lock(&s.rest_until);
                 (s.resting(now), !s.active.load(Ordering::Relaxed), rest, i)
             })
             .collect();
@@ -613,9 +609,7 @@ impl LdapDirectory {
                             }
                             server.connects.fetch_add(1, Ordering::Relaxed);
                             server.active.store(true, Ordering::Relaxed);
-                            if let Ok(mut rest) = server.rest_until.lock() {
-                                *rest = None;
-                            }
+                            *lock(&server.rest_until) = None;
                             tracing::info!(server = %server.url, "connected to directory");
                             return Ok(conn);
                         }

@@ -13,6 +13,7 @@ use super::ldap::{DcIdentity, Fetched, LdapDirectory, Paging, Read};
 use super::state::{Change, Header, StateFile};
 use super::{DirectoryError, Entry, Match, PhoneIndex};
 use crate::config::{IndexConfig, LdapConfig};
+use crate::locks::{lock, read, write};
 use crate::phone::{PhoneKey, PhoneNormalizer};
 
 /// A state file may say it was written this far in the future (clocks of restored VMs).
@@ -144,9 +145,7 @@ impl SyncedIndex {
         });
         let (opened, result) = tokio::sync::oneshot::channel();
         let (follow, start_following) = tokio::sync::oneshot::channel();
-        if let Ok(mut slot) = synced.follow.lock() {
-            *slot = Some(follow);
-        }
+        *lock(&synced.follow) = Some(follow);
         let first = synced.clone();
         std::thread::Builder::new()
             .name("popup-ldap-syncs".into())
@@ -198,7 +197,7 @@ impl SyncedIndex {
     /// Keeps the index fresh until the last reference to it is dropped.
     pub fn spawn(self: &Arc<Self>) {
         self.serving.store(true, Ordering::Relaxed);
-        let follow = self.follow.lock().ok().and_then(|mut f| f.take());
+        let follow = lock(&self.follow).take();
         if let Some(follow) = follow {
             let _ = follow.send(());
         }
@@ -254,7 +253,7 @@ impl SyncedIndex {
 
     /// What the syncs achieved.
     pub fn status(&self) -> SyncStatus {
-        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+        lock(&self.status).clone()
     }
 
     /// Reads everything again and brings the index in line, in place: entries held exactly
@@ -307,11 +306,9 @@ impl SyncedIndex {
                 self.note_dc(&fetched, dc);
                 Some(dc.highest_usn.to_string())
             }
-            None => self
-                .progress
-                .lock()
-                .ok()
-                .and_then(|p| p.watermark.clone())
+            None => lock(&self.progress)
+                .watermark
+                .clone()
                 .or_else(|| fetched.watermark.clone()),
         };
         let counts = (fetched.count, applied.changed, removed);
@@ -338,7 +335,7 @@ impl SyncedIndex {
     /// synced from, which may lag behind it, it becomes a full resync instead.
     pub async fn presence_check(&self) -> Result<SyncReport, DirectoryError> {
         let started = Instant::now();
-        let bound = self.progress.lock().ok().and_then(|p| p.dc.clone());
+        let bound = lock(&self.progress).dc.clone();
         let paging = Paging {
             read: Read::Names,
             paced: self.serving.load(Ordering::Relaxed),
@@ -366,9 +363,7 @@ impl SyncedIndex {
         }
         let unread = self.unmarked(&applied.marks);
         let removed = self.remove(unread, &mut applied).await?;
-        if let Ok(mut p) = self.progress.lock() {
-            p.last_presence = Some(Instant::now());
-        }
+        lock(&self.progress).last_presence = Some(Instant::now());
         if removed > 0 {
             self.persist(applied.changes, false).await;
         }
@@ -378,13 +373,12 @@ impl SyncedIndex {
     /// Makes the last sync's read look `later` than it was (tests of [`second_settled`]).
     #[doc(hidden)]
     pub fn pretend_read_later(&self, later: Duration) {
-        if let Ok(mut p) = self.progress.lock() {
-            p.last_read = p.last_read.map(|t| t + later);
-        }
+        let mut progress = lock(&self.progress);
+        progress.last_read = progress.last_read.map(|t| t + later);
     }
 
     fn note_dc(&self, fetched: &Fetched, dc: &super::ldap::DcState) {
-        let known = self.progress.lock().ok().and_then(|p| p.dc.clone());
+        let known = lock(&self.progress).dc.clone();
         if known.as_ref() != Some(&dc.identity) {
             tracing::info!(
                 server = %fetched.server, dc = %dc.identity.service,
@@ -424,12 +418,11 @@ impl SyncedIndex {
         &self,
         between: impl std::future::Future<Output = ()>,
     ) -> Result<SyncReport, DirectoryError> {
-        let (Some(watermark), bound, last_read) = self
-            .progress
-            .lock()
-            .map(|p| (p.watermark.clone(), p.dc.clone(), p.last_read))
-            .unwrap_or_default()
-        else {
+        let (watermark, bound, last_read) = {
+            let p = lock(&self.progress);
+            (p.watermark.clone(), p.dc.clone(), p.last_read)
+        };
+        let Some(watermark) = watermark else {
             return self.full_sync().await;
         };
         let Some(changed) = self.changed_filter(&watermark, last_read) else {
@@ -650,7 +643,8 @@ impl SyncedIndex {
     }
 
     fn advance(&self, watermark: Option<String>, full: bool, fetched: &Fetched, took: Duration) {
-        if let Ok(mut p) = self.progress.lock() {
+        {
+            let mut p = lock(&self.progress);
             if watermark.is_some() {
                 p.watermark = watermark;
             }
@@ -664,7 +658,8 @@ impl SyncedIndex {
             }
         }
         self.server.store(Some(Arc::new(fetched.server.clone())));
-        if let Ok(mut s) = self.status.lock() {
+        {
+            let mut s = lock(&self.status);
             s.synced_at = Some(SystemTime::now());
             s.server = Some(fetched.server.clone());
             s.from_snapshot = false;
@@ -690,33 +685,33 @@ impl SyncedIndex {
     }
 
     fn presence_check_due(&self) -> bool {
-        self.progress.lock().is_ok_and(|p| {
-            p.last_presence
-                .is_none_or(|t| t.elapsed() >= self.config.presence_check_interval)
-        })
+        lock(&self.progress)
+            .last_presence
+            .is_none_or(|t| t.elapsed() >= self.config.presence_check_interval)
     }
 
     fn full_resync_due(&self) -> bool {
-        self.progress.lock().map_or(true, |p| {
-            p.watermark.is_none()
-                || p.last_full
-                    .is_none_or(|t| t.elapsed() >= self.config.full_resync_interval)
-        })
+        let p = lock(&self.progress);
+        p.watermark.is_none()
+            || p.last_full
+                .is_none_or(|t| t.elapsed() >= self.config.full_resync_interval)
     }
 
     /// Records a failed sync. The next successful one is a full resync: whatever happened
     /// during an outage of unknown length (deletions included) is then caught.
     fn failed(&self, error: &DirectoryError) {
-        if let Ok(mut s) = self.status.lock() {
+        {
+            let mut s = lock(&self.status);
             s.last_error = Some(error.to_string());
             s.failed += 1;
         }
-        if let Ok(mut p) = self.progress.lock() {
+        {
+            let mut p = lock(&self.progress);
             p.last_full = None;
         }
         // It may have changed part of the index: the next save is a whole snapshot.
         if let Some(state) = &self.state {
-            state.lock().unwrap_or_else(|e| e.into_inner()).start_over();
+            lock(state).start_over();
         }
     }
 
@@ -729,11 +724,11 @@ impl SyncedIndex {
         let header = Header {
             written_at: unix_seconds(SystemTime::now()),
             server: self.status().server.unwrap_or_default(),
-            watermark: self.progress.lock().ok().and_then(|p| p.watermark.clone()),
+            watermark: lock(&self.progress).watermark.clone(),
         };
         let index = self.index.clone();
         let written = tokio::task::spawn_blocking(move || {
-            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = lock(&state);
             let result = match changes {
                 Some(changes) if state.can_append() && (full || !changes.is_empty()) => {
                     state.append(&changes, &header)
@@ -764,7 +759,7 @@ impl SyncedIndex {
         };
         let (keyer, max) = (self.keyer.clone(), self.config.max_entries);
         let loaded = tokio::task::spawn_blocking(move || {
-            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = lock(&state);
             let mut index = PhoneIndex::new(keyer);
             let mut over = false;
             let loaded = state.load(|change| over |= !load_change(&mut index, change, max))?;
@@ -792,14 +787,16 @@ impl SyncedIndex {
         }
         *write(&self.index) = index;
         self.version.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut p) = self.progress.lock() {
+        {
+            let mut p = lock(&self.progress);
             // Resync fully as soon as the directory is back: the saved index may be old.
             p.watermark = loaded.header.watermark;
             p.last_full = None;
         }
         let server = loaded.header.server;
         self.server.store(Some(Arc::new(server.clone())));
-        if let Ok(mut s) = self.status.lock() {
+        {
+            let mut s = lock(&self.status);
             s.synced_at = Some(written);
             s.server = Some(server);
             s.from_snapshot = true;
@@ -827,14 +824,6 @@ fn load_change(index: &mut PhoneIndex, change: Change, max: usize) -> bool {
     };
     index.replace(old.as_ref(), new);
     true
-}
-
-fn read(index: &RwLock<PhoneIndex>) -> std::sync::RwLockReadGuard<'_, PhoneIndex> {
-    index.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write(index: &RwLock<PhoneIndex>) -> std::sync::RwLockWriteGuard<'_, PhoneIndex> {
-    index.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What an [`Applier`] did.

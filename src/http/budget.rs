@@ -119,7 +119,7 @@ impl Budget {
     }
 
     fn lock(&self) -> MutexGuard<'_, Open> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
+        crate::locks::lock(&self.open)
     }
 }
 

@@ -95,7 +95,7 @@ impl RefusalLog {
     }
 
     fn lock(&self) -> MutexGuard<'_, Window> {
-        self.window.lock().unwrap_or_else(|e| e.into_inner())
+        crate::locks::lock(&self.window)
     }
 }
 
