@@ -10,10 +10,13 @@
 #![warn(missing_docs)]
 
 pub mod call;
+pub mod check;
 pub mod cidr;
 pub mod cli;
 pub mod config;
+mod console;
 pub mod directory;
+pub mod explain;
 pub mod http;
 pub mod hygiene;
 pub mod locks;
@@ -22,5 +25,6 @@ pub mod lookup;
 pub mod mapping;
 pub mod phone;
 pub mod secret;
+pub mod server;
 #[cfg(unix)]
 pub mod systemd;

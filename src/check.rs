@@ -1,0 +1,127 @@
+//! `check-config`: the configuration, the certificate, one connection, bind and sample
+//! search, and a hygiene report of every eligible entry, read once; nothing is saved.
+
+use std::path::PathBuf;
+
+use crate::config::{Config, LdapConfig, SourceConfig};
+use crate::console::say;
+use crate::directory::ldap::{LdapDirectory, Probe};
+use crate::directory::{Directory, DirectoryError, Entry, PhoneIndex};
+use crate::explain::phone_values;
+use crate::http::tls::{Certificate, TlsError};
+
+/// Values shown per attribute of a sample entry.
+const SAMPLE_VALUES: usize = 3;
+
+/// What a check found wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The directory cannot be used.
+    #[error("directory: {0}")]
+    Directory(#[from] DirectoryError),
+    /// The HTTPS certificate or key cannot be used.
+    #[error("{0}")]
+    Tls(#[from] TlsError),
+}
+
+/// Checks `config` (read from `path`, or the demo), saying what worked on stdout.
+pub async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(), CheckError> {
+    let name = path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "built-in demo configuration".to_owned());
+    say!("configuration {name}: valid");
+    if let Some((cert, key)) = &config.server.tls {
+        let certificate = Certificate::load(cert, key)?;
+        certificate.server_config()?;
+        say!("  https             certificate and key load and match");
+    }
+    say!(
+        "  endpoint          http://{}{}",
+        config.server.listen,
+        config.server.path
+    );
+    say!(
+        "  phone attributes  {}",
+        config.directory.phone_attributes.join(", ")
+    );
+    let entries = match &config.directory.source {
+        SourceConfig::Ldif(data) => {
+            say!(
+                "  source            {}",
+                Directory::open(config).await?.describe()
+            );
+            crate::directory::ldif::load(data).map_err(DirectoryError::from)?
+        }
+        SourceConfig::Ldap(ldap) => check_ldap(config, ldap).await?,
+    };
+    say!(
+        "{}",
+        crate::hygiene::examine(&entries, &config.directory.phone_attributes, &config.phone)
+    );
+    say!("OK");
+    Ok(())
+}
+
+/// Connects, binds and searches a sample, then reads every eligible entry once: the hygiene
+/// report's entries, and in index mode what the index would hold. Nothing is saved (no state
+/// file) and no sync thread starts.
+async fn check_ldap(config: &Config, ldap: &LdapConfig) -> Result<Vec<Entry>, CheckError> {
+    let attrs = &config.directory.phone_attributes;
+    let client = LdapDirectory::new(ldap, config.wanted_attributes())?;
+    say!("  source            {}", client.describe());
+    let probe = client.probe(attrs).await?;
+    say_probe(config, &probe);
+    let entries = client.read_all(attrs).await?;
+    if ldap.index.is_some() {
+        let index = PhoneIndex::build(entries.clone(), attrs, &config.phone);
+        say!(
+            "  index             {} entries with {} distinct numbers (entries with a number \
+             of some country)",
+            index.entries(),
+            index.numbers()
+        );
+    }
+    Ok(entries)
+}
+
+/// What the sample search of `check-config` found.
+fn say_probe(config: &Config, probe: &Probe) {
+    say!("directory: connected to {}", probe.server);
+    match &probe.bound_as {
+        Some(dn) => say!("  bound as          {dn}"),
+        None => say!("  bound             anonymously"),
+    }
+    say!("  sample search     {}", probe.filter);
+    say!(
+        "  found             {} entries with a phone attribute{}",
+        probe.sample.len(),
+        if probe.more { " (and more)" } else { "" }
+    );
+    for entry in &probe.sample {
+        say!("    {}", entry.dn());
+        let mut shown: Vec<(String, usize)> = Vec::new();
+        for (attr, value, keys) in phone_values(entry, config) {
+            match shown.iter_mut().find(|(a, _)| *a == attr) {
+                Some((_, n)) if *n >= SAMPLE_VALUES => *n += 1,
+                Some((_, n)) => {
+                    *n += 1;
+                    say!("      {attr}: {value:?} -> {keys}");
+                }
+                None => {
+                    say!("      {attr}: {value:?} -> {keys}");
+                    shown.push((attr, 1));
+                }
+            }
+        }
+        for (attr, n) in shown.iter().filter(|(_, n)| *n > SAMPLE_VALUES) {
+            say!("      {attr}: ... {} more values", n - SAMPLE_VALUES);
+        }
+    }
+    if probe.sample.is_empty() {
+        say!(
+            "  warning: no entry under the base DN has a phone attribute; check \
+             directory.base_dn, directory.filter and directory.phone_attributes"
+        );
+    }
+}
