@@ -1,0 +1,266 @@
+//! Connections: the configured servers in order, each resting after a failure, TLS
+//! (LDAPS or StartTLS) and bind, one connection kept and replaced when it breaks.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, StdStream};
+
+use super::error::{describe_ldap_error, result_name};
+use super::search::RC_SUCCESS;
+use super::{LdapDirectory, ServerStats, REST_AFTER_FAILURE, STAGGER};
+use crate::directory::DirectoryError;
+use crate::locks::lock;
+
+impl LdapDirectory {
+    pub(super) async fn root_dse(&self, conn: &Connection) -> Result<(), DirectoryError> {
+        let mut ldap = conn.ldap.clone();
+        ldap.with_timeout(self.config.timeout)
+            .search("", Scope::Base, "(objectClass=*)", vec!["1.1"])
+            .await
+            .map(|_| ())
+            .map_err(|e| DirectoryError::Search {
+                url: conn.url.to_string(),
+                reason: describe_ldap_error(&e),
+            })
+    }
+
+    /// What connecting to each server has done.
+    pub fn servers(&self) -> Vec<ServerStats> {
+        self.servers
+            .iter()
+            .map(|s| ServerStats {
+                url: s.url.clone(),
+                connects: s.connects.load(Ordering::Relaxed),
+                failures: s.failures.load(Ordering::Relaxed),
+                active: s.active.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    pub(super) async fn connection(&self) -> Result<Connection, DirectoryError> {
+        let mut current = self.current.lock().await;
+        if let Some(conn) = current.as_mut() {
+            if !conn.ldap.is_closed() {
+                return Ok(conn.clone());
+            }
+        }
+        let conn = self.connect_any().await?;
+        *current = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Drops the shared connection if it is still `broken`; with `failed`, its server is
+    /// tried last for a while.
+    pub(super) async fn forget(&self, broken: &Connection, failed: bool) {
+        let mut current = self.current.lock().await;
+        if current.as_ref().map(|c| c.id) == Some(broken.id) {
+            *current = None;
+            if failed {
+                if let Some(server) = self.servers.iter().find(|s| *s.url == *broken.url) {
+                    server.failed();
+                }
+            }
+        }
+    }
+
+    /// The servers in the order to try them: those not resting first (the active one
+    /// first, then in configured order), then the resting ones, soonest rested first.
+    pub(super) fn order(&self) -> Vec<Arc<Server>> {
+        let now = Instant::now();
+        let mut order: Vec<(bool, bool, Option<Instant>, usize)> = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let rest = *lock(&s.rest_until);
+                (s.resting(now), !s.active.load(Ordering::Relaxed), rest, i)
+            })
+            .collect();
+        order.sort();
+        order
+            .into_iter()
+            .map(|(.., i)| self.servers[i].clone())
+            .collect()
+    }
+
+    /// Connects to the first server that binds, trying the next one alongside whenever an
+    /// attempt goes unanswered for [`STAGGER`], and at once when one fails.
+    pub(super) async fn connect_any(&self) -> Result<Connection, DirectoryError> {
+        let mut waiting = self.order().into_iter();
+        let mut attempts = FuturesUnordered::new();
+        let mut pending: Vec<Arc<Server>> = Vec::new();
+        let mut failures = Vec::new();
+        let attempt = |server: Arc<Server>| async move {
+            let result =
+                tokio::time::timeout(self.config.connect_timeout, self.connect(&server.url))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(DirectoryError::Connect {
+                            url: server.url.clone(),
+                            reason: format!(
+                                "no answer within {} ms (directory.connect_timeout_ms)",
+                                self.config.connect_timeout.as_millis()
+                            ),
+                        })
+                    });
+            (server, result)
+        };
+        loop {
+            if attempts.is_empty() {
+                let Some(next) = waiting.next() else { break };
+                pending.push(next.clone());
+                attempts.push(attempt(next));
+            }
+            let more = waiting.len() > 0;
+            tokio::select! {
+                Some((server, result)) = attempts.next() => {
+                    pending.retain(|p| !Arc::ptr_eq(p, &server));
+                    match result {
+                        Ok(conn) => {
+                            for slow in pending {
+                                tracing::warn!(
+                                    server = %slow.url, answered = %server.url,
+                                    "directory server did not answer in time; another one did"
+                                );
+                                slow.failed();
+                            }
+                            for other in &self.servers {
+                                other.active.store(false, Ordering::Relaxed);
+                            }
+                            server.connects.fetch_add(1, Ordering::Relaxed);
+                            server.active.store(true, Ordering::Relaxed);
+                            *lock(&server.rest_until) = None;
+                            tracing::info!(server = %server.url, "connected to directory");
+                            return Ok(conn);
+                        }
+                        Err(error) => {
+                            server.failed();
+                            tracing::warn!(error = %error, "directory server unusable");
+                            failures.push(error.to_string());
+                            if let Some(next) = waiting.next() {
+                                pending.push(next.clone());
+                                attempts.push(attempt(next));
+                            }
+                        }
+                    }
+                }
+                () = tokio::time::sleep(STAGGER), if more => {
+                    if let Some(next) = waiting.next() {
+                        pending.push(next.clone());
+                        attempts.push(attempt(next));
+                    }
+                }
+            }
+        }
+        Err(DirectoryError::Unavailable(failures.join("; ")))
+    }
+
+    pub(super) async fn connect(&self, url: &str) -> Result<Connection, DirectoryError> {
+        let fail = |reason: String| DirectoryError::Connect {
+            url: url.to_owned(),
+            reason,
+        };
+        let parsed = url::Url::parse(url).map_err(|e| fail(e.to_string()))?;
+        let ldaps = parsed.scheme().eq_ignore_ascii_case("ldaps");
+        let port = parsed.port().unwrap_or(if ldaps { 636 } else { 389 });
+        let address = format!("{}:{port}", parsed.host_str().unwrap_or("localhost"));
+        // ldap3 leaves Nagle on, which costs ~40 ms per round trip: open the socket ourselves.
+        let tcp = tokio::net::TcpStream::connect(&address)
+            .await
+            .map_err(|e| fail(format!("cannot connect to {address}: {e}")))?;
+        let std = tcp
+            .set_nodelay(true)
+            .and_then(|()| tcp.into_std())
+            .map_err(|e| fail(format!("socket setup: {e}")))?;
+        let settings = LdapConnSettings::new()
+            .set_config(self.tls.clone())
+            .set_starttls(self.config.starttls && !ldaps)
+            .set_std_stream(StdStream::Tcp(std));
+        self.handshake(settings, url).await
+    }
+
+    pub(super) async fn handshake(
+        &self,
+        settings: LdapConnSettings,
+        url: &str,
+    ) -> Result<Connection, DirectoryError> {
+        let fail = |reason: String| DirectoryError::Connect {
+            url: url.to_owned(),
+            reason,
+        };
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, url)
+            .await
+            .map_err(|e| fail(describe_ldap_error(&e)))?;
+        let server = url.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = conn.drive().await {
+                tracing::debug!(server = %server, error = %e, "directory connection ended");
+            }
+        });
+        if let Some((dn, password)) = &self.config.bind {
+            let result = ldap
+                .with_timeout(self.config.connect_timeout)
+                .simple_bind(dn, password.expose())
+                .await
+                .map_err(|e| fail(format!("bind as {dn}: {}", describe_ldap_error(&e))))?;
+            if result.rc != RC_SUCCESS {
+                return Err(fail(format!(
+                    "bind as {dn} refused: {} (LDAP result {}{})",
+                    result_name(result.rc),
+                    result.rc,
+                    if result.text.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {}", result.text)
+                    }
+                )));
+            }
+        }
+        Ok(Connection {
+            ldap,
+            url: Arc::from(url),
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+}
+
+/// One configured server and what connecting to it has done.
+pub(super) struct Server {
+    url: String,
+    connects: AtomicU64,
+    failures: AtomicU64,
+    active: AtomicBool,
+    rest_until: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Server {
+    pub(super) fn new(url: &str) -> Self {
+        Server {
+            url: url.to_owned(),
+            connects: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            active: AtomicBool::new(false),
+            rest_until: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn resting(&self, now: Instant) -> bool {
+        lock(&self.rest_until).is_some_and(|until| until > now)
+    }
+
+    fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.active.store(false, Ordering::Relaxed);
+        *lock(&self.rest_until) = Some(Instant::now() + REST_AFTER_FAILURE);
+    }
+}
+
+#[derive(Clone)]
+pub(super) struct Connection {
+    pub(super) ldap: Ldap,
+    pub(super) url: Arc<str>,
+    id: u64,
+}

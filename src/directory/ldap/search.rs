@@ -1,0 +1,387 @@
+//! Searches on a connection: one page for live lookups, paged streams for syncs, and what
+//! their results and entries mean.
+
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::controls::RawControl;
+use ldap3::{Scope, SearchEntry, SearchOptions};
+
+use super::ad::{deleted_dn, domain_of, DcState, LAST_KNOWN_PARENT, SHOW_DELETED};
+use super::error::{describe_ldap_error, no_such_base, result_name};
+use super::pool::Connection;
+use super::LdapDirectory;
+use crate::directory::{binary_value, DirectoryError, Entry};
+
+impl LdapDirectory {
+    /// Reads every entry matching `filter` under the base with paged searches (see [`Paging`]),
+    /// handing them to `batch` a page at a time. The change attribute is read for the
+    /// watermark and left out of the entries. Every page must arrive within `timeout_ms`.
+    /// With `bound_to_dc`, the domain controller's state is read first on the same connection
+    /// (Active Directory's `uSNChanged` numbers are per DC).
+    pub async fn fetch_all(
+        &self,
+        filter: &str,
+        paging: Paging,
+        change_attribute: &str,
+        bound_to_dc: bool,
+        mut batch: impl FnMut(Vec<Entry>),
+    ) -> Result<Fetched, DirectoryError> {
+        let conn = self.connection().await?;
+        let dc = if bound_to_dc {
+            match self.dc_state(&conn).await {
+                Ok(dc) => Some(dc),
+                Err(e) => {
+                    self.forget(&conn, false).await;
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        let result = self
+            .stream_all(&conn, filter, paging, change_attribute, &mut batch)
+            .await;
+        if result.is_err() {
+            self.forget(&conn, false).await;
+        }
+        result.map(|fetched| Fetched { dc, ..fetched })
+    }
+
+    // One function although long: the stream borrows the connection's handle and its type
+    // names the adapters, so a split would only pass it around.
+    async fn stream_all(
+        &self,
+        conn: &Connection,
+        filter: &str,
+        paging: Paging,
+        change_attribute: &str,
+        batch: &mut impl FnMut(Vec<Entry>),
+    ) -> Result<Fetched, DirectoryError> {
+        let fail = |reason: String| DirectoryError::Search {
+            url: conn.url.to_string(),
+            reason,
+        };
+        let change_attribute = change_attribute.to_ascii_lowercase();
+        let (base, scope, mut attrs, controls) = match paging.read {
+            Read::Entries => (
+                self.config.base_dn.as_str(),
+                self.config.scope,
+                self.attributes.clone(),
+                vec![],
+            ),
+            Read::Names => (
+                self.config.base_dn.as_str(),
+                self.config.scope,
+                vec![],
+                vec![],
+            ),
+            Read::Deleted => (
+                domain_of(&self.config.base_dn),
+                Scope::Subtree,
+                vec![LAST_KNOWN_PARENT.to_owned()],
+                vec![RawControl {
+                    ctype: SHOW_DELETED.to_owned(),
+                    crit: true,
+                    val: None,
+                }],
+            ),
+        };
+        attrs.push(change_attribute.clone());
+        let page_size = paging.page_size;
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(page_size)),
+        ];
+        let mut ldap = conn.ldap.clone();
+        let mut stream = ldap
+            .with_timeout(self.config.timeout)
+            .with_controls(controls)
+            .streaming_search_with(adapters, base, scope, filter, attrs)
+            .await
+            .map_err(|e| fail(describe_ldap_error(&e)))?;
+        let mut watermark: Option<String> = None;
+        let mut pending = Vec::new();
+        let mut count = 0;
+        let mut page_started = std::time::Instant::now();
+        while let Some(found) = stream
+            .next()
+            .await
+            .map_err(|e| fail(describe_ldap_error(&e)))?
+        {
+            let mut found = SearchEntry::construct(found);
+            for value in take_attribute(&mut found, &change_attribute) {
+                if watermark
+                    .as_ref()
+                    .is_none_or(|w| change_order(&value, w).is_gt())
+                {
+                    watermark = Some(value);
+                }
+            }
+            if paging.read == Read::Deleted {
+                let Some(dn) = deleted_dn(&found) else {
+                    continue;
+                };
+                pending.push(Entry::new(&dn, std::iter::empty::<(String, Vec<String>)>()));
+            } else {
+                pending.push(entry_from(found));
+            }
+            count += 1;
+            if pending.len() >= page_size as usize {
+                batch(std::mem::take(&mut pending));
+                if paging.paced {
+                    tokio::time::sleep(page_started.elapsed().min(MAX_PAUSE)).await;
+                    page_started = std::time::Instant::now();
+                }
+            }
+        }
+        if !pending.is_empty() {
+            batch(pending);
+        }
+        let status = stream.finish().await;
+        self.search_done(status.rc, &status.text).map_err(fail)?;
+        Ok(Fetched {
+            server: conn.url.to_string(),
+            watermark,
+            count,
+            dc: None,
+        })
+    }
+
+    pub(super) async fn search(
+        &self,
+        conn: &Connection,
+        filter: &str,
+        sizelimit: i32,
+    ) -> Result<Vec<Entry>, SearchFailure> {
+        let fail = |reason: String| DirectoryError::Search {
+            url: conn.url.to_string(),
+            reason,
+        };
+        let mut ldap = conn.ldap.clone();
+        let result = ldap
+            .with_search_options(SearchOptions::new().sizelimit(sizelimit))
+            .with_timeout(self.config.timeout)
+            .search(
+                &self.config.base_dn,
+                self.config.scope,
+                filter,
+                &self.attributes,
+            )
+            .await
+            .map_err(|e| SearchFailure::Transport(fail(describe_ldap_error(&e))))?;
+        let ldap3::SearchResult(results, status) = result;
+        // A live search takes what a size limit let through.
+        if status.rc != RC_SIZE_LIMIT {
+            self.search_done(status.rc, &status.text)
+                .map_err(|why| SearchFailure::Refused(fail(why)))?;
+        }
+        Ok(results
+            .into_iter()
+            // Search references (AD's referrals to other partitions) carry no entry.
+            .filter(|r| !r.is_ref() && !r.is_intermediate())
+            .map(|r| entry_from(SearchEntry::construct(r)))
+            .collect())
+    }
+
+    /// How a whole search ended: `Err` with the reason unless it succeeded (referrals are
+    /// skipped, not followed).
+    pub(super) fn search_done(&self, rc: u32, text: &str) -> Result<(), String> {
+        match rc {
+            RC_SUCCESS | RC_REFERRAL => Ok(()),
+            RC_NO_SUCH_OBJECT => Err(no_such_base(&self.config.base_dn)),
+            rc => Err(format!("{} (LDAP result {rc}) {text}", result_name(rc))),
+        }
+    }
+
+    /// One entry read with a base search.
+    pub(super) async fn base_entry(
+        &self,
+        conn: &Connection,
+        dn: &str,
+        attributes: &[&str],
+    ) -> Result<SearchEntry, String> {
+        let mut ldap = conn.ldap.clone();
+        let (found, _) = ldap
+            .with_timeout(self.config.timeout)
+            .search(dn, Scope::Base, "(objectClass=*)", attributes.to_vec())
+            .await
+            .and_then(ldap3::SearchResult::success)
+            .map_err(|e| describe_ldap_error(&e))?;
+        found
+            .into_iter()
+            .next()
+            .map(SearchEntry::construct)
+            .ok_or_else(|| format!("{dn:?} cannot be read"))
+    }
+}
+
+impl From<SearchFailure> for DirectoryError {
+    fn from(failure: SearchFailure) -> Self {
+        match failure {
+            SearchFailure::Transport(e) | SearchFailure::Refused(e) => e,
+        }
+    }
+}
+
+/// LDAP result codes that still carry usable entries.
+pub(super) const RC_SUCCESS: u32 = 0;
+
+pub(super) const RC_SIZE_LIMIT: u32 = 4;
+
+pub(super) const RC_REFERRAL: u32 = 10;
+
+pub(super) const RC_NO_SUCH_OBJECT: u32 = 32;
+
+/// A search that failed on the way (the connection is suspect) or was refused by the server.
+pub(super) enum SearchFailure {
+    Transport(DirectoryError),
+    Refused(DirectoryError),
+}
+
+/// Entries read by a paged search, in batches.
+pub struct Fetched {
+    /// The server that answered.
+    pub server: String,
+    /// The greatest value of the change attribute seen, if any entry had it.
+    pub watermark: Option<String>,
+    /// How many entries were read.
+    pub count: usize,
+    /// The domain controller's state, read on the same connection before the search (when
+    /// asked for).
+    pub dc: Option<DcState>,
+}
+
+/// How a paged read is made.
+#[derive(Clone, Copy, Debug)]
+pub struct Paging {
+    /// Entries per page.
+    pub page_size: i32,
+    /// Half speed: a pause after each page as long as it took, leaving the machine to calls.
+    pub paced: bool,
+    /// What is read.
+    pub read: Read,
+}
+
+/// What a paged read returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// The entries under the base with the configured attributes.
+    Entries,
+    /// Only their DNs (and the change attribute): entries without attributes.
+    Names,
+    /// Active Directory's tombstones of the base DN's domain (Show Deleted control), as
+    /// entries without attributes named by the DN each had before it was deleted.
+    Deleted,
+}
+
+/// The longest pause of a paced read between two pages.
+pub(super) const MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+pub(super) fn entry_from(mut found: SearchEntry) -> Entry {
+    // A GUID whose 16 bytes happen to be valid UTF-8 arrives as text: move it back.
+    let guids: Vec<String> = found
+        .attrs
+        .keys()
+        .filter(|k| binary_value(k, &[0; 16]).is_some())
+        .cloned()
+        .collect();
+    for name in guids {
+        if let Some(values) = found.attrs.remove(&name) {
+            found
+                .bin_attrs
+                .insert(name, values.into_iter().map(String::into_bytes).collect());
+        }
+    }
+    let binary = found.bin_attrs.into_iter().map(|(name, values)| {
+        let text: Vec<String> = values
+            .iter()
+            .filter_map(|v| binary_value(&name, v))
+            .collect();
+        (name, text)
+    });
+    Entry::new(&found.dn, found.attrs.into_iter().chain(binary))
+}
+
+/// How two change values order: numerically when both are numbers (`uSNChanged`), else as
+/// text (generalized times of one format sort as text).
+pub fn change_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        _ => a.cmp(b),
+    }
+}
+
+/// Takes an attribute's values out of an entry, whatever the case of its name.
+pub(super) fn take_attribute(entry: &mut SearchEntry, name: &str) -> Vec<String> {
+    let key = entry
+        .attrs
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .cloned();
+    key.and_then(|k| entry.attrs.remove(&k)).unwrap_or_default()
+}
+
+/// The first value of a text attribute, whatever the case of its name.
+pub(super) fn text_value(entry: &SearchEntry, name: &str) -> Option<String> {
+    entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.first().cloned())
+}
+
+/// The first value of a GUID attribute as a GUID string. ldap3 files values that happen to
+/// be valid UTF-8 under `attrs`, so both maps are looked at.
+pub(super) fn guid_value(entry: &SearchEntry, name: &str) -> Option<String> {
+    let text = entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(k, v)| binary_value(k, v.first()?.as_bytes()));
+    text.or_else(|| {
+        entry
+            .bin_attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(k, v)| binary_value(k, v.first()?))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn change_values_order_as_numbers_or_as_text() {
+        use std::cmp::Ordering::*;
+        assert_eq!(change_order("999", "1000"), Less);
+        assert_eq!(
+            change_order("20261124120332.0Z", "20261124120331.0Z"),
+            Greater
+        );
+        assert_eq!(change_order("12", "12"), Equal);
+    }
+
+    #[test]
+    fn guids_that_look_like_text_still_render_as_guids() {
+        // 16 ASCII bytes: ldap3 files them under `attrs`, as text.
+        let ascii = "0123456789abcdef";
+        let entry = SearchEntry {
+            dn: "CN=x".into(),
+            attrs: HashMap::from([
+                ("objectGUID".to_owned(), vec![ascii.to_owned()]),
+                ("invocationId".to_owned(), vec![ascii.to_owned()]),
+                ("cn".to_owned(), vec!["x".to_owned()]),
+            ]),
+            bin_attrs: HashMap::new(),
+        };
+        let expected = binary_value("objectGUID", ascii.as_bytes()).expect("guid");
+        assert_eq!(guid_value(&entry, "invocationid"), Some(expected.clone()));
+        let built = entry_from(entry);
+        assert_eq!(
+            built.values("objectguid").collect::<Vec<_>>(),
+            [expected.as_str()]
+        );
+        assert_eq!(built.values("cn").collect::<Vec<_>>(), ["x"]);
+    }
+}
