@@ -87,11 +87,12 @@ impl NumberForms {
     }
 
     /// The significant digits with `*` around each one (`*3*5*5*5*1*2*3*4*`): a substring
-    /// filter that matches the number whatever separators a stored value uses.
+    /// filter that matches the number whatever separators a stored value uses. Only ASCII
+    /// digits are kept, so it needs no LDAP escaping.
     pub fn wildcard(&self) -> String {
         let mut out = String::with_capacity(self.significant.len() * 2 + 1);
         out.push('*');
-        for d in self.significant.chars() {
+        for d in self.significant.chars().filter(char::is_ascii_digit) {
             out.push(d);
             out.push('*');
         }

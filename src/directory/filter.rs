@@ -7,7 +7,7 @@
 
 use ldap3::ldap_escape;
 
-use crate::phone::{CallerNumber, PhoneKey};
+use crate::phone::{CallerNumber, NumberForms, PhoneKey};
 
 /// A `match_filter` that does not parse, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,10 +67,12 @@ impl FilterTemplate {
             parts,
         };
         let sample = template.render_forms(
-            "+97235551234",
-            "035551234",
-            "97235551234",
-            "35551234",
+            &NumberForms {
+                e164: "+97235551234".to_owned(),
+                national: "035551234".to_owned(),
+                digits: "97235551234".to_owned(),
+                significant: "35551234".to_owned(),
+            },
             false,
         );
         if !crate::config::is_filter(&sample) {
@@ -110,43 +112,27 @@ impl FilterTemplate {
 
     /// The filter for one caller, ANDed with the eligibility filter.
     pub fn for_caller(&self, eligibility: &str, number: &CallerNumber) -> String {
-        let f = &number.forms;
         let exact = !matches!(number.key, PhoneKey::E164(_));
-        let matching = self.render_forms(&f.e164, &f.national, &f.digits, &f.significant, exact);
+        let matching = self.render_forms(&number.forms, exact);
         format!("(&{eligibility}{matching})")
     }
 
-    fn render_forms(
-        &self,
-        e164: &str,
-        national: &str,
-        digits: &str,
-        significant: &str,
-        exact: bool,
-    ) -> String {
+    fn render_forms(&self, forms: &NumberForms, exact: bool) -> String {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
                 Part::Form(form) => {
                     let value = match form {
-                        Form::E164 => ldap_escape(e164).into_owned(),
-                        Form::National => ldap_escape(national).into_owned(),
-                        Form::Digits => ldap_escape(digits).into_owned(),
-                        Form::Significant => ldap_escape(significant).into_owned(),
-                        Form::Last(n) => {
-                            ldap_escape(&digits[digits.len().saturating_sub(*n)..]).into_owned()
-                        }
+                        Form::E164 => ldap_escape(&forms.e164),
+                        Form::National => ldap_escape(&forms.national),
+                        Form::Digits => ldap_escape(&forms.digits),
+                        Form::Significant => ldap_escape(&forms.significant),
+                        Form::Last(n) => ldap_escape(forms.last(*n)),
                         // An extension or unparsed number is matched as it is.
-                        Form::Wildcard if exact => ldap_escape(digits).into_owned(),
-                        Form::Wildcard => {
-                            let mut w = String::from("*");
-                            for c in significant.chars() {
-                                w.push_str(&ldap_escape(c.to_string()));
-                                w.push('*');
-                            }
-                            w
-                        }
+                        Form::Wildcard if exact => ldap_escape(&forms.digits),
+                        // Digits and `*` only: nothing to escape.
+                        Form::Wildcard => forms.wildcard().into(),
                     };
                     out.push_str(&value);
                 }

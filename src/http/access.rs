@@ -87,13 +87,11 @@ impl Access {
     }
 }
 
-/// Compares without stopping at the first difference, so the time taken tells nothing about
-/// how much of the token was right (only whether the lengths differ).
+/// Compares without stopping at the first difference (`subtle`), so the time taken tells
+/// nothing about how much of the token was right (only whether the lengths differ).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq as _;
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]
