@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
-use crate::directory::{Directory, DirectoryError};
+use crate::directory::DirectoryError;
 use crate::http::budget::{default_max_connections, RESERVED_DESCRIPTORS};
 use crate::http::tls::{Certificate, TlsError};
 use crate::http::{self, App};
@@ -62,11 +62,9 @@ pub async fn serve(
     reload_on_sighup(app.clone(), (path, listen), certificate, config.clone());
     let settings = app.settings();
     tracing::info!(source = %settings.lookup.directory().describe(), "directory ready");
-    if let Directory::Live(ldap) = settings.lookup.directory() {
-        // Connect now so the first caller does not pay for it; a failure is retried per call.
-        if let Err(e) = ldap.probe(&config.directory.phone_attributes).await {
-            tracing::error!(error = %e, "directory not reachable yet; lookups will answer 503 until it is");
-        }
+    let attrs = &config.directory.phone_attributes;
+    if let Err(e) = settings.lookup.directory().warm_up(attrs).await {
+        tracing::error!(error = %e, "directory not reachable yet; lookups will answer 503 until it is");
     }
     if let Some(listen) = config.metrics_listen {
         serve_metrics(app.clone(), listen)?;

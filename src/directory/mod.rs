@@ -19,7 +19,7 @@ use crate::phone::CallerNumber;
 
 pub use entry::{Entry, Name, StoredEntry};
 pub use index::PhoneIndex;
-pub use ldap::{LdapDirectory, Probe};
+pub use ldap::{LdapDirectory, Probe, ServerStats};
 pub use sync::{SyncStatus, SyncedIndex};
 
 /// Text for a binary attribute value: `objectGUID` and `invocationId` become the GUID string AD shows
@@ -121,6 +121,18 @@ pub struct Candidates {
     pub server: Option<Arc<String>>,
 }
 
+/// What an index that follows a directory holds and how its syncs went: for metrics.
+pub struct IndexFigures {
+    /// Entries held.
+    pub entries: usize,
+    /// Distinct numbers held.
+    pub numbers: usize,
+    /// The syncs' status.
+    pub status: SyncStatus,
+    /// The server the index was last synced from.
+    pub source: String,
+}
+
 /// The configured source of entries.
 pub enum Directory {
     /// Entries loaded once from a file and indexed by number.
@@ -188,6 +200,38 @@ impl Directory {
         }
     }
 
+    /// Index mode's figures; `None` for the other sources.
+    pub fn index_figures(&self) -> Option<IndexFigures> {
+        let Directory::Synced(synced) = self else {
+            return None;
+        };
+        let (entries, numbers) = synced.counts();
+        Some(IndexFigures {
+            entries,
+            numbers,
+            status: synced.status(),
+            source: synced.server().map(|s| (*s).clone()).unwrap_or_default(),
+        })
+    }
+
+    /// What connecting to each directory server has done (none for a file source).
+    pub fn servers(&self) -> Vec<ServerStats> {
+        match self {
+            Directory::Index(_) => Vec::new(),
+            Directory::Synced(synced) => synced.ldap().servers(),
+            Directory::Live(ldap) => ldap.servers(),
+        }
+    }
+
+    /// Live mode connects now, so that the first caller does not pay for it (a failure is
+    /// retried per call); the other sources have nothing to prepare.
+    pub async fn warm_up(&self, phone_attributes: &[String]) -> Result<(), DirectoryError> {
+        match self {
+            Directory::Live(ldap) => ldap.probe(phone_attributes).await.map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
     /// One line saying what the source is, for logs and the CLI.
     pub fn describe(&self) -> String {
         match self {
@@ -200,8 +244,7 @@ impl Directory {
                 let (entries, numbers) = synced.counts();
                 let status = synced.status();
                 let age = status
-                    .synced_at
-                    .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+                    .age()
                     .map(|d| format!("{} s ago", d.as_secs()))
                     .unwrap_or_else(|| "never".to_owned());
                 format!(

@@ -3,10 +3,9 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use crate::directory::ldap::ServerStats;
-use crate::directory::Directory;
+use crate::directory::{Directory, IndexFigures, ServerStats};
 
 /// What became of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,66 +231,59 @@ impl Metrics {
         )?;
         writeln!(out, "popup_lookup_seconds_count {count}")?;
         self.connections.write(out)?;
-        if let Directory::Synced(synced) = directory {
-            let (entries, numbers) = synced.counts();
-            let status = synced.status();
-            let age = status
-                .synced_at
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .map_or(f64::NAN, |d| d.as_secs_f64());
-            gauge(
-                out,
-                "popup_index_entries",
-                "Entries in the index.",
-                entries as f64,
-            )?;
-            gauge(
-                out,
-                "popup_index_numbers",
-                "Distinct numbers in the index.",
-                numbers as f64,
-            )?;
-            gauge(
-                out,
-                "popup_index_age_seconds",
-                "Time since the index last matched the directory.",
-                age,
-            )?;
-            gauge(
-                out,
-                "popup_sync_duration_seconds",
-                "Duration of the last successful sync.",
-                status.last_duration.map_or(f64::NAN, |d| d.as_secs_f64()),
-            )?;
-            family(
-                out,
-                ("popup_syncs_total", "counter", "Syncs by result."),
-                "result",
-                [("ok", status.succeeded), ("failed", status.failed)].into_iter(),
-            )?;
-            let source = synced.server().unwrap_or_default();
-            let source = source.as_str();
-            family(
-                out,
-                (
-                    "popup_index_source",
-                    "gauge",
-                    "The directory server the index was last synced from (value 1).",
-                ),
-                "server",
-                std::iter::once((source, 1)),
-            )?;
+        if let Some(index) = directory.index_figures() {
+            write_index(out, &index)?;
         }
-        let ldap = match directory {
-            Directory::Synced(synced) => Some(synced.ldap()),
-            Directory::Live(ldap) => Some(&**ldap),
-            Directory::Index(_) => None,
-        };
-        if let Some(ldap) = ldap {
-            write_servers(out, &ldap.servers())?;
-        }
+        write_servers(out, &directory.servers())?;
         Ok(())
     }
+}
+
+/// Index mode: what the index holds and how its syncs went.
+fn write_index(out: &mut String, index: &IndexFigures) -> std::fmt::Result {
+    let (entries, numbers, status) = (index.entries, index.numbers, &index.status);
+    let age = status.age().map_or(f64::NAN, |d| d.as_secs_f64());
+    gauge(
+        out,
+        "popup_index_entries",
+        "Entries in the index.",
+        entries as f64,
+    )?;
+    gauge(
+        out,
+        "popup_index_numbers",
+        "Distinct numbers in the index.",
+        numbers as f64,
+    )?;
+    gauge(
+        out,
+        "popup_index_age_seconds",
+        "Time since the index last matched the directory.",
+        age,
+    )?;
+    gauge(
+        out,
+        "popup_sync_duration_seconds",
+        "Duration of the last successful sync.",
+        status.last_duration.map_or(f64::NAN, |d| d.as_secs_f64()),
+    )?;
+    family(
+        out,
+        ("popup_syncs_total", "counter", "Syncs by result."),
+        "result",
+        [("ok", status.succeeded), ("failed", status.failed)].into_iter(),
+    )?;
+    let source = index.source.as_str();
+    family(
+        out,
+        (
+            "popup_index_source",
+            "gauge",
+            "The directory server the index was last synced from (value 1).",
+        ),
+        "server",
+        std::iter::once((source, 1)),
+    )
 }
 
 /// Per directory server: connections made, attempts failed, and which one is in use.

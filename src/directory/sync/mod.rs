@@ -41,6 +41,14 @@ pub struct SyncStatus {
     pub failed: u64,
 }
 
+impl SyncStatus {
+    /// How long ago the index last matched the directory; `None` before any sync.
+    pub fn age(&self) -> Option<Duration> {
+        self.synced_at
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+    }
+}
+
 /// What one sync did.
 #[derive(Clone, Debug)]
 pub struct SyncReport {
@@ -228,10 +236,7 @@ impl SyncedIndex {
     /// Whether the index is young enough to answer from (`index.ready_max_age_s`).
     pub fn fresh(&self) -> Result<(), String> {
         let status = self.status();
-        let age = status
-            .synced_at
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .unwrap_or(Duration::MAX);
+        let age = status.age().unwrap_or(Duration::MAX);
         if age <= self.config.ready_max_age {
             return Ok(());
         }
@@ -450,11 +455,7 @@ async fn follow(weak: Weak<SyncedIndex>, poll: Duration) {
             }
             Err(e) => {
                 synced.failed(&e);
-                let age = synced
-                    .status()
-                    .synced_at
-                    .and_then(|t| SystemTime::now().duration_since(t).ok())
-                    .unwrap_or_default();
+                let age = synced.status().age().unwrap_or_default();
                 tracing::error!(
                     error = %e, stale_s = age.as_secs(), retry_s = retry.as_secs(),
                     "sync failed; answering from the last good index"
