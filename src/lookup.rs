@@ -51,6 +51,28 @@ pub struct Answer {
     pub trace: Trace,
 }
 
+/// What a lookup found, as requests are counted and logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Entries matched.
+    Match,
+    /// Nobody matched, or the number was withheld.
+    Unknown,
+    /// A call state that is not looked up.
+    Skipped,
+}
+
+impl Answer {
+    /// What this answer found: the one place lookup outcomes are named.
+    pub fn outcome(&self) -> Outcome {
+        match (self.trace.skipped_state.is_some(), self.popup.total) {
+            (true, _) => Outcome::Skipped,
+            (false, 0) => Outcome::Unknown,
+            (false, _) => Outcome::Match,
+        }
+    }
+}
+
 /// Why there is no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {

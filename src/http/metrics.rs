@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::directory::{Directory, IndexFigures, ServerStats};
+use crate::lookup;
 
 /// What became of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +39,26 @@ const OUTCOMES: [(Outcome, &str); 8] = [
     (Outcome::Forbidden, "forbidden"),
     (Outcome::Unauthorized, "unauthorized"),
 ];
+
+impl Outcome {
+    /// The outcome's name in metrics and logs.
+    pub fn label(self) -> &'static str {
+        OUTCOMES
+            .iter()
+            .find(|(o, _)| *o == self)
+            .map_or("unknown", |(_, label)| label)
+    }
+}
+
+impl From<lookup::Outcome> for Outcome {
+    fn from(found: lookup::Outcome) -> Self {
+        match found {
+            lookup::Outcome::Match => Outcome::Match,
+            lookup::Outcome::Unknown => Outcome::Unknown,
+            lookup::Outcome::Skipped => Outcome::Skipped,
+        }
+    }
+}
 
 /// Directory error kinds counted (see `DirectoryError::kind`, plus `deadline`).
 const ERROR_KINDS: [&str; 7] = [

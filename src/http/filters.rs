@@ -1,0 +1,79 @@
+//! The routes as warp filters: the popup path (every request gets a JSON answer) and the
+//! metrics listener's `/metrics`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use warp::http::{header, HeaderValue};
+use warp::reply::Response;
+use warp::Filter;
+
+use super::accept::Peer;
+use super::handlers::{handle, RawRequest};
+use super::{reply, App, TOKEN_HEADER};
+
+/// The assembled routes: every request gets a JSON answer.
+pub fn routes(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    let parts = warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<usize>("content-length"))
+        .and(warp::addr::remote())
+        .and(warp::ext::optional::<Peer>())
+        .and(warp::header::optional::<String>("x-forwarded-for"))
+        .and(warp::header::optional::<String>(TOKEN_HEADER))
+        .and(warp::header::optional::<String>("authorization"))
+        .map(
+            |method,
+             path,
+             query,
+             content_type,
+             content_length,
+             remote: Option<SocketAddr>,
+             peer: Option<Peer>,
+             forwarded_for,
+             token,
+             authorization| RawRequest {
+                method,
+                path,
+                query,
+                content_type,
+                content_length,
+                remote: peer.map(|p| p.0).or(remote),
+                forwarded_for,
+                token,
+                authorization,
+            },
+        );
+    warp::any()
+        .map(move || app.clone())
+        .and(parts)
+        .and(warp::body::stream())
+        .then(handle)
+        .recover(reply::recover)
+        .unify()
+}
+
+/// The metrics listener's routes: `GET /metrics` in Prometheus' text format.
+pub fn metrics_routes(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
+    warp::path!("metrics")
+        .and(warp::get())
+        .map(move || {
+            let settings = app.settings();
+            let mut r = Response::new(app.metrics.render(settings.lookup.directory()).into());
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        })
+        .recover(reply::recover)
+        .unify()
+}

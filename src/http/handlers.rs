@@ -1,0 +1,311 @@
+//! The popup request's handler: the health and readiness probes, the guards (path, size,
+//! method, address, rate, token), reading the call, the lookup with its log line and
+//! counters, and the answer.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use futures_util::{Stream, StreamExt};
+use warp::http::{header, HeaderValue, Method, StatusCode};
+use warp::path::FullPath;
+use warp::reply::Response;
+
+use super::access::Presented;
+use super::limit::Limited;
+use super::metrics::Outcome;
+use super::request::{self, RequestError};
+use super::{reply, App, Settings, MAX_URL_BYTES};
+use crate::call::CallDetails;
+use crate::config::{HEALTH_PATH, READY_PATH};
+use crate::logging::phone_for_log;
+use crate::lookup::LookupError;
+
+/// Everything about a request but its body.
+pub(super) struct RawRequest {
+    pub(super) method: Method,
+    pub(super) path: FullPath,
+    pub(super) query: String,
+    pub(super) content_type: Option<String>,
+    pub(super) content_length: Option<usize>,
+    pub(super) remote: Option<SocketAddr>,
+    pub(super) forwarded_for: Option<String>,
+    pub(super) token: Option<String>,
+    pub(super) authorization: Option<String>,
+}
+
+/// Answers one request on the popup listener.
+pub(super) async fn handle<S, B>(shared: Arc<App>, request: RawRequest, body: S) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let started = Instant::now();
+    let app = shared.settings();
+    if let Some(probed) = probe(&app, request.path.as_str()).await {
+        return probed;
+    }
+    let client = match check_shape(&shared, &app, &request)
+        .and_then(|()| check_client(&shared, &app, &request))
+    {
+        Ok(client) => client,
+        Err(refused) => return refused.reply(),
+    };
+    let headers = BodyHeaders {
+        content_type: request.content_type.as_deref(),
+        content_length: request.content_length,
+    };
+    match read_call(&app, &request.method, &request.query, headers, body).await {
+        Ok(call) => answer(&shared, &app, client, &call, started).await,
+        Err(e) => {
+            let status = match e {
+                RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                RequestError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            shared.refused(app.group(client), Outcome::BadRequest, || {
+                tracing::info!(%client, error = %e, "unreadable request");
+            });
+            reply::error(status, &e.to_string())
+        }
+    }
+}
+
+/// The liveness and readiness probes' answers; `None` for other paths.
+async fn probe(app: &Settings, path: &str) -> Option<Response> {
+    match path {
+        HEALTH_PATH => Some(reply::status(true)),
+        READY_PATH => {
+            let ready = app.lookup.directory().readiness().await;
+            if let Err(why) = &ready {
+                tracing::warn!(reason = %why, "not ready");
+            }
+            Some(reply::status(ready.is_ok()))
+        }
+        _ => None,
+    }
+}
+
+/// Why a request is refused before its call is read.
+enum Refused {
+    /// Another path (404).
+    NotFound,
+    /// A URL over [`MAX_URL_BYTES`] (414).
+    UrlTooLong,
+    /// A method other than GET and POST (405).
+    Method,
+    /// An address not in `access.allow` (403).
+    Forbidden,
+    /// Over a rate limit (429).
+    RateLimited(Limited),
+    /// A missing or wrong token (401).
+    Unauthorized,
+}
+
+impl Refused {
+    /// The JSON error, with the header the status calls for.
+    fn reply(self) -> Response {
+        let (status, message, extra) = match self {
+            Refused::NotFound => (StatusCode::NOT_FOUND, "not found", None),
+            Refused::UrlTooLong => (
+                StatusCode::URI_TOO_LONG,
+                "the request URL is too long",
+                None,
+            ),
+            Refused::Method => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed; use GET or POST",
+                Some((header::ALLOW, "GET, POST")),
+            ),
+            Refused::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
+            Refused::RateLimited(which) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                match which {
+                    Limited::Client => "too many requests from this address",
+                    Limited::Global => "too many requests",
+                },
+                Some((header::RETRY_AFTER, "1")),
+            ),
+            Refused::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "a valid token is required",
+                Some((header::WWW_AUTHENTICATE, "Bearer")),
+            ),
+        };
+        let mut r = reply::error(status, message);
+        if let Some((name, value)) = extra {
+            r.headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+        }
+        r
+    }
+}
+
+/// Refuses what is not a popup request by its shape: another path, a URL too long, a method
+/// other than GET and POST.
+fn check_shape(shared: &App, app: &Settings, request: &RawRequest) -> Result<(), Refused> {
+    if request.path.as_str() != app.path {
+        return Err(Refused::NotFound);
+    }
+    if request.path.as_str().len() + request.query.len() > MAX_URL_BYTES {
+        shared.metrics.request(Outcome::BadRequest);
+        return Err(Refused::UrlTooLong);
+    }
+    if request.method != Method::GET && request.method != Method::POST {
+        return Err(Refused::Method);
+    }
+    Ok(())
+}
+
+/// The client (behind trusted proxies) when it may call now: its address allowed, within the
+/// rate limits, with the token. Refusals are counted and logged (the first per client and
+/// interval, see [`super::refusals`]).
+fn check_client(shared: &App, app: &Settings, request: &RawRequest) -> Result<IpAddr, Refused> {
+    let peer = request
+        .remote
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let client = app.access.client(peer, request.forwarded_for.as_deref());
+    if app.access.check_address(client).is_err() {
+        shared.refused(app.group(client), Outcome::Forbidden, || {
+            tracing::warn!(%client, %peer, "refused: address not in access.allow");
+        });
+        return Err(Refused::Forbidden);
+    }
+    if let Some(Err(which)) = app.limits.as_ref().map(|l| l.check(client)) {
+        shared.refused(app.group(client), Outcome::RateLimited, || {
+            tracing::warn!(%client, limit = ?which, "rate limited");
+        });
+        return Err(Refused::RateLimited(which));
+    }
+    let presented = Presented {
+        query: &request.query,
+        header: request.token.as_deref(),
+        authorization: request.authorization.as_deref(),
+    };
+    if app.access.check_token(presented).is_err() {
+        shared.refused(app.group(client), Outcome::Unauthorized, || {
+            tracing::warn!(%client, "refused: missing or wrong token");
+        });
+        return Err(Refused::Unauthorized);
+    }
+    Ok(client)
+}
+
+/// Looks the call up, counts and logs it (one line per popup), and answers.
+async fn answer(
+    shared: &App,
+    app: &Settings,
+    client: IpAddr,
+    call: &CallDetails,
+    started: Instant,
+) -> Response {
+    let result = app.lookup.answer(call).await;
+    let took = started.elapsed();
+    shared.metrics.lookup(took);
+    let us = took.as_micros() as u64;
+    let phone = call
+        .phone
+        .as_deref()
+        .map(|p| phone_for_log(p, app.mask_numbers));
+    let phone = phone.as_deref().unwrap_or("-");
+    let ivrid = call.ivrid.as_deref().unwrap_or("-");
+    let state = call.state.as_deref().unwrap_or("-");
+    match result {
+        Ok(answer) => {
+            let outcome = Outcome::from(answer.outcome());
+            shared.metrics.request(outcome);
+            tracing::info!(
+                %client, %ivrid, %state, %phone, outcome = %outcome.label(),
+                total = answer.popup.total,
+                server = %answer.trace.server.as_deref().map_or("-", String::as_str),
+                us,
+                "popup"
+            );
+            reply::popup(&answer.popup)
+        }
+        Err(e) if e.is_bad_request() => {
+            shared.refused(app.group(client), Outcome::BadRequest, || {
+                tracing::warn!(
+                    %client, %ivrid, %state, %phone,
+                    outcome = %Outcome::BadRequest.label(), error = %e, us, "popup"
+                );
+            });
+            reply::error(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+        Err(e) => {
+            shared.metrics.request(Outcome::DirectoryError);
+            let kind = match &e {
+                LookupError::Directory(d) => d.kind(),
+                _ => "deadline",
+            };
+            shared.metrics.directory_error(kind);
+            tracing::warn!(
+                %client, %ivrid, %state, %phone,
+                outcome = %Outcome::DirectoryError.label(), %kind, error = %e, us, "popup"
+            );
+            // Directory details are for the log, not for whoever calls the endpoint.
+            reply::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the directory is unavailable; try again",
+            )
+        }
+    }
+}
+
+/// The request headers that say what the body is.
+#[derive(Clone, Copy)]
+struct BodyHeaders<'a> {
+    content_type: Option<&'a str>,
+    content_length: Option<usize>,
+}
+
+async fn read_call<S, B>(
+    app: &Settings,
+    method: &Method,
+    query: &str,
+    headers: BodyHeaders<'_>,
+    body: S,
+) -> Result<CallDetails, RequestError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let from_query = request::from_form(query);
+    if method == Method::GET {
+        return Ok(from_query);
+    }
+    if headers
+        .content_length
+        .is_some_and(|n| n > app.max_body_bytes)
+    {
+        return Err(RequestError::TooLarge(app.max_body_bytes));
+    }
+    let body = tokio::time::timeout(app.body_timeout, read_body(body, app.max_body_bytes))
+        .await
+        .map_err(|_| RequestError::BodyTimeout(app.body_timeout.as_secs()))??;
+    request::from_body(headers.content_type, &body, from_query)
+}
+
+async fn read_body<S, B>(body: S, limit: usize) -> Result<BytesMut, RequestError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut collected = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| RequestError::Body(e.to_string()))?;
+        if collected.len() + chunk.remaining() > limit {
+            return Err(RequestError::TooLarge(limit));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            collected.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(collected)
+}
