@@ -1,0 +1,339 @@
+//! `[directory]`: the source of entries, an LDIF file or LDAP servers.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::index::index_config;
+use super::raw::{RawDirectory, RawIndex};
+use super::secrets::SecretSource;
+use super::{invalid, millis, ConfigError, IndexConfig};
+use crate::directory::filter::FilterTemplate;
+use crate::secret::Secret;
+
+/// `[directory]`: where entries come from and which attributes hold numbers.
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    /// The source of entries.
+    pub source: SourceConfig,
+    /// `phone_attributes`, lower-cased, in priority order for choosing the best match.
+    pub phone_attributes: Vec<String>,
+}
+
+/// Where entries come from.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    /// `source = "ldif"`: entries from an LDIF file.
+    Ldif(LdifData),
+    /// `source = "ldap"`: live searches against a directory server.
+    Ldap(Box<LdapConfig>),
+}
+
+/// Where the LDIF text lives.
+#[derive(Debug, Clone)]
+pub enum LdifData {
+    /// A file, resolved against the configuration file's folder.
+    File(PathBuf),
+    /// Text compiled into the binary (the demo).
+    Embedded(&'static str),
+}
+
+/// How to reach and search an LDAP directory.
+#[derive(Debug, Clone)]
+pub struct LdapConfig {
+    /// `urls`: tried in order; the first that connects and binds serves.
+    pub urls: Vec<String>,
+    /// `starttls`: upgrade `ldap://` connections with StartTLS.
+    pub starttls: bool,
+    /// `ca_file`: PEM CA certificates; `None` uses the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// `danger_accept_invalid_certs`: skip certificate verification.
+    pub danger_accept_invalid_certs: bool,
+    /// The service account and its password; `None` binds anonymously.
+    pub bind: Option<(String, Secret)>,
+    /// `base_dn`.
+    pub base_dn: String,
+    /// `scope`: `subtree` (default), `one` or `base`.
+    pub scope: ldap3::Scope,
+    /// `filter`: which entries are eligible at all.
+    pub filter: String,
+    /// `match_filter`: how the caller's number is searched for.
+    pub match_filter: FilterTemplate,
+    /// `max_entries`: size limit of one lookup's search.
+    pub max_entries: u32,
+    /// `connect_timeout_ms`: connecting, TLS and binding to one server.
+    pub connect_timeout: Duration,
+    /// `timeout_ms`: one search, or one page of a sync.
+    pub timeout: Duration,
+    /// `mode = "index"` (the default): answer from an index synced from the directory;
+    /// `None` for `mode = "live"`.
+    pub index: Option<IndexConfig>,
+}
+
+impl LdapConfig {
+    /// The entries that count and have a phone attribute: `(&<filter>(|(<attr>=*)...))`.
+    pub fn eligible_filter(&self, phone_attributes: &[String]) -> String {
+        let any_phone: String = phone_attributes
+            .iter()
+            .map(|a| format!("({a}=*)"))
+            .collect();
+        format!("(&{}(|{any_phone}))", self.filter)
+    }
+}
+
+pub(super) fn directory(
+    mut raw: RawDirectory,
+    index: Option<RawIndex>,
+    base: &Path,
+) -> Result<DirectoryConfig, ConfigError> {
+    let phone_attributes: Vec<String> = raw.phone_attributes.take().unwrap_or_else(|| {
+        DEFAULT_PHONE_ATTRIBUTES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
+    if phone_attributes.is_empty() {
+        return Err(invalid(
+            "directory.phone_attributes",
+            "list at least one attribute, such as [\"telephoneNumber\", \"mobile\"]",
+        ));
+    }
+    for a in &phone_attributes {
+        if a.is_empty() || !a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(invalid(
+                "directory.phone_attributes",
+                format!("{a:?} is not an attribute name"),
+            ));
+        }
+    }
+    let phone_attributes: Vec<String> = phone_attributes
+        .into_iter()
+        .map(|a| a.to_ascii_lowercase())
+        .collect();
+    let source = match raw.source.as_deref() {
+        Some("ldif") => {
+            if index.is_some() {
+                return Err(invalid(
+                    "index",
+                    "applies to source = \"ldap\" only; an LDIF file is indexed once at start",
+                ));
+            }
+            ldif_source(raw, base)?
+        }
+        Some("ldap") => {
+            SourceConfig::Ldap(Box::new(ldap_source(raw, index, base, &phone_attributes)?))
+        }
+        Some(other) => {
+            return Err(invalid(
+                "directory.source",
+                format!("{other:?} is not a source; use \"ldap\" or \"ldif\""),
+            ))
+        }
+        None => {
+            return Err(invalid(
+                "directory.source",
+                "missing; use \"ldap\" (a directory server) or \"ldif\" (a file)",
+            ))
+        }
+    };
+    Ok(DirectoryConfig {
+        source,
+        phone_attributes,
+    })
+}
+
+pub(super) fn ldif_source(raw: RawDirectory, base: &Path) -> Result<SourceConfig, ConfigError> {
+    let ldap_only = [
+        ("urls", raw.urls.is_some()),
+        ("bind_dn", raw.bind_dn.is_some()),
+        ("base_dn", raw.base_dn.is_some()),
+        ("match_filter", raw.match_filter.is_some()),
+        ("mode", raw.mode.is_some()),
+    ];
+    if let Some((key, _)) = ldap_only.iter().find(|(_, set)| *set) {
+        return Err(invalid(
+            &format!("directory.{key}"),
+            "applies to source = \"ldap\" only",
+        ));
+    }
+    let path = raw
+        .ldif
+        .ok_or_else(|| invalid("directory.ldif", "missing: the LDIF file to load"))?;
+    Ok(SourceConfig::Ldif(LdifData::File(base.join(path))))
+}
+
+pub(super) fn ldap_source(
+    raw: RawDirectory,
+    index: Option<RawIndex>,
+    base: &Path,
+    phone_attributes: &[String],
+) -> Result<LdapConfig, ConfigError> {
+    let index = match raw.mode.as_deref().unwrap_or("index") {
+        "index" => Some(index_config(index.unwrap_or_default(), base)?),
+        "live" if index.is_some() => {
+            return Err(invalid("index", "applies to mode = \"index\" only"))
+        }
+        "live" => None,
+        other => {
+            return Err(invalid(
+                "directory.mode",
+                format!("{other:?} is not a mode; use \"index\" or \"live\""),
+            ))
+        }
+    };
+    if raw.ldif.is_some() {
+        return Err(invalid(
+            "directory.ldif",
+            "applies to source = \"ldif\" only",
+        ));
+    }
+    let starttls = raw.starttls.unwrap_or(false);
+    let allow_plaintext = raw.allow_plaintext.unwrap_or(false);
+    let urls = raw.urls.clone().unwrap_or_default();
+    if urls.is_empty() {
+        return Err(invalid(
+            "directory.urls",
+            "list at least one server, such as [\"ldaps://dc1.example.com\"]",
+        ));
+    }
+    for url in &urls {
+        check_url(url, starttls, allow_plaintext)?;
+    }
+    let password = SecretSource {
+        section: "directory",
+        name: "bind_password",
+        file: raw.bind_password_file.as_deref(),
+        env: raw.bind_password_env.as_deref(),
+        credential: raw.bind_password_credential.as_deref(),
+    };
+    let bind = match raw.bind_dn.clone() {
+        Some(dn) => match password.read(base)? {
+            Some(secret) => Some((dn, secret)),
+            None => {
+                return Err(invalid(
+                    "directory.bind_password_file",
+                    "with bind_dn set, one of bind_password_file, bind_password_env and \
+                     bind_password_credential must say where the password is",
+                ))
+            }
+        },
+        None if password.is_set() => {
+            return Err(invalid(
+                "directory.bind_dn",
+                "a bind password is configured but no bind_dn to use it with",
+            ))
+        }
+        None => None,
+    };
+    let base_dn = raw
+        .base_dn
+        .filter(|b| !b.trim().is_empty())
+        .ok_or_else(|| {
+            invalid(
+                "directory.base_dn",
+                "missing: where to search, such as \"DC=example,DC=com\"",
+            )
+        })?;
+    let scope = match raw.scope.as_deref().unwrap_or("subtree") {
+        "subtree" | "sub" => ldap3::Scope::Subtree,
+        "one" | "onelevel" => ldap3::Scope::OneLevel,
+        "base" => ldap3::Scope::Base,
+        other => {
+            return Err(invalid(
+                "directory.scope",
+                format!("{other:?} is not a scope; use \"subtree\", \"one\" or \"base\""),
+            ))
+        }
+    };
+    let filter = raw.filter.unwrap_or_else(|| DEFAULT_FILTER.to_owned());
+    if !is_filter(&filter) {
+        return Err(invalid(
+            "directory.filter",
+            format!(
+                "{filter:?} is not an LDAP filter (RFC 4515), such as \"(objectClass=person)\""
+            ),
+        ));
+    }
+    let match_filter = match raw.match_filter {
+        Some(t) => FilterTemplate::parse(&t),
+        None => Ok(FilterTemplate::any_attribute(phone_attributes)),
+    }
+    .map_err(|e| invalid("directory.match_filter", e.to_string()))?;
+    let max_entries = raw.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
+    if !(1..=1000).contains(&max_entries) {
+        return Err(invalid(
+            "directory.max_entries",
+            "must be between 1 and 1000",
+        ));
+    }
+    Ok(LdapConfig {
+        urls,
+        starttls,
+        ca_file: raw.ca_file.map(|f| base.join(f)),
+        danger_accept_invalid_certs: raw.danger_accept_invalid_certs.unwrap_or(false),
+        bind,
+        base_dn,
+        scope,
+        filter,
+        match_filter,
+        max_entries,
+        connect_timeout: millis(
+            "directory.connect_timeout_ms",
+            raw.connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
+        )?,
+        timeout: millis(
+            "directory.timeout_ms",
+            raw.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+        )?,
+        index,
+    })
+}
+
+pub(super) fn check_url(
+    url: &str,
+    starttls: bool,
+    allow_plaintext: bool,
+) -> Result<(), ConfigError> {
+    let parsed = url::Url::parse(url).map_err(|e| {
+        invalid(
+            "directory.urls",
+            format!("{url:?} is not a URL such as ldaps://dc1.example.com ({e})"),
+        )
+    })?;
+    if parsed.host_str().unwrap_or("").is_empty() {
+        return Err(invalid("directory.urls", format!("{url:?} names no host")));
+    }
+    match parsed.scheme() {
+        "ldaps" if starttls => Err(invalid(
+            "directory.starttls",
+            format!("{url:?} is already TLS; StartTLS applies to ldap:// URLs"),
+        )),
+        "ldaps" => Ok(()),
+        "ldap" if starttls || allow_plaintext => Ok(()),
+        "ldap" => Err(invalid(
+            "directory.urls",
+            format!(
+                "{url:?} would send the bind password and personal data in clear text; use \
+                 ldaps://, or set starttls = true (allow_plaintext = true only for a local test)"
+            ),
+        )),
+        other => Err(invalid(
+            "directory.urls",
+            format!("{url:?}: scheme {other:?} is not ldaps or ldap"),
+        )),
+    }
+}
+
+/// A complete RFC 4515 filter, parenthesised (ldap3's parser also takes `a=b` bare).
+pub(crate) fn is_filter(text: &str) -> bool {
+    text.starts_with('(') && text.ends_with(')') && ldap3::parse_filter(text).is_ok()
+}
+
+pub(super) const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1500;
+
+pub(super) const DEFAULT_TIMEOUT_MS: u64 = 1500;
+
+pub(super) const DEFAULT_MAX_ENTRIES: u32 = 100;
+
+pub(super) const DEFAULT_FILTER: &str = "(objectClass=*)";
+
+pub(super) const DEFAULT_PHONE_ATTRIBUTES: &[&str] = &["telephoneNumber", "mobile"];

@@ -1,0 +1,43 @@
+//! `[log]`: level and number masking.
+
+use super::raw::RawLog;
+use super::{invalid, ConfigError};
+
+/// `[log]`
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `level`: a tracing filter such as `info` or `popup_ldap=debug`; `RUST_LOG` wins.
+    pub level: String,
+    /// `mask_numbers`: show only the last 3 digits of phone numbers in logs.
+    pub mask_numbers: bool,
+}
+
+pub(super) fn log(raw: RawLog) -> Result<LogConfig, ConfigError> {
+    let level = raw.level.unwrap_or_else(|| "info".to_owned());
+    let fail = |why: &str| {
+        invalid(
+            "log.level",
+            format!("{level:?} is not a log filter such as info, warn or popup_ldap=debug: {why}"),
+        )
+    };
+    // tracing reads a bare word as a target, so `debgu` would quietly log almost nothing:
+    // here a bare word must be a level, and targets take `target=level`.
+    for directive in level.split(',').map(str::trim) {
+        let wanted = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        if !LOG_LEVELS.contains(&wanted.to_ascii_lowercase().as_str()) {
+            return Err(fail(&format!(
+                "{wanted:?} is not one of {}",
+                LOG_LEVELS.join(", ")
+            )));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(&level)
+        .map_err(|e| fail(&e.to_string()))?;
+    Ok(LogConfig {
+        level,
+        mask_numbers: raw.mask_numbers.unwrap_or(true),
+    })
+}
+
+pub(super) const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];

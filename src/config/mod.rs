@@ -1,0 +1,499 @@
+//! The configuration file: raw TOML structs that reject unknown keys, then one validation step
+//! that applies defaults, reads secrets and names the offending key in every error.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::phone::PhoneNormalizer;
+
+mod access;
+mod answer;
+mod directory;
+mod index;
+mod log;
+mod raw;
+mod secrets;
+mod server;
+
+use access::{access, rate_limit};
+pub use access::{AccessConfig, RateLimitConfig};
+use answer::{lookup, response};
+pub use answer::{AnswerCaps, LookupConfig, ResponseConfig};
+use directory::directory;
+pub(crate) use directory::is_filter;
+pub use directory::{DirectoryConfig, LdapConfig, LdifData, SourceConfig};
+pub use index::{IndexConfig, STATE_FILE_BYTES_PER_ENTRY};
+use log::log;
+pub use log::LogConfig;
+use raw::RawConfig;
+use server::{metrics_listen, server};
+pub use server::{ConnectionTimeouts, ServerConfig, HEALTH_PATH, READY_PATH};
+
+/// The demo configuration compiled into the binary (README command 1).
+pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");
+/// The demo directory compiled into the binary.
+pub const DEMO_LDIF: &str = include_str!("../../config/demo.ldif");
+
+/// A configuration that cannot be used, naming the key and what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not TOML, a wrong type, or an unknown key.
+    #[error("{0}")]
+    Syntax(String),
+    /// A value that parses but cannot work.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The key, as `section.name`.
+        key: String,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Everything the service needs, validated and with defaults applied.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[directory]`
+    pub directory: DirectoryConfig,
+    /// `[phone]`
+    pub phone: PhoneNormalizer,
+    /// `[lookup]`
+    pub lookup: LookupConfig,
+    /// `[response]`
+    pub response: ResponseConfig,
+    /// `[access]`: who may call.
+    pub access: AccessConfig,
+    /// `[rate_limit]`; `None` when disabled.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// `[log]`
+    pub log: LogConfig,
+    /// `[metrics] listen`: where Prometheus scrapes `/metrics`; `None` serves none.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+const DEFAULT_REGION: &str = "IL";
+const DEFAULT_MAX_EXTENSION_DIGITS: usize = 6;
+impl Config {
+    /// Reads and validates a configuration file; relative paths in it are resolved against the
+    /// file's folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Self::parse(&text, base)
+    }
+
+    /// The demo configuration and directory compiled into the binary.
+    pub fn embedded_demo() -> Result<Self, ConfigError> {
+        let mut config = Self::parse(DEMO_TOML, Path::new("config"))?;
+        config.directory.source = SourceConfig::Ldif(LdifData::Embedded(DEMO_LDIF));
+        Ok(config)
+    }
+
+    /// Validates configuration text; `base` resolves relative paths.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let phone = PhoneNormalizer::new(
+            raw.phone
+                .default_region
+                .as_deref()
+                .unwrap_or(DEFAULT_REGION),
+            raw.phone
+                .max_extension_digits
+                .unwrap_or(DEFAULT_MAX_EXTENSION_DIGITS),
+        )
+        .map_err(|e| invalid("phone.default_region", e.to_string()))?;
+        let phone = match raw.phone.country_attributes {
+            Some(attrs) if attrs.iter().any(|a| !is_attribute_name(a)) => {
+                return Err(invalid(
+                    "phone.country_attributes",
+                    "list attribute names such as [\"c\", \"countryCode\"], or [] for none",
+                ))
+            }
+            Some(attrs) => phone.with_country_attributes(attrs),
+            None => phone,
+        };
+        if raw.phone.max_extension_digits.is_some_and(|n| n > 8) {
+            return Err(invalid(
+                "phone.max_extension_digits",
+                "must be at most 8, or real numbers would be taken for extensions",
+            ));
+        }
+        let server = server(raw.server, base)?;
+        Ok(Config {
+            directory: directory(raw.directory, raw.index, base)?,
+            phone,
+            lookup: lookup(raw.lookup)?,
+            response: response(raw.response)?,
+            access: access(raw.access, base)?,
+            rate_limit: rate_limit(raw.rate_limit)?,
+            log: log(raw.log)?,
+            metrics_listen: metrics_listen(raw.metrics, &server)?,
+            server,
+        })
+    }
+
+    /// Attributes a search must return: the phone attributes, the country attributes and
+    /// those the templates read.
+    pub fn wanted_attributes(&self) -> Vec<String> {
+        let mut attrs: BTreeSet<String> = self.response.attributes();
+        attrs.extend(self.directory.phone_attributes.iter().cloned());
+        attrs.extend(self.phone.country_attributes().iter().cloned());
+        attrs.into_iter().collect()
+    }
+}
+
+/// An LDAP attribute name (letters, digits, `-`), as a key may name one.
+fn is_attribute_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn millis(key: &str, ms: u64) -> Result<Duration, ConfigError> {
+    if !(10..=60_000).contains(&ms) {
+        return Err(invalid(key, "must be between 10 and 60000 milliseconds"));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// `value`, or an error naming `key` when it is outside `range`.
+fn within<T>(key: &str, value: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid(
+            key,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LDAP: &str = r#"
+        [directory]
+        source = "ldap"
+        urls = ["ldaps://dc1.example.com"]
+        base_dn = "dc=example,dc=com"
+    "#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/popup-ldap"))
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).expect_err("must be rejected").to_string()
+    }
+
+    #[test]
+    fn minimal_ldap_config_gets_defaults() {
+        let c = parse(LDAP).expect("valid");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.server.path, "/popup");
+        assert_eq!(c.lookup.deadline, Duration::from_secs(2));
+        assert!(c.lookup.states.is_none());
+        assert!(c.log.mask_numbers);
+        assert_eq!(c.directory.phone_attributes, ["telephonenumber", "mobile"]);
+        let SourceConfig::Ldap(l) = &c.directory.source else {
+            panic!("ldap")
+        };
+        assert!(l.bind.is_none());
+        assert!(!l.danger_accept_invalid_certs);
+        assert_eq!(
+            c.rate_limit,
+            Some(RateLimitConfig {
+                per_ip_per_second: 20,
+                per_ip_burst: 40,
+                global_per_second: 500,
+                global_burst: 1000,
+                ipv4_prefix: 32,
+                ipv6_prefix: 64,
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = error(&format!("{LDAP}\nbind_pasword = \"x\""));
+        assert!(e.contains("bind_pasword"), "{e}");
+        let e = error("[server]\nlisten = \"127.0.0.1:1\"\nport = 1\n[directory]\nsource=\"ldif\"\nldif=\"x\"");
+        assert!(e.contains("port"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("[server]\nlisten = \"localhost\"", "server.listen"),
+            ("[server]\npath = \"popup\"", "server.path"),
+            ("[server]\npath = \"/readyz\"", "server.path"),
+            ("[server]\nmax_body_bytes = 1", "server.max_body_bytes"),
+            ("[server]\ntls_cert_file = \"c.pem\"", "server.tls_key_file"),
+            ("[server]\ntls_key_file = \"k.pem\"", "server.tls_cert_file"),
+            ("[phone]\ndefault_region = \"XX\"", "phone.default_region"),
+            (
+                "[phone]\nmax_extension_digits = 12",
+                "phone.max_extension_digits",
+            ),
+            ("[lookup]\nstates = []", "lookup.states"),
+            ("[lookup]\ndeadline_ms = 0", "lookup.deadline_ms"),
+            ("[response]\nurl = \"intranet/{uid}\"", "response.url"),
+            ("[response]\nclient_name = \"{cn\"", "response.client_name"),
+            ("[rate_limit]\nper_ip_burst = 0", "rate_limit.per_ip_burst"),
+            ("[metrics]\nlisten = \"9464\"", "metrics.listen"),
+            ("[access]\nallow = [\"10.0.0.0/33\"]", "access.allow"),
+            (
+                "[access]\ntrusted_proxies = [\"proxy\"]",
+                "access.trusted_proxies",
+            ),
+            (
+                "[access]\ntoken_env = \"POPUP_LDAP_TEST_UNSET\"",
+                "access.token_env",
+            ),
+            (
+                "[access]\ntoken_file = \"/nonexistent/token\"",
+                "access.token_file",
+            ),
+            (
+                "[access]\ntoken_file = \"a\"\ntoken_env = \"B\"",
+                "access.token_file",
+            ),
+            (
+                "[access]\nallow = [\"192.0.2.9/24\"]",
+                "access.allow: \"192.0.2.9/24\" has host bits set: write the network 192.0.2.0/24",
+            ),
+            ("[log]\nlevel = \"verbose!!\"", "log.level"),
+            (
+                "[server]\nlisten = \"127.0.0.1:8080\"\n[metrics]\nlisten = \"127.0.0.1:8080\"",
+                "metrics.listen: 127.0.0.1:8080 is where server.listen (127.0.0.1:8080) already listens",
+            ),
+            (
+                "[server]\nlisten = \"0.0.0.0:8080\"\n[metrics]\nlisten = \"127.0.0.1:8080\"",
+                "metrics.listen",
+            ),
+            ("[server]\nheader_timeout_s = 0", "server.header_timeout_s"),
+            ("[server]\nidle_timeout_s = 99999", "server.idle_timeout_s"),
+            ("[server]\nmax_connections = 2", "server.max_connections"),
+            ("[server]\nhttp2_max_streams = 0", "server.http2_max_streams"),
+            ("[response]\nmax_url_chars = 1", "response.max_url_chars"),
+            ("[rate_limit]\nipv6_prefix = 129", "rate_limit.ipv6_prefix"),
+            ("[index]\nmax_entries = 0", "index.max_entries"),
+        ];
+        for (extra, key) in cases {
+            let e = error(&format!("{LDAP}\n{extra}"));
+            assert!(e.starts_with(key), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn directory_mistakes_name_their_key() {
+        let cases = [
+            ("[directory]\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"", "directory.source"),
+            ("[directory]\nsource=\"sql\"", "directory.source"),
+            ("[directory]\nsource=\"ldif\"", "directory.ldif"),
+            ("[directory]\nsource=\"ldif\"\nldif=\"a\"\nurls=[\"ldaps://x\"]", "directory.urls"),
+            ("[directory]\nsource=\"ldap\"\nbase_dn=\"dc=x\"", "directory.urls"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldap://x\"]\nbase_dn=\"dc=x\"", "directory.urls"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"http://x\"]\nbase_dn=\"dc=x\"", "directory.urls"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://\"]\nbase_dn=\"dc=x\"", "directory.urls"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nstarttls=true\nbase_dn=\"dc=x\"", "directory.starttls"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]", "directory.base_dn"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nscope=\"deep\"", "directory.scope"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nfilter=\"objectClass=person\"", "directory.filter"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nmatch_filter=\"(mobile={nope})\"", "directory.match_filter"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nphone_attributes=[]", "directory.phone_attributes"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nphone_attributes=[\"a b\"]", "directory.phone_attributes"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nbind_dn=\"cn=a\"", "directory.bind_password_file"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nbind_password_env=\"X\"", "directory.bind_dn"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nbind_dn=\"cn=a\"\nbind_password_file=\"/nonexistent/pw\"", "directory.bind_password_file"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nbind_dn=\"cn=a\"\nbind_password_env=\"POPUP_LDAP_TEST_UNSET\"", "directory.bind_password_env"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\nmax_entries=0", "directory.max_entries"),
+            ("[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\ntimeout_ms=0", "directory.timeout_ms"),
+        ];
+        for (text, key) in cases {
+            let e = error(text);
+            assert!(e.starts_with(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn index_mode_is_the_default_and_its_keys_are_checked() {
+        let c = parse(LDAP).expect("valid");
+        let SourceConfig::Ldap(l) = &c.directory.source else {
+            panic!("ldap")
+        };
+        let index = l.index.as_ref().expect("index mode by default");
+        assert_eq!(index.poll_interval, Duration::from_secs(60));
+        assert_eq!(index.full_resync_interval, Duration::from_secs(1800));
+        assert_eq!(index.presence_check_interval, Duration::from_secs(300));
+        // Unset, the presence check follows the other intervals.
+        for (intervals, presence) in [
+            ("poll_interval_s = 600\nfull_resync_interval_s = 3600", 600),
+            ("poll_interval_s = 1\nfull_resync_interval_s = 60", 60),
+        ] {
+            let c = parse(&format!("{LDAP}\n[index]\n{intervals}")).expect("valid");
+            let SourceConfig::Ldap(l) = &c.directory.source else {
+                panic!("ldap")
+            };
+            let index = l.index.as_ref().expect("index");
+            assert_eq!(index.presence_check_interval, Duration::from_secs(presence));
+        }
+        assert_eq!(
+            (index.page_size, index.change_attribute.as_str()),
+            (500, "modifyTimestamp")
+        );
+        let c = parse(&LDAP.replace("source", "mode = \"live\"\nsource")).expect("valid");
+        let SourceConfig::Ldap(l) = &c.directory.source else {
+            panic!("ldap")
+        };
+        assert!(l.index.is_none());
+
+        let cases = [
+            (
+                LDAP.replace("source", "mode = \"cached\"\nsource"),
+                "directory.mode",
+            ),
+            (
+                format!(
+                    "{}\n[index]\npoll_interval_s = 5",
+                    LDAP.replace("source", "mode = \"live\"\nsource")
+                ),
+                "index",
+            ),
+            (
+                format!("{LDAP}\n[index]\npage_size = 5000"),
+                "index.page_size",
+            ),
+            (
+                format!("{LDAP}\n[index]\npoll_interval_s = 0"),
+                "index.poll_interval_s",
+            ),
+            (
+                format!("{LDAP}\n[index]\npoll_interval_s = 600\nfull_resync_interval_s = 60"),
+                "index.full_resync_interval_s",
+            ),
+            (
+                format!("{LDAP}\n[index]\npoll_interval_s = 60\npresence_check_interval_s = 30"),
+                "index.presence_check_interval_s",
+            ),
+            (
+                format!("{LDAP}\n[index]\npresence_check_interval_s = 3600"),
+                "index.presence_check_interval_s",
+            ),
+            (
+                format!("{LDAP}\n[index]\nchange_attribute = \"when changed\""),
+                "index.change_attribute",
+            ),
+            (format!("{LDAP}\n[index]\nrefresh = 1"), "refresh"),
+            (
+                "[directory]\nsource = \"ldif\"\nldif = \"x\"\n[index]\npoll_interval_s = 5"
+                    .to_owned(),
+                "index",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = error(&text);
+            assert!(e.starts_with(key) || e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_state_file_is_relative_to_the_config_or_off() {
+        let c = parse(&format!(
+            "{LDAP}\n[index]\nstate_file = \"state/index.state\""
+        ))
+        .expect("valid");
+        let SourceConfig::Ldap(l) = &c.directory.source else {
+            panic!("ldap")
+        };
+        let index = l.index.as_ref().expect("index");
+        assert_eq!(
+            index.state_file.as_deref(),
+            Some(Path::new("/etc/popup-ldap/state/index.state"))
+        );
+        let c = parse(&format!("{LDAP}\n[index]\nstate_file = \"\"")).expect("valid");
+        let SourceConfig::Ldap(l) = &c.directory.source else {
+            panic!("ldap")
+        };
+        assert_eq!(l.index.as_ref().expect("index").state_file, None);
+    }
+
+    #[test]
+    fn plaintext_needs_starttls_or_an_explicit_allowance() {
+        let base = "[directory]\nsource=\"ldap\"\nbase_dn=\"dc=x\"\nurls=[\"ldap://x\"]\n";
+        assert!(parse(&format!("{base}starttls = true")).is_ok());
+        assert!(parse(&format!("{base}allow_plaintext = true")).is_ok());
+    }
+
+    #[test]
+    fn password_from_a_file_is_read_and_redacted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("pw"), "s3cret\n").expect("write");
+        let text = "[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\n\
+                    bind_dn=\"cn=svc\"\nbind_password_file=\"pw\"";
+        let c = Config::parse(text, dir.path()).expect("valid");
+        let SourceConfig::Ldap(l) = &c.directory.source else {
+            panic!("ldap")
+        };
+        let (dn, pw) = l.bind.as_ref().expect("bind");
+        assert_eq!((dn.as_str(), pw.expose()), ("cn=svc", "s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn states_are_canonical() {
+        let c = parse(&format!(
+            "{LDAP}\n[lookup]\nstates = [\"Ringin\", \"DIALING\"]"
+        ))
+        .expect("valid");
+        let states: Vec<_> = c.lookup.states.expect("set").into_iter().collect();
+        assert_eq!(states, ["dialing", "ringing"]);
+    }
+
+    #[test]
+    fn rate_limit_can_be_disabled() {
+        let c = parse(&format!("{LDAP}\n[rate_limit]\nenabled = false")).expect("valid");
+        assert!(c.rate_limit.is_none());
+    }
+
+    #[test]
+    fn the_embedded_demo_is_valid() {
+        let c = Config::embedded_demo().expect("demo config");
+        assert!(matches!(
+            c.directory.source,
+            SourceConfig::Ldif(LdifData::Embedded(_))
+        ));
+    }
+
+    #[test]
+    fn not_toml_is_a_syntax_error() {
+        assert!(matches!(parse("[directory"), Err(ConfigError::Syntax(_))));
+        assert!(matches!(parse(""), Err(ConfigError::Syntax(_))));
+    }
+}

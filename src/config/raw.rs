@@ -1,0 +1,143 @@
+//! The configuration file as TOML gives it: every key optional, unknown keys refused.
+
+use serde::Deserialize;
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub(super) server: RawServer,
+    pub(super) directory: RawDirectory,
+    #[serde(default)]
+    pub(super) phone: RawPhone,
+    #[serde(default)]
+    pub(super) lookup: RawLookup,
+    #[serde(default)]
+    pub(super) response: RawResponse,
+    pub(super) index: Option<RawIndex>,
+    #[serde(default)]
+    pub(super) access: RawAccess,
+    #[serde(default)]
+    pub(super) rate_limit: RawRateLimit,
+    #[serde(default)]
+    pub(super) log: RawLog,
+    #[serde(default)]
+    pub(super) metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub(super) listen: Option<String>,
+    pub(super) path: Option<String>,
+    pub(super) max_body_bytes: Option<usize>,
+    pub(super) tls_cert_file: Option<String>,
+    pub(super) tls_key_file: Option<String>,
+    pub(super) header_timeout_s: Option<u64>,
+    pub(super) body_timeout_s: Option<u64>,
+    pub(super) idle_timeout_s: Option<u64>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) http2_max_streams: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDirectory {
+    pub(super) source: Option<String>,
+    pub(super) mode: Option<String>,
+    pub(super) ldif: Option<String>,
+    pub(super) urls: Option<Vec<String>>,
+    pub(super) starttls: Option<bool>,
+    pub(super) ca_file: Option<String>,
+    pub(super) danger_accept_invalid_certs: Option<bool>,
+    pub(super) allow_plaintext: Option<bool>,
+    pub(super) bind_dn: Option<String>,
+    pub(super) bind_password_file: Option<String>,
+    pub(super) bind_password_env: Option<String>,
+    pub(super) bind_password_credential: Option<String>,
+    pub(super) base_dn: Option<String>,
+    pub(super) scope: Option<String>,
+    pub(super) filter: Option<String>,
+    pub(super) phone_attributes: Option<Vec<String>>,
+    pub(super) match_filter: Option<String>,
+    pub(super) max_entries: Option<u32>,
+    pub(super) connect_timeout_ms: Option<u64>,
+    pub(super) timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIndex {
+    pub(super) poll_interval_s: Option<u64>,
+    pub(super) full_resync_interval_s: Option<u64>,
+    pub(super) presence_check_interval_s: Option<u64>,
+    pub(super) page_size: Option<u32>,
+    pub(super) change_attribute: Option<String>,
+    pub(super) state_file: Option<String>,
+    pub(super) sync_timeout_s: Option<u64>,
+    pub(super) ready_max_age_s: Option<u64>,
+    pub(super) max_entries: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPhone {
+    pub(super) default_region: Option<String>,
+    pub(super) max_extension_digits: Option<usize>,
+    pub(super) country_attributes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLookup {
+    pub(super) states: Option<Vec<String>>,
+    pub(super) deadline_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawResponse {
+    pub(super) client_name: Option<String>,
+    pub(super) company: Option<String>,
+    pub(super) url: Option<String>,
+    pub(super) unknown_client_name: Option<String>,
+    pub(super) unknown_company: Option<String>,
+    pub(super) unknown_url: Option<String>,
+    pub(super) max_client_name_chars: Option<usize>,
+    pub(super) max_company_chars: Option<usize>,
+    pub(super) max_url_chars: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccess {
+    pub(super) token_file: Option<String>,
+    pub(super) token_env: Option<String>,
+    pub(super) token_credential: Option<String>,
+    pub(super) allow: Option<Vec<String>>,
+    pub(super) trusted_proxies: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRateLimit {
+    pub(super) enabled: Option<bool>,
+    pub(super) per_ip_per_second: Option<u32>,
+    pub(super) per_ip_burst: Option<u32>,
+    pub(super) global_per_second: Option<u32>,
+    pub(super) global_burst: Option<u32>,
+    pub(super) ipv4_prefix: Option<u8>,
+    pub(super) ipv6_prefix: Option<u8>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub(super) level: Option<String>,
+    pub(super) mask_numbers: Option<bool>,
+}

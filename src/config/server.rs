@@ -1,0 +1,179 @@
+//! `[server]` and `[metrics]`: where and how the endpoint listens.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{RawMetrics, RawServer};
+use super::{invalid, within, ConfigError};
+
+/// `[server]`: where the endpoint listens.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `listen`, default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// `path`, default `/popup`.
+    pub path: String,
+    /// `max_body_bytes`, default 16 KiB.
+    pub max_body_bytes: usize,
+    /// `tls_cert_file` and `tls_key_file`: serve HTTPS with this PEM chain and key.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// How long each phase of a client connection may take.
+    pub timeouts: ConnectionTimeouts,
+    /// `max_connections`: open client connections at most; `None` derives it from the
+    /// process's descriptor limit at start.
+    pub max_connections: Option<usize>,
+    /// `http2_max_streams`: concurrent requests on one HTTP/2 connection.
+    pub http2_max_streams: u32,
+}
+
+/// `[server]` timeouts: every phase of a client connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionTimeouts {
+    /// `header_timeout_s`: a request's head, from its first byte (and the first request of a
+    /// connection, from the connect or the TLS handshake).
+    pub header: Duration,
+    /// `body_timeout_s`: a request's whole body.
+    pub body: Duration,
+    /// `idle_timeout_s`: a kept-alive connection with no request.
+    pub idle: Duration,
+}
+
+pub(super) fn server(raw: RawServer, base: &Path) -> Result<ServerConfig, ConfigError> {
+    let listen = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = listen.parse().map_err(|_| {
+        invalid(
+            "server.listen",
+            format!("{listen:?} is not an address and port such as 127.0.0.1:8080 or [::]:8080"),
+        )
+    })?;
+    let path = raw.path.unwrap_or_else(|| DEFAULT_PATH.to_owned());
+    let path_ok = path.starts_with('/')
+        && !path.contains(['?', '#', ' '])
+        && !path.contains("//")
+        && (path == "/" || !path.ends_with('/'));
+    if !path_ok {
+        return Err(invalid(
+            "server.path",
+            format!(
+                "{path:?} must be an absolute path such as /popup, without query or trailing /"
+            ),
+        ));
+    }
+    if path == HEALTH_PATH || path == READY_PATH {
+        return Err(invalid(
+            "server.path",
+            format!("{path} is the service's own health check; choose another path"),
+        ));
+    }
+    let max_body_bytes = raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    if !(256..=1024 * 1024).contains(&max_body_bytes) {
+        return Err(invalid(
+            "server.max_body_bytes",
+            "must be between 256 and 1048576",
+        ));
+    }
+    let tls = match (raw.tls_cert_file, raw.tls_key_file) {
+        (Some(cert), Some(key)) => Some((base.join(cert), base.join(key))),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(invalid(
+                "server.tls_key_file",
+                "missing: HTTPS needs the private key of server.tls_cert_file",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "server.tls_cert_file",
+                "missing: HTTPS needs the certificate (chain) for server.tls_key_file",
+            ))
+        }
+    };
+    let seconds = |key: &str, v: Option<u64>, default: u64| match v.unwrap_or(default) {
+        s @ 1..=3600 => Ok(Duration::from_secs(s)),
+        _ => Err(invalid(key, "must be between 1 and 3600 seconds")),
+    };
+    let timeouts = ConnectionTimeouts {
+        header: seconds(
+            "server.header_timeout_s",
+            raw.header_timeout_s,
+            DEFAULT_HEADER_TIMEOUT_S,
+        )?,
+        body: seconds(
+            "server.body_timeout_s",
+            raw.body_timeout_s,
+            DEFAULT_BODY_TIMEOUT_S,
+        )?,
+        idle: seconds(
+            "server.idle_timeout_s",
+            raw.idle_timeout_s,
+            DEFAULT_IDLE_TIMEOUT_S,
+        )?,
+    };
+    if raw.max_connections.is_some_and(|n| n < 16) {
+        return Err(invalid(
+            "server.max_connections",
+            "must be at least 16; leave it out to derive it from the descriptor limit",
+        ));
+    }
+    let http2_max_streams = within(
+        "server.http2_max_streams",
+        raw.http2_max_streams.unwrap_or(DEFAULT_HTTP2_MAX_STREAMS),
+        1..=1000,
+    )?;
+    Ok(ServerConfig {
+        listen,
+        path,
+        max_body_bytes,
+        tls,
+        timeouts,
+        max_connections: raw.max_connections,
+        http2_max_streams,
+    })
+}
+
+pub(super) fn metrics_listen(
+    raw: RawMetrics,
+    server: &ServerConfig,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some(l) = raw.listen else { return Ok(None) };
+    let addr: SocketAddr = l.parse().map_err(|_| {
+        invalid(
+            "metrics.listen",
+            format!("{l:?} is not an address and port such as 127.0.0.1:9464"),
+        )
+    })?;
+    let wildcard = |a: &SocketAddr| a.ip().is_unspecified();
+    let clash = addr.port() == server.listen.port()
+        && (addr.ip() == server.listen.ip() || wildcard(&addr) || wildcard(&server.listen));
+    if clash && addr.port() != 0 {
+        return Err(invalid(
+            "metrics.listen",
+            format!(
+                "{addr} is where server.listen ({}) already listens; give metrics another port",
+                server.listen
+            ),
+        ));
+    }
+    Ok(Some(addr))
+}
+
+pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+pub(super) const DEFAULT_PATH: &str = "/popup";
+
+pub(super) const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub(super) const DEFAULT_HEADER_TIMEOUT_S: u64 = 10;
+
+pub(super) const DEFAULT_BODY_TIMEOUT_S: u64 = 10;
+
+pub(super) const DEFAULT_IDLE_TIMEOUT_S: u64 = 60;
+
+pub(super) const DEFAULT_HTTP2_MAX_STREAMS: u32 = 100;
+
+/// Paths the service answers itself, whatever `server.path` is.
+pub const HEALTH_PATH: &str = "/healthz";
+
+/// See [`HEALTH_PATH`].
+pub const READY_PATH: &str = "/readyz";
