@@ -18,17 +18,22 @@ mod secrets;
 mod server;
 
 use access::{access, rate_limit};
+
 pub use access::{AccessConfig, RateLimitConfig};
 use answer::{lookup, response};
+
 pub use answer::{AnswerCaps, LookupConfig, ResponseConfig};
 use directory::directory;
+
 pub(crate) use directory::is_filter;
 pub use directory::{DirectoryConfig, LdapConfig, LdifData, SourceConfig};
 pub use index::{IndexConfig, STATE_FILE_BYTES_PER_ENTRY};
 use log::log;
+
 pub use log::LogConfig;
 use raw::RawConfig;
 use server::{metrics_listen, server};
+
 pub use server::{ConnectionTimeouts, ServerConfig, HEALTH_PATH, READY_PATH};
 
 /// The demo configuration compiled into the binary (README command 1).

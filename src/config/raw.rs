@@ -1,6 +1,8 @@
 //! The configuration file as TOML gives it: every key optional, unknown keys refused.
 
 use serde::Deserialize;
+
+/// The whole file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
@@ -24,6 +26,7 @@ pub(super) struct RawConfig {
     pub(super) metrics: RawMetrics,
 }
 
+/// `[server]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
@@ -39,6 +42,7 @@ pub(super) struct RawServer {
     pub(super) http2_max_streams: Option<u32>,
 }
 
+/// `[directory]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDirectory {
@@ -64,6 +68,7 @@ pub(super) struct RawDirectory {
     pub(super) timeout_ms: Option<u64>,
 }
 
+/// `[index]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawIndex {
@@ -78,6 +83,7 @@ pub(super) struct RawIndex {
     pub(super) max_entries: Option<usize>,
 }
 
+/// `[phone]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPhone {
@@ -86,6 +92,7 @@ pub(super) struct RawPhone {
     pub(super) country_attributes: Option<Vec<String>>,
 }
 
+/// `[lookup]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLookup {
@@ -93,6 +100,7 @@ pub(super) struct RawLookup {
     pub(super) deadline_ms: Option<u64>,
 }
 
+/// `[response]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawResponse {
@@ -107,6 +115,7 @@ pub(super) struct RawResponse {
     pub(super) max_url_chars: Option<usize>,
 }
 
+/// `[access]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAccess {
@@ -117,6 +126,7 @@ pub(super) struct RawAccess {
     pub(super) trusted_proxies: Option<Vec<String>>,
 }
 
+/// `[rate_limit]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRateLimit {
@@ -129,12 +139,14 @@ pub(super) struct RawRateLimit {
     pub(super) ipv6_prefix: Option<u8>,
 }
 
+/// `[metrics]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMetrics {
     pub(super) listen: Option<String>,
 }
 
+/// `[log]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLog {

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::{invalid, ConfigError};
 use crate::secret::Secret;
+
 /// Where a secret may be read from: `<name>_file`, `<name>_env` or `<name>_credential`.
 pub(super) struct SecretSource<'a> {
     pub(super) section: &'a str,
