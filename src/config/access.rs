@@ -8,6 +8,12 @@ use super::{invalid, within, ConfigError};
 use crate::cidr::Cidr;
 use crate::secret::Secret;
 
+const DEFAULT_PER_IP: (u32, u32) = (20, 40);
+const DEFAULT_GLOBAL: (u32, u32) = (500, 1000);
+const DEFAULT_PREFIXES: (u8, u8) = (32, 64);
+/// A shorter shared secret is guessable.
+const MIN_TOKEN_CHARS: usize = 16;
+
 /// `[access]`: who may call the endpoint.
 #[derive(Debug, Clone, Default)]
 pub struct AccessConfig {
@@ -116,15 +122,6 @@ pub(super) fn rate_limit(raw: RawRateLimit) -> Result<Option<RateLimitConfig>, C
     }))
 }
 
-pub(super) fn prefix(key: &str, v: Option<u8>, default: u8, width: u8) -> Result<u8, ConfigError> {
+fn prefix(key: &str, v: Option<u8>, default: u8, width: u8) -> Result<u8, ConfigError> {
     within(key, v.unwrap_or(default), 8..=width)
 }
-
-pub(super) const DEFAULT_PER_IP: (u32, u32) = (20, 40);
-
-pub(super) const DEFAULT_GLOBAL: (u32, u32) = (500, 1000);
-
-pub(super) const DEFAULT_PREFIXES: (u8, u8) = (32, 64);
-
-/// A shorter shared secret is guessable.
-pub(super) const MIN_TOKEN_CHARS: usize = 16;

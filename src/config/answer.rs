@@ -8,6 +8,15 @@ use super::{invalid, millis, within, ConfigError};
 use crate::call::canonical_state;
 use crate::mapping::Template;
 
+const DEFAULT_DEADLINE_MS: u64 = 2000;
+const DEFAULT_CLIENT_NAME: &str = "{displayName|cn}";
+const DEFAULT_COMPANY: &str = "{company|o}";
+const DEFAULT_CAPS: AnswerCaps = AnswerCaps {
+    client_name: 256,
+    company: 256,
+    url: 2048,
+};
+
 /// `[lookup]`: when to look callers up.
 #[derive(Debug, Clone)]
 pub struct LookupConfig {
@@ -128,18 +137,6 @@ pub(super) fn response(raw: RawResponse) -> Result<ResponseConfig, ConfigError> 
     })
 }
 
-pub(super) fn cap(key: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+fn cap(key: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
     within(key, v.unwrap_or(default), 16..=8192)
 }
-
-pub(super) const DEFAULT_DEADLINE_MS: u64 = 2000;
-
-pub(super) const DEFAULT_CLIENT_NAME: &str = "{displayName|cn}";
-
-pub(super) const DEFAULT_COMPANY: &str = "{company|o}";
-
-pub(super) const DEFAULT_CAPS: AnswerCaps = AnswerCaps {
-    client_name: 256,
-    company: 256,
-    url: 2048,
-};

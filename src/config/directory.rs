@@ -7,8 +7,14 @@ use super::index::index_config;
 use super::raw::{RawDirectory, RawIndex};
 use super::secrets::SecretSource;
 use super::{invalid, millis, ConfigError, IndexConfig};
-use crate::directory::filter::FilterTemplate;
+use crate::directory::filter::{is_filter, FilterTemplate};
 use crate::secret::Secret;
+
+const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1500;
+const DEFAULT_TIMEOUT_MS: u64 = 1500;
+const DEFAULT_MAX_ENTRIES: u32 = 100;
+const DEFAULT_FILTER: &str = "(objectClass=*)";
+const DEFAULT_PHONE_ATTRIBUTES: &[&str] = &["telephoneNumber", "mobile"];
 
 /// `[directory]`: where entries come from and which attributes hold numbers.
 #[derive(Debug, Clone)]
@@ -141,7 +147,7 @@ pub(super) fn directory(
     })
 }
 
-pub(super) fn ldif_source(raw: RawDirectory, base: &Path) -> Result<SourceConfig, ConfigError> {
+fn ldif_source(raw: RawDirectory, base: &Path) -> Result<SourceConfig, ConfigError> {
     let ldap_only = [
         ("urls", raw.urls.is_some()),
         ("bind_dn", raw.bind_dn.is_some()),
@@ -161,7 +167,7 @@ pub(super) fn ldif_source(raw: RawDirectory, base: &Path) -> Result<SourceConfig
     Ok(SourceConfig::Ldif(LdifData::File(base.join(path))))
 }
 
-pub(super) fn ldap_source(
+fn ldap_source(
     raw: RawDirectory,
     index: Option<RawIndex>,
     base: &Path,
@@ -288,7 +294,7 @@ pub(super) fn ldap_source(
     })
 }
 
-pub(super) fn check_url(
+fn check_url(
     url: &str,
     starttls: bool,
     allow_plaintext: bool,
@@ -322,18 +328,3 @@ pub(super) fn check_url(
         )),
     }
 }
-
-/// A complete RFC 4515 filter, parenthesised (ldap3's parser also takes `a=b` bare).
-pub(crate) fn is_filter(text: &str) -> bool {
-    text.starts_with('(') && text.ends_with(')') && ldap3::parse_filter(text).is_ok()
-}
-
-pub(super) const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1500;
-
-pub(super) const DEFAULT_TIMEOUT_MS: u64 = 1500;
-
-pub(super) const DEFAULT_MAX_ENTRIES: u32 = 100;
-
-pub(super) const DEFAULT_FILTER: &str = "(objectClass=*)";
-
-pub(super) const DEFAULT_PHONE_ATTRIBUTES: &[&str] = &["telephoneNumber", "mobile"];

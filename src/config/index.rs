@@ -6,6 +6,17 @@ use std::time::Duration;
 use super::raw::RawIndex;
 use super::{invalid, within, ConfigError};
 
+const DEFAULT_POLL_S: u64 = 60;
+const DEFAULT_FULL_RESYNC_S: u64 = 30 * 60;
+const DEFAULT_PRESENCE_CHECK_S: u64 = 5 * 60;
+const DEFAULT_PAGE_SIZE: u32 = 500;
+const DEFAULT_CHANGE_ATTRIBUTE: &str = "modifyTimestamp";
+const DEFAULT_SYNC_TIMEOUT_S: u64 = 300;
+const DEFAULT_READY_MAX_AGE_S: u64 = 3600;
+/// Under systemd with `StateDirectory=`, the index is kept here by default.
+const STATE_FILE_NAME: &str = "index.state";
+const DEFAULT_INDEX_MAX_ENTRIES: usize = 1_000_000;
+
 /// `[index]`: how the in-memory index follows the directory.
 #[derive(Debug, Clone)]
 pub struct IndexConfig {
@@ -131,22 +142,3 @@ pub(super) fn index_config(raw: RawIndex, base: &Path) -> Result<IndexConfig, Co
         )?,
     })
 }
-
-pub(super) const DEFAULT_POLL_S: u64 = 60;
-
-pub(super) const DEFAULT_FULL_RESYNC_S: u64 = 30 * 60;
-
-pub(super) const DEFAULT_PRESENCE_CHECK_S: u64 = 5 * 60;
-
-pub(super) const DEFAULT_PAGE_SIZE: u32 = 500;
-
-pub(super) const DEFAULT_CHANGE_ATTRIBUTE: &str = "modifyTimestamp";
-
-pub(super) const DEFAULT_SYNC_TIMEOUT_S: u64 = 300;
-
-pub(super) const DEFAULT_READY_MAX_AGE_S: u64 = 3600;
-
-/// Under systemd with `StateDirectory=`, the index is kept here by default.
-pub(super) const STATE_FILE_NAME: &str = "index.state";
-
-pub(super) const DEFAULT_INDEX_MAX_ENTRIES: usize = 1_000_000;

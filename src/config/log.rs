@@ -40,4 +40,4 @@ pub(super) fn log(raw: RawLog) -> Result<LogConfig, ConfigError> {
     })
 }
 
-pub(super) const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];

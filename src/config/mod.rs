@@ -25,7 +25,6 @@ use answer::{lookup, response};
 pub use answer::{AnswerCaps, LookupConfig, ResponseConfig};
 use directory::directory;
 
-pub(crate) use directory::is_filter;
 pub use directory::{DirectoryConfig, LdapConfig, LdifData, SourceConfig};
 pub use index::{IndexConfig, STATE_FILE_BYTES_PER_ENTRY};
 use log::log;

@@ -65,7 +65,7 @@ impl SecretSource<'_> {
     }
 }
 
-pub(super) fn read_secret(key: &str, path: &Path) -> Result<Secret, ConfigError> {
+fn read_secret(key: &str, path: &Path) -> Result<Secret, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
     let secret = Secret::new(text);

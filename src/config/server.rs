@@ -7,6 +7,14 @@ use std::time::Duration;
 use super::raw::{RawMetrics, RawServer};
 use super::{invalid, within, ConfigError};
 
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_PATH: &str = "/popup";
+const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024;
+const DEFAULT_HEADER_TIMEOUT_S: u64 = 10;
+const DEFAULT_BODY_TIMEOUT_S: u64 = 10;
+const DEFAULT_IDLE_TIMEOUT_S: u64 = 60;
+const DEFAULT_HTTP2_MAX_STREAMS: u32 = 100;
+
 /// `[server]`: where the endpoint listens.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -157,20 +165,6 @@ pub(super) fn metrics_listen(
     }
     Ok(Some(addr))
 }
-
-pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-
-pub(super) const DEFAULT_PATH: &str = "/popup";
-
-pub(super) const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024;
-
-pub(super) const DEFAULT_HEADER_TIMEOUT_S: u64 = 10;
-
-pub(super) const DEFAULT_BODY_TIMEOUT_S: u64 = 10;
-
-pub(super) const DEFAULT_IDLE_TIMEOUT_S: u64 = 60;
-
-pub(super) const DEFAULT_HTTP2_MAX_STREAMS: u32 = 100;
 
 /// Paths the service answers itself, whatever `server.path` is.
 pub const HEALTH_PATH: &str = "/healthz";

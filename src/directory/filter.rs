@@ -75,7 +75,7 @@ impl FilterTemplate {
             },
             false,
         );
-        if !crate::config::is_filter(&sample) {
+        if !is_filter(&sample) {
             return Err(FilterError(format!(
                 "{source:?} is not a valid LDAP filter once filled in (gives {sample:?})"
             )));
@@ -140,6 +140,11 @@ impl FilterTemplate {
         }
         out
     }
+}
+
+/// A complete RFC 4515 filter, parenthesised (ldap3's parser also takes `a=b` bare).
+pub fn is_filter(text: &str) -> bool {
+    text.starts_with('(') && text.ends_with(')') && ldap3::parse_filter(text).is_ok()
 }
 
 fn form(name: &str) -> Result<Form, FilterError> {
