@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{binary, client_for, free_port, terminate, Slapd};
 use popup_ldap::call::CallDetails;
 use popup_ldap::config::Config;
-use popup_ldap::directory::{Directory, SyncedIndex};
+use popup_ldap::directory::{Directory, SyncKind, SyncedIndex};
 use popup_ldap::lookup::{Lookup, PopupAnswer};
 
 const DANA: &str = "דנה לוי";
@@ -76,7 +76,7 @@ async fn delta_sync_applies_additions_changes_and_removals() {
     slapd.modify("dn: uid=lior,ou=people,dc=example,dc=com\nchangetype: modify\ndelete: mobile\n");
     let report = sync.delta_sync().await.expect("delta");
     // Read: the two changed eligible entries, and those stamped in the watermark's second.
-    assert_eq!((report.kind, report.removed), ("delta", 1));
+    assert_eq!((report.kind, report.removed), (SyncKind::Delta, 1));
     assert!(report.read >= 2, "{report:?}");
 
     assert_eq!(
@@ -283,7 +283,7 @@ async fn deletions_are_seen_at_the_full_resync() {
     // A deletion leaves no trace a change attribute could show.
     assert_eq!(name(&lookup, "0722776772").await.as_deref(), Some(DANA));
     let report = sync.full_sync().await.expect("full");
-    assert_eq!(report.kind, "full");
+    assert_eq!(report.kind, SyncKind::Full);
     assert_eq!(name(&lookup, "0722776772").await, None);
 }
 
@@ -308,7 +308,7 @@ async fn the_presence_check_removes_deleted_renamed_and_moved_out_entries() {
     let report = sync.presence_check().await.expect("presence check");
     assert_eq!(
         (report.kind, report.read, report.removed),
-        ("presence", 0, 3)
+        (SyncKind::Presence, 0, 3)
     );
     assert_eq!(name(&lookup, "0722776772").await, None);
     assert_eq!(total(&lookup, "035551234").await, 0);

@@ -294,11 +294,7 @@ fn ldap_source(
     })
 }
 
-fn check_url(
-    url: &str,
-    starttls: bool,
-    allow_plaintext: bool,
-) -> Result<(), ConfigError> {
+fn check_url(url: &str, starttls: bool, allow_plaintext: bool) -> Result<(), ConfigError> {
     let parsed = url::Url::parse(url).map_err(|e| {
         invalid(
             "directory.urls",

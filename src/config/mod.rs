@@ -33,7 +33,7 @@ pub use log::LogConfig;
 use raw::RawConfig;
 use server::{metrics_listen, server};
 
-pub use server::{ConnectionTimeouts, ServerConfig, HEALTH_PATH, READY_PATH};
+pub use server::{ConnectionTimeouts, ServerConfig};
 
 /// The demo configuration compiled into the binary (README command 1).
 pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::raw::{RawMetrics, RawServer};
 use super::{invalid, within, ConfigError};
+use crate::http::{HEALTH_PATH, READY_PATH};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_PATH: &str = "/popup";
@@ -165,9 +166,3 @@ pub(super) fn metrics_listen(
     }
     Ok(Some(addr))
 }
-
-/// Paths the service answers itself, whatever `server.path` is.
-pub const HEALTH_PATH: &str = "/healthz";
-
-/// See [`HEALTH_PATH`].
-pub const READY_PATH: &str = "/readyz";

@@ -20,7 +20,7 @@ use crate::phone::CallerNumber;
 pub use entry::{Entry, Name, StoredEntry};
 pub use index::PhoneIndex;
 pub use ldap::{LdapDirectory, Probe, ServerStats};
-pub use sync::{SyncStatus, SyncedIndex};
+pub use sync::{SyncKind, SyncStatus, SyncedIndex};
 
 /// Text for a binary attribute value: `objectGUID` and `invocationId` become the GUID string AD shows
 /// (`a0b1c2d3-...`); other binary values have no text and are dropped.

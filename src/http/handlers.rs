@@ -16,9 +16,8 @@ use super::access::Presented;
 use super::limit::Limited;
 use super::metrics::Outcome;
 use super::request::{self, RequestError};
-use super::{reply, App, Settings, MAX_URL_BYTES};
+use super::{reply, App, Settings, HEALTH_PATH, MAX_URL_BYTES, READY_PATH};
 use crate::call::CallDetails;
-use crate::config::{HEALTH_PATH, READY_PATH};
 use crate::logging::phone_for_log;
 use crate::lookup::LookupError;
 

@@ -34,6 +34,11 @@ use refusals::RefusalLog;
 /// The header that may carry `access.token` (besides `?token=` and `Authorization: Bearer`).
 pub const TOKEN_HEADER: &str = "x-popup-token";
 
+/// The liveness probe's path, answered whatever `server.path` is.
+pub const HEALTH_PATH: &str = "/healthz";
+/// The readiness probe's path, answered whatever `server.path` is.
+pub const READY_PATH: &str = "/readyz";
+
 /// A popup URL is a path and a few short fields; a longer one is refused (414).
 const MAX_URL_BYTES: usize = 8 * 1024;
 

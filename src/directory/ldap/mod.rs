@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use super::{tls, Candidates, DirectoryError, Entry};
 use crate::config::LdapConfig;
 use crate::phone::CallerNumber;
-use pool::{Connection, Server};
+use pool::{Connection, Fault, Server};
 use search::SearchFailure;
 
 mod ad;
@@ -26,7 +26,7 @@ mod pool;
 mod search;
 
 pub use ad::{DcIdentity, DcState};
-pub use search::{change_order, Fetched, Paging, Read};
+pub use search::{change_order, Changes, Fetched, Paging, Read};
 
 /// Entries the `check-config` probe asks for.
 const PROBE_ENTRIES: i32 = 5;
@@ -117,7 +117,7 @@ impl LdapDirectory {
             Err(SearchFailure::Refused(e)) => return Err(e),
             Err(SearchFailure::Transport(e)) => {
                 tracing::warn!(server = %conn.url, error = %e, "directory connection failed; reconnecting");
-                self.forget(&conn, true).await;
+                self.forget(&conn, Fault::Server).await;
                 conn = self.connection().await?;
                 self.search(&conn, &filter, sizelimit).await?
             }
@@ -137,7 +137,7 @@ impl LdapDirectory {
         if self.root_dse(&conn).await.is_ok() {
             return Ok(());
         }
-        self.forget(&conn, true).await;
+        self.forget(&conn, Fault::Server).await;
         let conn = self.connection().await?;
         self.root_dse(&conn).await
     }
@@ -177,8 +177,10 @@ impl LdapDirectory {
                 paced: false,
                 read: Read::Entries,
             },
-            change,
-            false,
+            Changes {
+                attribute: change,
+                per_dc: false,
+            },
             |batch| all.extend(batch),
         )
         .await?;

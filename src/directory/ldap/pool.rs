@@ -14,6 +14,16 @@ use super::{LdapDirectory, ServerStats, REST_AFTER_FAILURE, STAGGER};
 use crate::directory::DirectoryError;
 use crate::locks::lock;
 
+/// Why a connection is dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fault {
+    /// The server failed: it rests before it is tried first again.
+    Server,
+    /// A read on it went wrong (too slow, cut): a new connection is made, the server not
+    /// blamed.
+    Read,
+}
+
 impl LdapDirectory {
     pub(super) async fn root_dse(&self, conn: &Connection) -> Result<(), DirectoryError> {
         let mut ldap = conn.ldap.clone();
@@ -52,13 +62,13 @@ impl LdapDirectory {
         Ok(conn)
     }
 
-    /// Drops the shared connection if it is still `broken`; with `failed`, its server is
-    /// tried last for a while.
-    pub(super) async fn forget(&self, broken: &Connection, failed: bool) {
+    /// Drops the shared connection if it is still `broken`; for a [`Fault::Server`], its
+    /// server is tried last for a while.
+    pub(super) async fn forget(&self, broken: &Connection, fault: Fault) {
         let mut current = self.current.lock().await;
         if current.as_ref().map(|c| c.id) == Some(broken.id) {
             *current = None;
-            if failed {
+            if fault == Fault::Server {
                 if let Some(server) = self.servers.iter().find(|s| *s.url == *broken.url) {
                     server.failed();
                 }

@@ -7,7 +7,7 @@ use ldap3::{Scope, SearchEntry, SearchOptions};
 
 use super::ad::{deleted_dn, domain_of, DcState, LAST_KNOWN_PARENT, SHOW_DELETED};
 use super::error::{describe_ldap_error, no_such_base, result_name};
-use super::pool::Connection;
+use super::pool::{Connection, Fault};
 use super::LdapDirectory;
 use crate::directory::{binary_value, DirectoryError, Entry};
 
@@ -15,22 +15,20 @@ impl LdapDirectory {
     /// Reads every entry matching `filter` under the base with paged searches (see [`Paging`]),
     /// handing them to `batch` a page at a time. The change attribute is read for the
     /// watermark and left out of the entries. Every page must arrive within `timeout_ms`.
-    /// With `bound_to_dc`, the domain controller's state is read first on the same connection
-    /// (Active Directory's `uSNChanged` numbers are per DC).
+    /// See [`Changes`] for what is read besides the entries.
     pub async fn fetch_all(
         &self,
         filter: &str,
         paging: Paging,
-        change_attribute: &str,
-        bound_to_dc: bool,
+        changes: Changes<'_>,
         mut batch: impl FnMut(Vec<Entry>),
     ) -> Result<Fetched, DirectoryError> {
         let conn = self.connection().await?;
-        let dc = if bound_to_dc {
+        let dc = if changes.per_dc {
             match self.dc_state(&conn).await {
                 Ok(dc) => Some(dc),
                 Err(e) => {
-                    self.forget(&conn, false).await;
+                    self.forget(&conn, Fault::Read).await;
                     return Err(e);
                 }
             }
@@ -38,10 +36,10 @@ impl LdapDirectory {
             None
         };
         let result = self
-            .stream_all(&conn, filter, paging, change_attribute, &mut batch)
+            .stream_all(&conn, filter, paging, changes.attribute, &mut batch)
             .await;
         if result.is_err() {
-            self.forget(&conn, false).await;
+            self.forget(&conn, Fault::Read).await;
         }
         result.map(|fetched| Fetched { dc, ..fetched })
     }
@@ -248,6 +246,16 @@ pub struct Fetched {
     /// The domain controller's state, read on the same connection before the search (when
     /// asked for).
     pub dc: Option<DcState>,
+}
+
+/// How a read tells what changed.
+#[derive(Clone, Copy, Debug)]
+pub struct Changes<'a> {
+    /// The change attribute, read for the watermark and left out of the entries.
+    pub attribute: &'a str,
+    /// The domain controller's identity and USN are read first on the same connection
+    /// (Active Directory's `uSNChanged` numbers are per DC).
+    pub per_dc: bool,
 }
 
 /// How a paged read is made.

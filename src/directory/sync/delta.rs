@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::saved::unix_seconds;
-use super::{SyncReport, SyncedIndex};
+use super::{SyncKind, SyncReport, SyncedIndex};
 use crate::directory::ldap::{DcIdentity, Fetched, Paging, Read};
 use crate::directory::{DirectoryError, Entry};
 use crate::locks::{lock, read};
@@ -79,7 +79,7 @@ impl SyncedIndex {
         }
         if touched.is_empty() {
             self.advance(watermark, false, &all_changed, started.elapsed());
-            return Ok(self.report("delta", (all_changed.count, 0, 0), started));
+            return Ok(self.report(SyncKind::Delta, (all_changed.count, 0, 0), started));
         }
         between.await;
         let first = (touched, all_changed.count, watermark);
@@ -133,7 +133,7 @@ impl SyncedIndex {
         };
         let removed = self.remove(gone, &mut applied).await?;
         let counts = (searched + upserts.count, applied.changed, removed);
-        let report = self.report("delta", counts, started);
+        let report = self.report(SyncKind::Delta, counts, started);
         self.advance(watermark, false, &upserts, report.took);
         if applied.changed + removed > 0 {
             self.persist(applied.changes, false).await;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::apply::Applied;
-use super::{SyncReport, SyncedIndex};
+use super::{SyncKind, SyncReport, SyncedIndex};
 use crate::directory::ldap::{DcState, Fetched, Paging, Read};
 use crate::directory::{DirectoryError, Entry};
 use crate::locks::{lock, read};
@@ -68,7 +68,7 @@ impl SyncedIndex {
                 .or_else(|| fetched.watermark.clone()),
         };
         let counts = (fetched.count, applied.changed, removed);
-        let report = self.report("full", counts, started);
+        let report = self.report(SyncKind::Full, counts, started);
         self.advance(watermark, true, &fetched, report.took);
         self.persist(applied.changes, true).await;
         Ok(report)
@@ -123,7 +123,7 @@ impl SyncedIndex {
         if removed > 0 {
             self.persist(applied.changes, false).await;
         }
-        Ok(self.report("presence", (fetched.count, 0, removed), started))
+        Ok(self.report(SyncKind::Presence, (fetched.count, 0, removed), started))
     }
 
     pub(super) fn note_dc(&self, fetched: &Fetched, dc: &DcState) {

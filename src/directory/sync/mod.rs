@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::index::Keyer;
-use super::ldap::{DcIdentity, Fetched, LdapDirectory, Paging, Read};
+use super::ldap::{Changes, DcIdentity, Fetched, LdapDirectory, Paging, Read};
 use super::state::StateFile;
 use super::{DirectoryError, Entry, Match, PhoneIndex};
 use crate::config::{IndexConfig, LdapConfig};
@@ -52,8 +52,8 @@ impl SyncStatus {
 /// What one sync did.
 #[derive(Clone, Debug)]
 pub struct SyncReport {
-    /// `full` or `delta`.
-    pub kind: &'static str,
+    /// Which kind of sync.
+    pub kind: SyncKind,
     /// Entries the directory returned (a delta's two searches together).
     pub searched: usize,
     /// Entries read that changed the index (added or replaced).
@@ -66,6 +66,28 @@ pub struct SyncReport {
     pub numbers: usize,
     /// How long it took.
     pub took: Duration,
+}
+
+/// The kinds of sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncKind {
+    /// Everything read again, compared, the unread removed.
+    Full,
+    /// What changed since the watermark.
+    Delta,
+    /// The names of all eligible entries, the missing removed.
+    Presence,
+}
+
+impl SyncKind {
+    /// Its name in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncKind::Full => "full",
+            SyncKind::Delta => "delta",
+            SyncKind::Presence => "presence",
+        }
+    }
 }
 
 /// An index that follows an LDAP directory.
@@ -271,13 +293,11 @@ impl SyncedIndex {
         paging: Paging,
         batch: impl FnMut(Vec<Entry>),
     ) -> Result<Fetched, DirectoryError> {
-        let fetch = self.ldap.fetch_all(
-            filter,
-            paging,
-            &self.config.change_attribute,
-            self.per_dc,
-            batch,
-        );
+        let changes = Changes {
+            attribute: &self.config.change_attribute,
+            per_dc: self.per_dc,
+        };
+        let fetch = self.ldap.fetch_all(filter, paging, changes, batch);
         match tokio::time::timeout(self.config.sync_timeout, fetch).await {
             Ok(result) => result,
             Err(_) => Err(DirectoryError::Unavailable(format!(
@@ -290,7 +310,7 @@ impl SyncedIndex {
     /// `counts`: entries searched, read into the index, removed from it.
     fn report(
         &self,
-        kind: &'static str,
+        kind: SyncKind,
         (searched, read, removed): (usize, usize, usize),
         started: Instant,
     ) -> SyncReport {
@@ -342,7 +362,7 @@ impl SyncedIndex {
         }
         let report = self.delta_sync().await?;
         log_synced(&report);
-        if report.kind == "delta" && self.presence_check_due() {
+        if report.kind == SyncKind::Delta && self.presence_check_due() {
             log_synced(&self.presence_check().await?);
         }
         Ok(())
@@ -426,9 +446,9 @@ fn lower_priority() {
 
 /// Logs a sync that read or removed something (and every full one).
 fn log_synced(report: &SyncReport) {
-    if report.kind == "full" || report.read > 0 || report.removed > 0 {
+    if report.kind == SyncKind::Full || report.read > 0 || report.removed > 0 {
         tracing::info!(
-            kind = report.kind,
+            kind = report.kind.as_str(),
             searched = report.searched,
             read = report.read,
             removed = report.removed,
