@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use crate::braces::{self, Piece};
 use crate::call::CallDetails;
 use crate::directory::Entry;
 
@@ -90,43 +91,16 @@ impl Template {
 
     fn parse(source: &str, url: bool) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
-        let mut text = String::new();
-        let mut chars = source.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.as_str().starts_with('{') => {
-                    chars.next();
-                    text.push('{');
-                }
-                '}' if chars.as_str().starts_with('}') => {
-                    chars.next();
-                    text.push('}');
-                }
-                '{' => {
-                    let rest = chars.as_str();
-                    let end = rest.find('}').ok_or_else(|| {
-                        TemplateError(format!("{source:?} has a `{{` without its `}}`"))
-                    })?;
-                    let sources = rest[..end]
+        for piece in braces::pieces(source).map_err(TemplateError)? {
+            parts.push(match piece {
+                Piece::Text(text) => Part::Text(text),
+                Piece::Placeholder(inside) => Part::Value(
+                    inside
                         .split('|')
                         .map(parse_source)
-                        .collect::<Result<Vec<_>, _>>()?;
-                    if !text.is_empty() {
-                        parts.push(Part::Text(std::mem::take(&mut text)));
-                    }
-                    parts.push(Part::Value(sources));
-                    chars = rest[end + 1..].chars();
-                }
-                '}' => {
-                    return Err(TemplateError(format!(
-                        "{source:?} has a `}}` without its `{{` (write `}}}}` for a literal one)"
-                    )))
-                }
-                c => text.push(c),
-            }
-        }
-        if !text.is_empty() {
-            parts.push(Part::Text(text));
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+            });
         }
         Ok(Template {
             source: source.to_owned(),

@@ -7,6 +7,7 @@
 
 use ldap3::ldap_escape;
 
+use crate::braces::{self, Piece};
 use crate::phone::{CallerNumber, NumberForms, PhoneKey};
 
 /// A `match_filter` that does not parse, with the reason.
@@ -41,19 +42,11 @@ impl FilterTemplate {
     /// Parses a template and checks that it renders to a valid filter.
     pub fn parse(source: &str) -> Result<Self, FilterError> {
         let mut parts = Vec::new();
-        let mut rest = source;
-        while let Some(open) = rest.find('{') {
-            if open > 0 {
-                parts.push(Part::Text(rest[..open].to_owned()));
-            }
-            let close = rest[open..]
-                .find('}')
-                .ok_or_else(|| FilterError(format!("{source:?} has a `{{` without its `}}`")))?;
-            parts.push(Part::Form(form(&rest[open + 1..open + close])?));
-            rest = &rest[open + close + 1..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_owned()));
+        for piece in braces::pieces(source).map_err(FilterError)? {
+            parts.push(match piece {
+                Piece::Text(text) => Part::Text(text),
+                Piece::Placeholder(name) => Part::Form(form(name)?),
+            });
         }
         if !parts.iter().any(|p| matches!(p, Part::Form(_))) {
             return Err(FilterError(format!(
@@ -213,6 +206,15 @@ mod tests {
     }
 
     #[test]
+    fn doubled_braces_are_literal_braces() {
+        let t = FilterTemplate::parse("(&(tag={{x}})(mobile={e164}))").expect("parses");
+        assert_eq!(
+            t.for_caller("(x=y)", &number("+972 3 555 1234")),
+            "(&(x=y)(&(tag={x})(mobile=+97235551234)))"
+        );
+    }
+
+    #[test]
     fn bad_templates_are_refused() {
         for (t, needle) in [
             ("(mobile={nope})", "unknown placeholder"),
@@ -220,6 +222,7 @@ mod tests {
             ("(mobile={e164}", "not a valid LDAP filter"),
             ("(mobile=123)", "no placeholder"),
             ("(mobile={e164)", "without its"),
+            ("(mobile=}{e164})", "without its"),
         ] {
             let e = FilterTemplate::parse(t).expect_err(t).to_string();
             assert!(e.contains(needle), "{t}: {e}");
