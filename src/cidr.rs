@@ -4,12 +4,12 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-/// An IPv4 or IPv6 network.
+use ipnet::IpNet;
+
+/// An IPv4 or IPv6 network (`ipnet`'s, with IPv4-mapped addresses read as IPv4 and a bare
+/// address shown without its prefix).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 /// Text that is not a network.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,37 +28,19 @@ pub enum CidrError {
 }
 
 impl Cidr {
-    /// The network of `prefix` bits that holds `ip` (IPv4-mapped addresses read as IPv4).
+    /// The network of `prefix` bits that holds `ip` (IPv4-mapped addresses read as IPv4;
+    /// a prefix longer than the address is the address).
     pub fn of(ip: IpAddr, prefix: u8) -> Cidr {
-        let network = network_of(ip, prefix);
-        let width = if network.is_ipv4() { 32 } else { 128 };
-        Cidr {
-            network,
-            prefix: prefix.min(width),
-        }
+        let ip = unmapped(ip);
+        let width = if ip.is_ipv4() { 32 } else { 128 };
+        // Cannot fail: the prefix is at most the address's width.
+        let net = IpNet::new(ip, prefix.min(width)).unwrap_or_else(|_| IpNet::from(ip));
+        Cidr(net.trunc())
     }
 
     /// Whether `ip` is in the network (an IPv4-mapped IPv6 address counts as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = unmapped(ip);
-        ip.is_ipv4() == self.network.is_ipv4() && network_of(ip, self.prefix) == self.network
-    }
-}
-
-/// The network of `prefix` bits that holds `ip`: the address with its host bits cleared
-/// (IPv4-mapped IPv6 addresses are read as IPv4).
-pub fn network_of(ip: IpAddr, prefix: u8) -> IpAddr {
-    match unmapped(ip) {
-        IpAddr::V4(a) => {
-            let host_bits = 32 - u32::from(prefix.min(32));
-            let mask = u32::MAX.checked_shl(host_bits).unwrap_or(0);
-            IpAddr::V4((u32::from(a) & mask).into())
-        }
-        IpAddr::V6(a) => {
-            let host_bits = 128 - u32::from(prefix.min(128));
-            let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
-            IpAddr::V6((u128::from(a) & mask).into())
-        }
+        self.0.contains(&unmapped(ip))
     }
 }
 
@@ -75,21 +57,12 @@ impl FromStr for Cidr {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
         let fail = || CidrError::Syntax(text.to_owned());
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| fail())?)),
-            None => (text, None),
+        let written = match text.split_once('/') {
+            Some(_) => text.parse::<IpNet>().map_err(|_| fail())?,
+            None => IpNet::from(text.parse::<IpAddr>().map_err(|_| fail())?),
         };
-        let address: IpAddr = addr.parse().map_err(|_| fail())?;
-        let width = if address.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(width);
-        if prefix > width {
-            return Err(fail());
-        }
-        let network = Cidr {
-            network: network_of(address, prefix),
-            prefix,
-        };
-        if network.network != unmapped(address) {
+        let network = Cidr::of(written.addr(), written.prefix_len());
+        if network.0.addr() != unmapped(written.addr()) {
             return Err(CidrError::HostBits {
                 text: text.to_owned(),
                 network,
@@ -101,9 +74,10 @@ impl FromStr for Cidr {
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.network, self.prefix) {
-            (IpAddr::V4(_), 32) | (IpAddr::V6(_), 128) => write!(f, "{}", self.network),
-            _ => write!(f, "{}/{}", self.network, self.prefix),
+        if self.0.prefix_len() == self.0.max_prefix_len() {
+            write!(f, "{}", self.0.addr())
+        } else {
+            write!(f, "{}", self.0)
         }
     }
 }
@@ -159,17 +133,12 @@ mod tests {
 
     #[test]
     fn networks_of_addresses_clear_host_bits() {
-        assert_eq!(
-            network_of(ip("2001:db8:1:2:aaaa::1"), 64),
-            ip("2001:db8:1:2::")
-        );
-        assert_eq!(network_of(ip("192.0.2.77"), 24), ip("192.0.2.0"));
-        assert_eq!(network_of(ip("::ffff:192.0.2.77"), 32), ip("192.0.2.77"));
-        assert_eq!(network_of(ip("192.0.2.77"), 0), ip("0.0.0.0"));
-        assert_eq!(Cidr::of(ip("2001:db8::7"), 64).to_string(), "2001:db8::/64");
-        assert_eq!(
-            Cidr::of(ip("::ffff:192.0.2.7"), 64).to_string(),
-            "192.0.2.7"
-        );
+        let of = |a: &str, p| Cidr::of(ip(a), p).to_string();
+        assert_eq!(of("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(of("192.0.2.77", 24), "192.0.2.0/24");
+        assert_eq!(of("::ffff:192.0.2.77", 32), "192.0.2.77");
+        assert_eq!(of("192.0.2.77", 0), "0.0.0.0/0");
+        assert_eq!(of("2001:db8::7", 64), "2001:db8::/64");
+        assert_eq!(of("::ffff:192.0.2.7", 64), "192.0.2.7");
     }
 }
