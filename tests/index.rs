@@ -22,6 +22,14 @@ async fn lookup(slapd: &Slapd, extra: &str) -> Lookup {
     Lookup::from_config(&config).await.expect("lookup")
 }
 
+/// The endpoint's state on `slapd`, following it as `serve` does.
+async fn app(slapd: &Slapd, extra: &str) -> popup_ldap::http::App {
+    let config = Config::parse(&slapd.config_text(extra), slapd.dir.path()).expect("config");
+    popup_ldap::http::App::from_config(&config)
+        .await
+        .expect("app")
+}
+
 fn synced(lookup: &Lookup) -> &Arc<SyncedIndex> {
     match lookup.directory() {
         Directory::Synced(s) => s,
@@ -322,14 +330,11 @@ async fn the_presence_check_removes_deleted_renamed_and_moved_out_entries() {
 #[tokio::test]
 async fn a_deletion_shows_up_within_one_presence_check_interval() {
     let slapd = Slapd::start();
-    let config = Config::parse(
-        &slapd.config_text("[index]\npoll_interval_s = 1\npresence_check_interval_s = 2"),
-        slapd.dir.path(),
+    let app = app(
+        &slapd,
+        "[index]\npoll_interval_s = 1\npresence_check_interval_s = 2",
     )
-    .expect("config");
-    let app = popup_ldap::http::App::from_config(&config)
-        .await
-        .expect("app");
+    .await;
     slapd.modify("dn: uid=dana,ou=people,dc=example,dc=com\nchangetype: delete\n");
     let deleted = Instant::now();
     while name(&app.settings().lookup, "0722776772").await.is_some() {
@@ -345,14 +350,7 @@ async fn a_deletion_shows_up_within_one_presence_check_interval() {
 #[tokio::test]
 async fn a_change_shows_up_within_one_poll_interval() {
     let slapd = Slapd::start();
-    let config = Config::parse(
-        &slapd.config_text("[index]\npoll_interval_s = 1"),
-        slapd.dir.path(),
-    )
-    .expect("config");
-    let app = popup_ldap::http::App::from_config(&config)
-        .await
-        .expect("app");
+    let app = app(&slapd, "[index]\npoll_interval_s = 1").await;
     slapd.modify(NEWBIE);
     let changed = Instant::now();
     while name(&app.settings().lookup, "0509999999").await.is_none() {
