@@ -70,9 +70,9 @@ async fn check_ldap(config: &Config, ldap: &LdapConfig) -> Result<Vec<Entry>, Ch
     let attrs = &config.directory.phone_attributes;
     let client = LdapDirectory::new(ldap, config.wanted_attributes())?;
     say!("  source            {}", client.describe());
-    let probe = client.probe(attrs).await?;
+    let probe = client.probe().await?;
     say_probe(config, &probe);
-    let entries = client.read_all(attrs).await?;
+    let entries = client.read_all().await?;
     if ldap.index.is_some() {
         let index = PhoneIndex::build(entries.clone(), attrs, &config.phone);
         say!(

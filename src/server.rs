@@ -62,8 +62,7 @@ pub async fn serve(
     reload_on_sighup(app.clone(), (path, listen), certificate, config.clone());
     let settings = app.settings();
     tracing::info!(source = %settings.lookup.directory().describe(), "directory ready");
-    let attrs = &config.directory.phone_attributes;
-    if let Err(e) = settings.lookup.directory().warm_up(attrs).await {
+    if let Err(e) = settings.lookup.directory().warm_up().await {
         tracing::error!(error = %e, "directory not reachable yet; lookups will answer 503 until it is");
     }
     if let Some(listen) = config.metrics_listen {

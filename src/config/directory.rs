@@ -62,6 +62,8 @@ pub struct LdapConfig {
     pub scope: ldap3::Scope,
     /// `filter`: which entries are eligible at all.
     pub filter: String,
+    /// `directory.phone_attributes`, lower-cased: where numbers are.
+    pub phone_attributes: Vec<String>,
     /// `match_filter`: how the caller's number is searched for.
     pub match_filter: FilterTemplate,
     /// `max_entries`: size limit of one lookup's search.
@@ -77,8 +79,9 @@ pub struct LdapConfig {
 
 impl LdapConfig {
     /// The entries that count and have a phone attribute: `(&<filter>(|(<attr>=*)...))`.
-    pub fn eligible_filter(&self, phone_attributes: &[String]) -> String {
-        let any_phone: String = phone_attributes
+    pub fn eligible_filter(&self) -> String {
+        let any_phone: String = self
+            .phone_attributes
             .iter()
             .map(|a| format!("({a}=*)"))
             .collect();
@@ -280,6 +283,7 @@ fn ldap_source(
         base_dn,
         scope,
         filter,
+        phone_attributes: phone_attributes.to_vec(),
         match_filter,
         max_entries,
         connect_timeout: millis(

@@ -159,8 +159,7 @@ impl Directory {
                 match &ldap.index {
                     None => Directory::Live(Box::new(client)),
                     Some(index) => Directory::Synced(
-                        SyncedIndex::start(client, ldap, index, &config.phone, attrs, &wanted)
-                            .await?,
+                        SyncedIndex::start(client, ldap, index, &config.phone, &wanted).await?,
                     ),
                 }
             }
@@ -225,9 +224,9 @@ impl Directory {
 
     /// Live mode connects now, so that the first caller does not pay for it (a failure is
     /// retried per call); the other sources have nothing to prepare.
-    pub async fn warm_up(&self, phone_attributes: &[String]) -> Result<(), DirectoryError> {
+    pub async fn warm_up(&self) -> Result<(), DirectoryError> {
         match self {
-            Directory::Live(ldap) => ldap.probe(phone_attributes).await.map(|_| ()),
+            Directory::Live(ldap) => ldap.probe().await.map(|_| ()),
             _ => Ok(()),
         }
     }

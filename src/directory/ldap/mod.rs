@@ -144,8 +144,8 @@ impl LdapDirectory {
 
     /// Connects, binds and runs one small search for entries with a phone number: what
     /// `check-config` reports.
-    pub async fn probe(&self, phone_attributes: &[String]) -> Result<Probe, DirectoryError> {
-        let filter = self.config.eligible_filter(phone_attributes);
+    pub async fn probe(&self) -> Result<Probe, DirectoryError> {
+        let filter = self.config.eligible_filter();
         let conn = self.connection().await?;
         let mut entries = self.search(&conn, &filter, PROBE_ENTRIES + 1).await?;
         let more = entries.len() > PROBE_ENTRIES as usize;
@@ -160,10 +160,7 @@ impl LdapDirectory {
     }
 
     /// Every eligible entry with a phone attribute (what `check-config` examines).
-    pub async fn read_all(
-        &self,
-        phone_attributes: &[String],
-    ) -> Result<Vec<Entry>, DirectoryError> {
+    pub async fn read_all(&self) -> Result<Vec<Entry>, DirectoryError> {
         let mut all = Vec::new();
         let change = self
             .config
@@ -171,7 +168,7 @@ impl LdapDirectory {
             .as_ref()
             .map_or("modifyTimestamp", |i| i.change_attribute.as_str());
         self.fetch_all(
-            &self.config.eligible_filter(phone_attributes),
+            &self.config.eligible_filter(),
             Paging {
                 page_size: PAGE_FOR_READS,
                 paced: false,

@@ -134,7 +134,6 @@ impl SyncedIndex {
         config: &LdapConfig,
         index: &IndexConfig,
         phone: &PhoneNormalizer,
-        phone_attributes: &[String],
         wanted_attributes: &[String],
     ) -> Result<Arc<Self>, DirectoryError> {
         let fingerprint = format!(
@@ -142,17 +141,17 @@ impl SyncedIndex {
             config.base_dn,
             config.scope,
             config.filter,
-            phone_attributes.join(","),
+            config.phone_attributes.join(","),
             wanted_attributes.join(",")
         );
-        let keyer = Keyer::new(phone_attributes, phone);
+        let keyer = Keyer::new(&config.phone_attributes, phone);
         let synced = Arc::new(SyncedIndex {
             index: Arc::new(RwLock::new(PhoneIndex::new(keyer.clone()))),
             version: Arc::new(AtomicU64::new(0)),
             status: Mutex::new(SyncStatus::default()),
             progress: Mutex::new(Progress::default()),
             ldap,
-            eligible: config.eligible_filter(phone_attributes),
+            eligible: config.eligible_filter(),
             per_dc: index.change_attribute.eq_ignore_ascii_case("uSNChanged"),
             exact: index.change_attribute.eq_ignore_ascii_case("entryCSN"),
             config: index.clone(),
