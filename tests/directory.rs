@@ -94,6 +94,8 @@ async fn a_certificate_from_another_ca_is_refused() {
     let slapd = Slapd::start();
     let lookup = lookup_with(&slapd, &other_ca(&slapd.config_text(""))).await;
     refused(&lookup, "invalid peer certificate").await;
+    // With what to do about it.
+    refused(&lookup, "is not signed by directory.ca_file").await;
 }
 
 #[tokio::test]

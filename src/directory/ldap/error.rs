@@ -8,19 +8,41 @@ pub(super) fn no_such_base(base_dn: &str) -> String {
     )
 }
 
-/// An ldap3 error with a hint at its usual cause when a certificate is at fault.
+/// An ldap3 error with a hint at what to do when a certificate is at fault.
 pub(super) fn describe_ldap_error(e: &ldap3::LdapError) -> String {
-    let text = e.to_string();
-    let hint = if text.contains("UnknownIssuer") {
-        " (the server's certificate is not signed by directory.ca_file or the system roots)"
-    } else if text.contains("not valid for name") {
-        " (put the name the certificate holds in directory.urls)"
-    } else if text.contains("certificate expired") {
-        " (renew the server's certificate)"
-    } else {
-        ""
+    use rustls::CertificateError as C;
+    let hint = match certificate_fault(e) {
+        Some(C::UnknownIssuer) => {
+            " (the server's certificate is not signed by directory.ca_file or the system roots)"
+        }
+        Some(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            " (put the name the certificate holds in directory.urls)"
+        }
+        Some(C::Expired | C::ExpiredContext { .. }) => " (renew the server's certificate)",
+        _ => "",
     };
-    format!("{text}{hint}")
+    format!("{e}{hint}")
+}
+
+/// The certificate error somewhere in `e`'s chain of causes, if any. (An `io::Error` holds
+/// the TLS error as its inner error, which its `source()` skips.)
+fn certificate_fault<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::CertificateError> {
+    let mut next = Some(e);
+    while let Some(error) = next {
+        let inner = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for candidate in [Some(error), inner].into_iter().flatten() {
+            if let Some(rustls::Error::InvalidCertificate(fault)) = candidate.downcast_ref() {
+                return Some(fault);
+            }
+        }
+        next = inner.and_then(|i| i.source()).or_else(|| error.source());
+    }
+    None
 }
 
 /// The RFC 4511 name of an LDAP result code.
