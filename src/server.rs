@@ -60,17 +60,17 @@ pub async fn serve(
     let limits = connection_limits(&config)?;
     let app = Arc::new(App::from_config(&config).await?);
     reload_on_sighup(app.clone(), (path, listen), certificate, config.clone());
-    let settings = app.settings();
-    tracing::info!(source = %settings.lookup.directory().describe(), "directory ready");
-    if let Err(e) = settings.lookup.directory().warm_up().await {
+    let running = app.running();
+    tracing::info!(source = %running.lookup.directory().describe(), "directory ready");
+    if let Err(e) = running.lookup.directory().warm_up().await {
         tracing::error!(error = %e, "directory not reachable yet; lookups will answer 503 until it is");
     }
     if let Some(listen) = config.metrics_listen {
         serve_metrics(app.clone(), listen)?;
     }
     let listen = config.server.listen;
-    let source = settings.lookup.directory().describe();
-    drop(settings);
+    let source = running.lookup.directory().describe();
+    drop(running);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -337,7 +337,7 @@ async fn a_deletion_shows_up_within_one_presence_check_interval() {
     .await;
     slapd.modify("dn: uid=dana,ou=people,dc=example,dc=com\nchangetype: delete\n");
     let deleted = Instant::now();
-    while name(&app.settings().lookup, "0722776772").await.is_some() {
+    while name(&app.running().lookup, "0722776772").await.is_some() {
         // The check's interval, the poll it follows, and a margin for a loaded machine.
         assert!(
             deleted.elapsed() < Duration::from_secs(6),
@@ -353,7 +353,7 @@ async fn a_change_shows_up_within_one_poll_interval() {
     let app = app(&slapd, "[index]\npoll_interval_s = 1").await;
     slapd.modify(NEWBIE);
     let changed = Instant::now();
-    while name(&app.settings().lookup, "0509999999").await.is_none() {
+    while name(&app.running().lookup, "0509999999").await.is_none() {
         assert!(
             changed.elapsed() < Duration::from_secs(5),
             "the addition did not show up within a poll interval (1 s) and a margin"

@@ -136,7 +136,7 @@ pub struct IndexFigures {
 /// The configured source of entries.
 pub enum Directory {
     /// Entries loaded once from a file and indexed by number.
-    Index(Box<PhoneIndex>),
+    File(Box<PhoneIndex>),
     /// An index that follows an LDAP directory.
     Synced(Arc<SyncedIndex>),
     /// Live searches on every lookup.
@@ -151,7 +151,7 @@ impl Directory {
         Ok(match &config.directory.source {
             SourceConfig::Ldif(data) => {
                 let entries = ldif::load(data)?;
-                Directory::Index(Box::new(PhoneIndex::build(entries, attrs, &config.phone)))
+                Directory::File(Box::new(PhoneIndex::build(entries, attrs, &config.phone)))
             }
             SourceConfig::Ldap(ldap) => {
                 let wanted = config.wanted_attributes();
@@ -176,7 +176,7 @@ impl Directory {
     /// Entries that may hold `number`.
     pub async fn candidates(&self, number: &CallerNumber) -> Result<Candidates, DirectoryError> {
         match self {
-            Directory::Index(index) => Ok(Candidates {
+            Directory::File(index) => Ok(Candidates {
                 matches: index.find(&number.key),
                 ..Candidates::default()
             }),
@@ -193,7 +193,7 @@ impl Directory {
     /// live searches when a server connects. The reason goes to the log, never to the caller.
     pub async fn readiness(&self) -> Result<(), String> {
         match self {
-            Directory::Index(_) => Ok(()),
+            Directory::File(_) => Ok(()),
             Directory::Synced(synced) => synced.fresh(),
             Directory::Live(ldap) => ldap.reachable().await.map_err(|e| e.to_string()),
         }
@@ -216,7 +216,7 @@ impl Directory {
     /// What connecting to each directory server has done (none for a file source).
     pub fn servers(&self) -> Vec<ServerStats> {
         match self {
-            Directory::Index(_) => Vec::new(),
+            Directory::File(_) => Vec::new(),
             Directory::Synced(synced) => synced.ldap().servers(),
             Directory::Live(ldap) => ldap.servers(),
         }
@@ -234,7 +234,7 @@ impl Directory {
     /// One line saying what the source is, for logs and the CLI.
     pub fn describe(&self) -> String {
         match self {
-            Directory::Index(index) => format!(
+            Directory::File(index) => format!(
                 "in-memory index of {} entries with {} distinct numbers",
                 index.entries(),
                 index.numbers()

@@ -145,7 +145,7 @@ fn sweep_rate_limiter(app: &Arc<App>) {
         loop {
             tick.tick().await;
             let Some(app) = sweeper.upgrade() else { break };
-            if let Some(limits) = &app.settings().limits {
+            if let Some(limits) = &app.running().limits {
                 limits.forget_idle_clients();
             }
         }

@@ -66,8 +66,8 @@ pub fn metrics_routes(
     warp::path!("metrics")
         .and(warp::get())
         .map(move || {
-            let settings = app.settings();
-            let mut r = Response::new(app.metrics.render(settings.lookup.directory()).into());
+            let running = app.running();
+            let mut r = Response::new(app.metrics.render(running.lookup.directory()).into());
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

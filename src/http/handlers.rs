@@ -16,7 +16,7 @@ use super::access::Presented;
 use super::limit::Limited;
 use super::metrics::Outcome;
 use super::request::{self, RequestError};
-use super::{reply, App, Settings, HEALTH_PATH, MAX_URL_BYTES, READY_PATH};
+use super::{reply, App, Running, HEALTH_PATH, MAX_URL_BYTES, READY_PATH};
 use crate::call::CallDetails;
 use crate::logging::phone_for_log;
 use crate::lookup::LookupError;
@@ -41,7 +41,7 @@ where
     B: Buf,
 {
     let started = Instant::now();
-    let app = shared.settings();
+    let app = shared.running();
     if let Some(probed) = probe(&app, request.path.as_str()).await {
         return probed;
     }
@@ -72,7 +72,7 @@ where
 }
 
 /// The liveness and readiness probes' answers; `None` for other paths.
-async fn probe(app: &Settings, path: &str) -> Option<Response> {
+async fn probe(app: &Running, path: &str) -> Option<Response> {
     match path {
         HEALTH_PATH => Some(reply::status(true)),
         READY_PATH => {
@@ -143,7 +143,7 @@ impl Refused {
 
 /// Refuses what is not a popup request by its shape: another path, a URL too long, a method
 /// other than GET and POST.
-fn check_shape(shared: &App, app: &Settings, request: &RawRequest) -> Result<(), Refused> {
+fn check_shape(shared: &App, app: &Running, request: &RawRequest) -> Result<(), Refused> {
     if request.path.as_str() != app.path {
         return Err(Refused::NotFound);
     }
@@ -160,7 +160,7 @@ fn check_shape(shared: &App, app: &Settings, request: &RawRequest) -> Result<(),
 /// The client (behind trusted proxies) when it may call now: its address allowed, within the
 /// rate limits, with the token. Refusals are counted and logged (the first per client and
 /// interval, see [`super::refusals`]).
-fn check_client(shared: &App, app: &Settings, request: &RawRequest) -> Result<IpAddr, Refused> {
+fn check_client(shared: &App, app: &Running, request: &RawRequest) -> Result<IpAddr, Refused> {
     let peer = request
         .remote
         .map(|a| a.ip())
@@ -195,7 +195,7 @@ fn check_client(shared: &App, app: &Settings, request: &RawRequest) -> Result<Ip
 /// Looks the call up, counts and logs it (one line per popup), and answers.
 async fn answer(
     shared: &App,
-    app: &Settings,
+    app: &Running,
     client: IpAddr,
     call: &CallDetails,
     started: Instant,
@@ -261,7 +261,7 @@ struct BodyHeaders<'a> {
 }
 
 async fn read_call<S, B>(
-    app: &Settings,
+    app: &Running,
     method: &Method,
     query: &str,
     headers: BodyHeaders<'_>,

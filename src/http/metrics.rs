@@ -381,7 +381,7 @@ mod tests {
         m.directory_error("connect");
         m.lookup(Duration::from_micros(300));
         m.lookup(Duration::from_millis(30));
-        let text = m.render(&Directory::Index(Box::new(PhoneIndex::build(
+        let text = m.render(&Directory::File(Box::new(PhoneIndex::build(
             Vec::new(),
             &[],
             &crate::phone::PhoneNormalizer::new("IL", 6).unwrap(),

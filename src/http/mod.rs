@@ -42,8 +42,9 @@ pub const READY_PATH: &str = "/readyz";
 /// A popup URL is a path and a few short fields; a longer one is refused (414).
 const MAX_URL_BYTES: usize = 8 * 1024;
 
-/// What a configuration sets up, replaced as a whole when the configuration is reloaded.
-pub struct Settings {
+/// What a configuration sets up and requests are answered with (the lookup, access, limits),
+/// replaced as a whole when the configuration is reloaded.
+pub struct Running {
     /// The lookup service.
     pub lookup: Lookup,
     /// `server.path`
@@ -60,12 +61,12 @@ pub struct Settings {
     pub mask_numbers: bool,
 }
 
-impl Settings {
+impl Running {
     /// Opens the directory and, in index mode, starts following it.
     async fn from_config(config: &Config) -> Result<Self, DirectoryError> {
         let lookup = Lookup::from_config(config).await?;
         lookup.directory().follow();
-        Ok(Settings {
+        Ok(Running {
             lookup,
             path: config.server.path.clone(),
             max_body_bytes: config.server.max_body_bytes,
@@ -88,7 +89,7 @@ impl Settings {
 
 /// The running endpoint's shared state.
 pub struct App {
-    current: ArcSwap<Settings>,
+    current: ArcSwap<Running>,
     /// Request and lookup counters (kept across reloads).
     pub metrics: Metrics,
     /// Refusals not yet summarised in the log.
@@ -100,7 +101,7 @@ impl App {
     /// in index mode, starts following it.
     pub async fn from_config(config: &Config) -> Result<Self, DirectoryError> {
         Ok(App {
-            current: ArcSwap::from_pointee(Settings::from_config(config).await?),
+            current: ArcSwap::from_pointee(Running::from_config(config).await?),
             metrics: Metrics::default(),
             refusals: RefusalLog::default(),
         })
@@ -115,15 +116,15 @@ impl App {
         }
     }
 
-    /// The settings requests are answered with now.
-    pub fn settings(&self) -> Arc<Settings> {
+    /// What requests are answered with now.
+    pub fn running(&self) -> Arc<Running> {
         self.current.load_full()
     }
 
-    /// Replaces the settings with those of `config` (in index mode after its first sync);
-    /// requests in flight finish with the settings they started with.
+    /// Replaces what runs with what `config` sets up (in index mode after its first sync);
+    /// requests in flight finish with what they started with.
     pub async fn reload(&self, config: &Config) -> Result<(), DirectoryError> {
-        let fresh = Settings::from_config(config).await?;
+        let fresh = Running::from_config(config).await?;
         self.current.store(Arc::new(fresh));
         Ok(())
     }
