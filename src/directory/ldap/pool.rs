@@ -96,6 +96,25 @@ impl LdapDirectory {
             .collect()
     }
 
+    /// Records that `server` connected first: it is the active one now, and the `slow` ones
+    /// still trying rest.
+    fn won(&self, server: &Arc<Server>, slow: Vec<Arc<Server>>) {
+        for slow in slow {
+            tracing::warn!(
+                server = %slow.url, answered = %server.url,
+                "directory server did not answer in time; another one did"
+            );
+            slow.failed();
+        }
+        for other in &self.servers {
+            other.active.store(false, Ordering::Relaxed);
+        }
+        server.connects.fetch_add(1, Ordering::Relaxed);
+        server.active.store(true, Ordering::Relaxed);
+        *lock(&server.rest_until) = None;
+        tracing::info!(server = %server.url, "connected to directory");
+    }
+
     /// Connects to the first server that binds, trying the next one alongside whenever an
     /// attempt goes unanswered for [`STAGGER`], and at once when one fails.
     pub(super) async fn connect_any(&self) -> Result<Connection, DirectoryError> {
@@ -130,20 +149,7 @@ impl LdapDirectory {
                     pending.retain(|p| !Arc::ptr_eq(p, &server));
                     match result {
                         Ok(conn) => {
-                            for slow in pending {
-                                tracing::warn!(
-                                    server = %slow.url, answered = %server.url,
-                                    "directory server did not answer in time; another one did"
-                                );
-                                slow.failed();
-                            }
-                            for other in &self.servers {
-                                other.active.store(false, Ordering::Relaxed);
-                            }
-                            server.connects.fetch_add(1, Ordering::Relaxed);
-                            server.active.store(true, Ordering::Relaxed);
-                            *lock(&server.rest_until) = None;
-                            tracing::info!(server = %server.url, "connected to directory");
+                            self.won(&server, pending);
                             return Ok(conn);
                         }
                         Err(error) => {
