@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::index::index_config;
-use super::raw::{RawDirectory, RawIndex};
+use super::raw::{RawDirectory, RawIndex, RawMode, RawScope, RawSource};
 use super::secrets::SecretSource;
 use super::{invalid, millis, ConfigError, IndexConfig};
 use crate::directory::filter::{is_filter, FilterTemplate};
@@ -118,8 +118,8 @@ pub(super) fn directory(
         .into_iter()
         .map(|a| a.to_ascii_lowercase())
         .collect();
-    let source = match raw.source.as_deref() {
-        Some("ldif") => {
+    let source = match raw.source {
+        Some(RawSource::Ldif) => {
             if index.is_some() {
                 return Err(invalid(
                     "index",
@@ -128,14 +128,8 @@ pub(super) fn directory(
             }
             ldif_source(raw, base)?
         }
-        Some("ldap") => {
+        Some(RawSource::Ldap) => {
             SourceConfig::Ldap(Box::new(ldap_source(raw, index, base, &phone_attributes)?))
-        }
-        Some(other) => {
-            return Err(invalid(
-                "directory.source",
-                format!("{other:?} is not a source; use \"ldap\" or \"ldif\""),
-            ))
         }
         None => {
             return Err(invalid(
@@ -176,18 +170,12 @@ fn ldap_source(
     base: &Path,
     phone_attributes: &[String],
 ) -> Result<LdapConfig, ConfigError> {
-    let index = match raw.mode.as_deref().unwrap_or("index") {
-        "index" => Some(index_config(index.unwrap_or_default(), base)?),
-        "live" if index.is_some() => {
+    let index = match raw.mode.unwrap_or(RawMode::Index) {
+        RawMode::Index => Some(index_config(index.unwrap_or_default(), base)?),
+        RawMode::Live if index.is_some() => {
             return Err(invalid("index", "applies to mode = \"index\" only"))
         }
-        "live" => None,
-        other => {
-            return Err(invalid(
-                "directory.mode",
-                format!("{other:?} is not a mode; use \"index\" or \"live\""),
-            ))
-        }
+        RawMode::Live => None,
     };
     if raw.ldif.is_some() {
         return Err(invalid(
@@ -242,16 +230,10 @@ fn ldap_source(
                 "missing: where to search, such as \"DC=example,DC=com\"",
             )
         })?;
-    let scope = match raw.scope.as_deref().unwrap_or("subtree") {
-        "subtree" | "sub" => ldap3::Scope::Subtree,
-        "one" | "onelevel" => ldap3::Scope::OneLevel,
-        "base" => ldap3::Scope::Base,
-        other => {
-            return Err(invalid(
-                "directory.scope",
-                format!("{other:?} is not a scope; use \"subtree\", \"one\" or \"base\""),
-            ))
-        }
+    let scope = match raw.scope.unwrap_or(RawScope::Subtree) {
+        RawScope::Subtree => ldap3::Scope::Subtree,
+        RawScope::One => ldap3::Scope::OneLevel,
+        RawScope::Base => ldap3::Scope::Base,
     };
     let filter = raw.filter.unwrap_or_else(|| DEFAULT_FILTER.to_owned());
     if !is_filter(&filter) {

@@ -30,7 +30,6 @@ pub use index::{IndexConfig, STATE_FILE_BYTES_PER_ENTRY};
 use log::log;
 
 pub use log::LogConfig;
-use raw::RawConfig;
 use server::{metrics_listen, server};
 
 pub use server::{ConnectionTimeouts, ServerConfig};
@@ -117,8 +116,7 @@ impl Config {
 
     /// Validates configuration text; `base` resolves relative paths.
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let raw = raw::read(text)?;
         let phone = PhoneNormalizer::new(
             raw.phone
                 .default_region
@@ -343,6 +341,37 @@ mod tests {
         for (text, key) in cases {
             let e = error(text);
             assert!(e.starts_with(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn serde_errors_name_their_key_and_the_choices() {
+        let e = error("[directory]\nsource = \"sql\"");
+        assert!(
+            e.starts_with("directory.source: unknown variant `sql`, expected `ldap` or `ldif`"),
+            "{e}"
+        );
+        let e = error(&LDAP.replace("source", "scope = \"deep\"\nsource"));
+        assert!(
+            e.starts_with("directory.scope: unknown variant `deep`"),
+            "{e}"
+        );
+        assert!(e.contains("`subtree`, `one`"), "{e}");
+        let e = error(&format!("{LDAP}\n[server]\nmax_body_bytes = \"big\""));
+        assert!(e.starts_with("server.max_body_bytes: invalid type"), "{e}");
+        let e = error(&format!("{LDAP}\n[index]\npage_size = -1"));
+        assert!(e.starts_with("index.page_size: "), "{e}");
+        // The aliases older configurations use still read.
+        for (alias, scope) in [
+            ("sub", ldap3::Scope::Subtree),
+            ("onelevel", ldap3::Scope::OneLevel),
+        ] {
+            let c = parse(&LDAP.replace("source", &format!("scope = \"{alias}\"\nsource")))
+                .expect("valid");
+            let SourceConfig::Ldap(l) = &c.directory.source else {
+                panic!("ldap")
+            };
+            assert_eq!(l.scope, scope);
         }
     }
 

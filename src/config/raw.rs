@@ -2,6 +2,26 @@
 
 use serde::Deserialize;
 
+use super::ConfigError;
+
+/// Reads the file's text into [`RawConfig`]. Serde's own errors (an unknown key, a wrong type,
+/// a value not among an enum's) name the key they are about, as `section.name`, like the
+/// validation's errors do; only text that is not TOML at all is a [`ConfigError::Syntax`].
+pub(super) fn read(text: &str) -> Result<RawConfig, ConfigError> {
+    serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        if key.is_empty() || key == "." {
+            ConfigError::Syntax(inner.to_string())
+        } else {
+            ConfigError::Invalid {
+                key,
+                message: inner.message().to_owned(),
+            }
+        }
+    })
+}
+
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,8 +66,8 @@ pub(super) struct RawServer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDirectory {
-    pub(super) source: Option<String>,
-    pub(super) mode: Option<String>,
+    pub(super) source: Option<RawSource>,
+    pub(super) mode: Option<RawMode>,
     pub(super) ldif: Option<String>,
     pub(super) urls: Option<Vec<String>>,
     pub(super) starttls: Option<bool>,
@@ -59,13 +79,47 @@ pub(super) struct RawDirectory {
     pub(super) bind_password_env: Option<String>,
     pub(super) bind_password_credential: Option<String>,
     pub(super) base_dn: Option<String>,
-    pub(super) scope: Option<String>,
+    pub(super) scope: Option<RawScope>,
     pub(super) filter: Option<String>,
     pub(super) phone_attributes: Option<Vec<String>>,
     pub(super) match_filter: Option<String>,
     pub(super) max_entries: Option<u32>,
     pub(super) connect_timeout_ms: Option<u64>,
     pub(super) timeout_ms: Option<u64>,
+}
+
+/// `directory.source`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawSource {
+    /// A directory server.
+    Ldap,
+    /// An LDIF file.
+    Ldif,
+}
+
+/// `directory.mode`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawMode {
+    /// Answer from an index synced from the directory.
+    Index,
+    /// Search the directory for each call.
+    Live,
+}
+
+/// `directory.scope`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawScope {
+    /// The base entry and everything under it.
+    #[serde(alias = "sub")]
+    Subtree,
+    /// The entries directly under the base.
+    #[serde(alias = "onelevel")]
+    One,
+    /// The base entry only.
+    Base,
 }
 
 /// `[index]` as written.
