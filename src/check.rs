@@ -3,12 +3,14 @@
 
 use std::path::PathBuf;
 
-use crate::config::{Config, LdapConfig, SourceConfig};
 use crate::console::say;
 use crate::directory::ldap::{LdapDirectory, Probe};
-use crate::directory::{Directory, DirectoryError, Entry, PhoneIndex};
+use crate::directory::{
+    Directory, DirectoryError, Entry, LdapSettings, PhoneIndex, SourceSettings,
+};
 use crate::explain::phone_values;
 use crate::http::tls::{Certificate, TlsError};
+use crate::settings::Config;
 
 /// Values shown per attribute of a sample entry.
 const SAMPLE_VALUES: usize = 3;
@@ -46,14 +48,20 @@ pub async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(),
         config.directory.phone_attributes.join(", ")
     );
     let entries = match &config.directory.source {
-        SourceConfig::Ldif(data) => {
+        SourceSettings::Ldif(data) => {
             say!(
                 "  source            {}",
-                Directory::open(config).await?.describe()
+                Directory::open(
+                    &config.directory,
+                    &config.phone,
+                    &config.lookup_setup().wanted_attributes()
+                )
+                .await?
+                .describe()
             );
             crate::directory::ldif::load(data).map_err(DirectoryError::from)?
         }
-        SourceConfig::Ldap(ldap) => check_ldap(config, ldap).await?,
+        SourceSettings::Ldap(ldap) => check_ldap(config, ldap).await?,
     };
     say!(
         "{}",
@@ -66,9 +74,9 @@ pub async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(),
 /// Connects, binds and searches a sample, then reads every eligible entry once: the hygiene
 /// report's entries, and in index mode what the index would hold. Nothing is saved (no state
 /// file) and no sync thread starts.
-async fn check_ldap(config: &Config, ldap: &LdapConfig) -> Result<Vec<Entry>, CheckError> {
+async fn check_ldap(config: &Config, ldap: &LdapSettings) -> Result<Vec<Entry>, CheckError> {
     let attrs = &config.directory.phone_attributes;
-    let client = LdapDirectory::new(ldap, config.wanted_attributes())?;
+    let client = LdapDirectory::new(ldap, config.lookup_setup().wanted_attributes())?;
     say!("  source            {}", client.describe());
     let probe = client.probe().await?;
     say_probe(config, &probe);

@@ -7,10 +7,10 @@ use clap::{Parser, Subcommand};
 
 use crate::call::CallDetails;
 use crate::check::{self, CheckError};
-use crate::config::{Config, ConfigError};
 use crate::explain::{self, ExplainError};
 use crate::lookup::LookupError;
 use crate::server::{self, ServerError};
+use crate::settings::{Config, ConfigError};
 
 /// Exit status for a configuration that cannot work (sysexits EX_CONFIG); the systemd unit
 /// does not restart on it.

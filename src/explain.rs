@@ -4,12 +4,12 @@
 use std::fmt::Write as _;
 
 use crate::call::CallDetails;
-use crate::config::Config;
 use crate::console::out;
 use crate::directory::{DirectoryError, Entry};
 use crate::http;
 use crate::lookup::{Answer, Lookup, LookupError};
 use crate::phone::{Caller, PhoneNormalizer};
+use crate::settings::Config;
 
 /// Why a lookup could not be explained.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum ExplainError {
 
 /// Looks `call` up and prints the explanation on stdout.
 pub async fn lookup(config: &Config, call: &CallDetails) -> Result<(), ExplainError> {
-    let lookup = Lookup::from_config(config).await?;
+    let lookup = Lookup::open(config.lookup_setup()).await?;
     let answer = lookup.answer(call).await;
     let text = match &answer {
         Ok(a) => explain(config, &lookup, call, a),

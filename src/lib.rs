@@ -14,7 +14,6 @@ pub mod call;
 pub mod check;
 pub mod cidr;
 pub mod cli;
-pub mod config;
 mod console;
 pub mod directory;
 pub mod explain;
@@ -27,5 +26,6 @@ pub mod mapping;
 pub mod phone;
 pub mod secret;
 pub mod server;
+pub mod settings;
 #[cfg(unix)]
 pub mod systemd;

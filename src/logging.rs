@@ -161,6 +161,15 @@ pub fn phone_for_log(value: &str, mask: bool) -> String {
         .collect()
 }
 
+/// `[log]`
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// `level`: a tracing filter such as `info` or `popup_ldap=debug`; `RUST_LOG` wins.
+    pub level: String,
+    /// `mask_numbers`: show only the last 3 digits of phone numbers in logs.
+    pub mask_numbers: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

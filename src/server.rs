@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{Config, ConfigError};
 use crate::directory::DirectoryError;
 use crate::http::budget::{default_max_connections, RESERVED_DESCRIPTORS};
 use crate::http::tls::{Certificate, TlsError};
 use crate::http::{self, App};
+use crate::settings::{Config, ConfigError};
 
 /// What keeps the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +58,7 @@ pub async fn serve(
         None => None,
     };
     let limits = connection_limits(&config)?;
-    let app = Arc::new(App::from_config(&config).await?);
+    let app = Arc::new(App::open(config.http_setup()).await?);
     reload_on_sighup(app.clone(), (path, listen), certificate, config.clone());
     let running = app.running();
     tracing::info!(source = %running.lookup.directory().describe(), "directory ready");
@@ -220,7 +220,7 @@ async fn reload(app: &App, (path, listen): (Option<&Path>, Option<SocketAddr>), 
     {
         tracing::warn!("SIGHUP: listen addresses and certificate paths change only with a restart");
     }
-    match app.reload(&fresh).await {
+    match app.reload(fresh.http_setup()).await {
         Ok(()) => tracing::info!("SIGHUP: configuration reloaded"),
         Err(e) => tracing::error!(
             error = %e,

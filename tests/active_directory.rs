@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use common::samba::{self, SambaDc};
 use common::{free_port, Client, Relay, Server, Slapd};
 use popup_ldap::call::CallDetails;
-use popup_ldap::config::Config;
 use popup_ldap::directory::Directory;
 use popup_ldap::lookup::{Lookup, PopupAnswer};
+use popup_ldap::settings::Config;
 
 /// The shipped AD example pointed at the test DC: only the host, the CA, the credentials and
 /// the base DN change (and the token and HTTPS keys are left out: these tests call the lookup
@@ -79,7 +79,7 @@ async fn lookup(dc: &SambaDc, extra: &[(&str, &str)]) -> Lookup {
         text = without_section(&text, "index");
     }
     let config = Config::parse(&text, &dc.path("")).expect("config");
-    Lookup::from_config(&config).await.expect("lookup")
+    Lookup::open(config.lookup_setup()).await.expect("lookup")
 }
 
 async fn answer(lookup: &Lookup, phone: &str) -> PopupAnswer {

@@ -5,7 +5,8 @@ mod common;
 use std::process::Output;
 
 use common::{binary, client_for, free_port, terminate, Server, Slapd, TestCa};
-use popup_ldap::config::{Config, SourceConfig};
+use popup_ldap::directory::SourceSettings;
+use popup_ldap::settings::Config;
 
 fn run(args: &[&str], config: Option<&std::path::Path>) -> Output {
     let mut cmd = binary();
@@ -345,12 +346,12 @@ fn shipped_configurations_are_valid() {
                 "token_file = \"popup-token\"",
             );
         let config = Config::parse(&text, dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let SourceConfig::Ldap(ldap) = &config.directory.source else {
+        let SourceSettings::Ldap(ldap) = &config.directory.source else {
             panic!("{name}: not an LDAP source")
         };
         assert!(ldap.index.is_some(), "{name}: index mode is the default");
         // The TLS settings (the CA file) load.
-        popup_ldap::directory::LdapDirectory::new(ldap, config.wanted_attributes())
+        popup_ldap::directory::LdapDirectory::new(ldap, config.lookup_setup().wanted_attributes())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     let out = run(

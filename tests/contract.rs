@@ -8,21 +8,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Slapd;
-use popup_ldap::config::Config;
 use popup_ldap::http::{routes, App};
+use popup_ldap::settings::Config;
 use serde_json::{json, Value};
 
 const CLIENT: &str = "192.0.2.10:40000";
 
 /// The endpoint in its default mode: an index synced from slapd.
 async fn app(slapd: &Slapd, extra: &str) -> Arc<App> {
-    Arc::new(App::from_config(&slapd.config(extra)).await.expect("app"))
+    Arc::new(
+        App::open(slapd.config(extra).http_setup())
+            .await
+            .expect("app"),
+    )
 }
 
 /// The endpoint searching slapd on every call.
 async fn live_app(slapd: &Slapd, extra: &str) -> Arc<App> {
     let config = Config::parse(&slapd.live_config_text(extra), slapd.dir.path()).expect("config");
-    Arc::new(App::from_config(&config).await.expect("app"))
+    Arc::new(App::open(config.http_setup()).await.expect("app"))
 }
 
 struct Reply {
@@ -404,7 +408,7 @@ async fn a_hanging_directory_is_a_503_within_the_deadline() {
         .live_config_text("[lookup]\ndeadline_ms = 500")
         .replace(&slapd.ldaps_url(), &format!("ldaps://{silent_addr}"));
     let config = Config::parse(&text, slapd.dir.path()).expect("config");
-    let app = Arc::new(App::from_config(&config).await.expect("app"));
+    let app = Arc::new(App::open(config.http_setup()).await.expect("app"));
     for _ in 0..3 {
         let started = Instant::now();
         let r = send(&app, get("phone=0722776772")).await;

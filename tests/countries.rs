@@ -8,8 +8,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{Slapd, PEOPLE};
-use popup_ldap::config::Config;
 use popup_ldap::http::{routes, App};
+use popup_ldap::settings::Config;
 use serde_json::Value;
 
 /// People abroad; `extensibleObject` lets an inetOrgPerson carry `c`.
@@ -115,7 +115,7 @@ fn slapd() -> Slapd {
 #[tokio::test]
 async fn index_mode_reads_each_entry_in_its_country() {
     let slapd = slapd();
-    let app = Arc::new(App::from_config(&slapd.config("")).await.expect("app"));
+    let app = Arc::new(App::open(slapd.config("").http_setup()).await.expect("app"));
     assert_calls(&app, "index").await;
 }
 
@@ -123,7 +123,7 @@ async fn index_mode_reads_each_entry_in_its_country() {
 async fn live_mode_finds_and_verifies_in_each_entry_country() {
     let slapd = slapd();
     let config = Config::parse(&slapd.live_config_text(""), slapd.dir.path()).expect("live config");
-    let app = Arc::new(App::from_config(&config).await.expect("app"));
+    let app = Arc::new(App::open(config.http_setup()).await.expect("app"));
     assert_calls(&app, "live").await;
 }
 
@@ -139,7 +139,7 @@ async fn the_ldif_source_reads_each_entry_in_its_country() {
         dir.path(),
     )
     .expect("config");
-    let app = Arc::new(App::from_config(&config).await.expect("app"));
+    let app = Arc::new(App::open(config.http_setup()).await.expect("app"));
     assert_calls(&app, "ldif").await;
 }
 
@@ -147,7 +147,7 @@ async fn the_ldif_source_reads_each_entry_in_its_country() {
 async fn without_country_attributes_abroad_numbers_are_not_israeli_either() {
     let slapd = slapd();
     let config = slapd.config("[phone]\ncountry_attributes = []");
-    let app = Arc::new(App::from_config(&config).await.expect("app"));
+    let app = Arc::new(App::open(config.http_setup()).await.expect("app"));
     // Read as Israeli, London's national digits fit no Israeli number: nobody, never a
     // wrong person; international callers find nobody either.
     for phone in ["02079460031", "442079460031", "2125550132"] {

@@ -5,13 +5,13 @@ mod common;
 
 use common::Slapd;
 use popup_ldap::call::CallDetails;
-use popup_ldap::config::Config;
 use popup_ldap::lookup::{Lookup, LookupError};
+use popup_ldap::settings::Config;
 
 /// A live-mode lookup service for `text`.
 async fn lookup_with(slapd: &Slapd, text: &str) -> Lookup {
     let config = Config::parse(&common::live(text), slapd.dir.path()).expect("config");
-    Lookup::from_config(&config).await.expect("lookup")
+    Lookup::open(config.lookup_setup()).await.expect("lookup")
 }
 
 fn call(phone: &str) -> CallDetails {

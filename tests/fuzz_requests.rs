@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use popup_ldap::config::Config;
 use popup_ldap::http::{routes, App};
+use popup_ldap::settings::Config;
 use proptest::prelude::*;
 
 /// Cases per property; three properties.
@@ -13,7 +13,11 @@ const CASES: u32 = 3000;
 fn app(runtime: &tokio::runtime::Runtime) -> Arc<App> {
     let mut config = Config::embedded_demo().expect("demo config");
     config.rate_limit = None;
-    Arc::new(runtime.block_on(App::from_config(&config)).expect("app"))
+    Arc::new(
+        runtime
+            .block_on(App::open(config.http_setup()))
+            .expect("app"),
+    )
 }
 
 fn check(runtime: &tokio::runtime::Runtime, app: &Arc<App>, req: warp::test::RequestBuilder) {

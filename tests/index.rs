@@ -11,21 +11,21 @@ use std::time::{Duration, Instant};
 
 use common::{binary, client_for, free_port, terminate, Slapd};
 use popup_ldap::call::CallDetails;
-use popup_ldap::config::Config;
 use popup_ldap::directory::{Directory, SyncKind, SyncedIndex};
 use popup_ldap::lookup::{Lookup, PopupAnswer};
+use popup_ldap::settings::Config;
 
 const DANA: &str = "דנה לוי";
 
 async fn lookup(slapd: &Slapd, extra: &str) -> Lookup {
     let config = Config::parse(&slapd.config_text(extra), slapd.dir.path()).expect("config");
-    Lookup::from_config(&config).await.expect("lookup")
+    Lookup::open(config.lookup_setup()).await.expect("lookup")
 }
 
 /// The endpoint's state on `slapd`, following it as `serve` does.
 async fn app(slapd: &Slapd, extra: &str) -> popup_ldap::http::App {
     let config = Config::parse(&slapd.config_text(extra), slapd.dir.path()).expect("config");
-    popup_ldap::http::App::from_config(&config)
+    popup_ldap::http::App::open(config.http_setup())
         .await
         .expect("app")
 }
@@ -383,7 +383,10 @@ async fn paging_reads_past_a_server_side_size_limit() {
         slapd.dir.path(),
     )
     .expect("config");
-    let err = Lookup::from_config(&config).await.err().expect("must fail");
+    let err = Lookup::open(config.lookup_setup())
+        .await
+        .err()
+        .expect("must fail");
     assert!(
         err.to_string().contains("administrative limit exceeded"),
         "{err}"
@@ -395,7 +398,10 @@ async fn a_first_sync_that_fails_names_the_cause() {
     let slapd = Slapd::start();
     let text = slapd.config_text("").replace("/ca.pem", "/other-ca.pem");
     let config = Config::parse(&text, slapd.dir.path()).expect("config");
-    let err = Lookup::from_config(&config).await.err().expect("must fail");
+    let err = Lookup::open(config.lookup_setup())
+        .await
+        .err()
+        .expect("must fail");
     let message = err.to_string();
     assert!(message.contains("first sync failed"), "{message}");
     assert!(message.contains("invalid peer certificate"), "{message}");

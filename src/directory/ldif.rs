@@ -3,8 +3,7 @@
 
 use base64::Engine as _;
 
-use super::{binary_value, Entry};
-use crate::config::LdifData;
+use super::{binary_value, Entry, LdifData};
 
 /// An LDIF file that cannot be read or parsed, with the line at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,18 +8,22 @@ pub mod filter;
 pub mod index;
 pub mod ldap;
 pub mod ldif;
+mod settings;
 pub mod state;
 pub mod sync;
 mod tls;
 
 use std::sync::Arc;
 
-use crate::config::{Config, SourceConfig};
-use crate::phone::CallerNumber;
+use crate::phone::{CallerNumber, PhoneNormalizer};
 
 pub use entry::{Entry, Name, StoredEntry};
 pub use index::PhoneIndex;
 pub use ldap::{LdapDirectory, Probe, ServerStats};
+pub use settings::{
+    DirectorySettings, IndexSettings, LdapSettings, LdifData, SourceSettings,
+    STATE_FILE_BYTES_PER_ENTRY,
+};
 pub use sync::{SyncKind, SyncStatus, SyncedIndex};
 
 /// Text for a binary attribute value: `objectGUID` and `invocationId` become the GUID string AD shows
@@ -145,21 +149,25 @@ pub enum Directory {
 
 impl Directory {
     /// Opens the configured source: loads and indexes an LDIF file; in index mode reads the
-    /// whole directory (or the state file); in live mode prepares connections only.
-    pub async fn open(config: &Config) -> Result<Self, DirectoryError> {
-        let attrs = &config.directory.phone_attributes;
-        Ok(match &config.directory.source {
-            SourceConfig::Ldif(data) => {
+    /// whole directory (or the state file); in live mode prepares connections only. Entries
+    /// are read with the `wanted` attributes, their numbers read by `phone`.
+    pub async fn open(
+        settings: &DirectorySettings,
+        phone: &PhoneNormalizer,
+        wanted: &[String],
+    ) -> Result<Self, DirectoryError> {
+        let attrs = &settings.phone_attributes;
+        Ok(match &settings.source {
+            SourceSettings::Ldif(data) => {
                 let entries = ldif::load(data)?;
-                Directory::File(Box::new(PhoneIndex::build(entries, attrs, &config.phone)))
+                Directory::File(Box::new(PhoneIndex::build(entries, attrs, phone)))
             }
-            SourceConfig::Ldap(ldap) => {
-                let wanted = config.wanted_attributes();
-                let client = LdapDirectory::new(ldap, wanted.clone())?;
+            SourceSettings::Ldap(ldap) => {
+                let client = LdapDirectory::new(ldap, wanted.to_vec())?;
                 match &ldap.index {
                     None => Directory::Live(Box::new(client)),
                     Some(index) => Directory::Synced(
-                        SyncedIndex::start(client, ldap, index, &config.phone, &wanted).await?,
+                        SyncedIndex::start(client, ldap, index, phone, wanted).await?,
                     ),
                 }
             }

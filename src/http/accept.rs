@@ -18,9 +18,9 @@ use super::budget::{Budget, Slot};
 use super::clock::{Clock, Expiry};
 use super::metrics::{Closed, ConnectionStats};
 use super::refusals;
+use super::settings::ConnectionTimeouts;
 use super::wire::Wire;
 use super::App;
-use crate::config::ConnectionTimeouts;
 
 /// The largest request head (HTTP/1 read buffer; HTTP/2 header list): past it, 431. With the
 /// default budget of 4,096 connections, slow clients can pin at most 128 MiB of heads.

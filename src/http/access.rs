@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::config::AccessConfig;
+use super::settings::AccessSettings;
 
 /// Why a request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub enum Refusal {
 
 /// The configured access rules.
 #[derive(Debug, Clone, Default)]
-pub struct Access(AccessConfig);
+pub struct Access(AccessSettings);
 
 /// Token sources a request may use.
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,7 +31,7 @@ pub struct Presented<'a> {
 
 impl Access {
     /// Rules from the validated configuration.
-    pub fn new(config: AccessConfig) -> Self {
+    pub fn new(config: AccessSettings) -> Self {
         Access(config)
     }
 
@@ -100,7 +100,7 @@ mod tests {
     use crate::secret::Secret;
 
     fn access(allow: &[&str], proxies: &[&str], token: Option<&str>) -> Access {
-        Access::new(AccessConfig {
+        Access::new(AccessSettings {
             token: token.map(Secret::new),
             allow: allow.iter().map(|n| n.parse().expect("cidr")).collect(),
             trusted_proxies: proxies.iter().map(|n| n.parse().expect("cidr")).collect(),

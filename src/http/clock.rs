@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::config::ConnectionTimeouts;
+use super::settings::ConnectionTimeouts;
 
 /// The watcher looks every `header_timeout / TICK_SHARE`.
 const TICK_SHARE: u32 = 4;

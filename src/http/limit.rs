@@ -6,8 +6,8 @@ use std::num::NonZeroU32;
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::settings::RateLimitSettings;
 use crate::cidr::Cidr;
-use crate::config::RateLimitConfig;
 
 /// Which limit refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub struct RateLimits {
 
 impl RateLimits {
     /// Builds the limiters from the validated configuration.
-    pub fn new(config: &RateLimitConfig) -> Self {
+    pub fn new(config: &RateLimitSettings) -> Self {
         RateLimits {
             per_ip: RateLimiter::keyed(quota(config.per_ip_per_second, config.per_ip_burst)),
             global: RateLimiter::direct(quota(config.global_per_second, config.global_burst)),
@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn each_client_has_its_own_burst_and_all_share_the_global_one() {
-        let limits = RateLimits::new(&RateLimitConfig {
+        let limits = RateLimits::new(&RateLimitSettings {
             per_ip_per_second: 1,
             per_ip_burst: 2,
             global_per_second: 1,
@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn ipv6_clients_share_their_64() {
-        let limits = RateLimits::new(&RateLimitConfig {
+        let limits = RateLimits::new(&RateLimitSettings {
             per_ip_per_second: 1,
             per_ip_burst: 2,
             global_per_second: 1000,

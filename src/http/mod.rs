@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod refusals;
 pub mod reply;
 pub mod request;
+mod settings;
 pub mod tls;
 pub mod wire;
 
@@ -20,9 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cidr::Cidr;
-use crate::config::Config;
 use crate::directory::DirectoryError;
-use crate::lookup::Lookup;
+use crate::lookup::{self, Lookup};
 pub use accept::{serve, ConnectionLimits};
 use access::Access;
 use arc_swap::ArcSwap;
@@ -30,6 +30,7 @@ pub use filters::{metrics_routes, routes};
 use limit::RateLimits;
 use metrics::{Metrics, Outcome};
 use refusals::RefusalLog;
+pub use settings::{AccessSettings, ConnectionTimeouts, RateLimitSettings, ServerSettings};
 
 /// The header that may carry `access.token` (besides `?token=` and `Authorization: Bearer`).
 pub const TOKEN_HEADER: &str = "x-popup-token";
@@ -41,6 +42,22 @@ pub const READY_PATH: &str = "/readyz";
 
 /// A popup URL is a path and a few short fields; a longer one is refused (414).
 const MAX_URL_BYTES: usize = 8 * 1024;
+
+/// What the endpoint is built from: `[server]`, `[access]`, `[rate_limit]`, `log.mask_numbers`
+/// and what the lookup is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup<'a> {
+    /// `[server]`
+    pub server: &'a ServerSettings,
+    /// `[access]`
+    pub access: &'a AccessSettings,
+    /// `[rate_limit]`; `None` when disabled.
+    pub rate_limit: Option<&'a RateLimitSettings>,
+    /// `log.mask_numbers`
+    pub mask_numbers: bool,
+    /// The lookup's own settings.
+    pub lookup: lookup::Setup<'a>,
+}
 
 /// What a configuration sets up and requests are answered with (the lookup, access, limits),
 /// replaced as a whole when the configuration is reloaded.
@@ -63,17 +80,17 @@ pub struct Running {
 
 impl Running {
     /// Opens the directory and, in index mode, starts following it.
-    async fn from_config(config: &Config) -> Result<Self, DirectoryError> {
-        let lookup = Lookup::from_config(config).await?;
+    async fn open(setup: Setup<'_>) -> Result<Self, DirectoryError> {
+        let lookup = Lookup::open(setup.lookup).await?;
         lookup.directory().follow();
         Ok(Running {
             lookup,
-            path: config.server.path.clone(),
-            max_body_bytes: config.server.max_body_bytes,
-            body_timeout: config.server.timeouts.body,
-            access: Access::new(config.access.clone()),
-            limits: config.rate_limit.as_ref().map(RateLimits::new),
-            mask_numbers: config.log.mask_numbers,
+            path: setup.server.path.clone(),
+            max_body_bytes: setup.server.max_body_bytes,
+            body_timeout: setup.server.timeouts.body,
+            access: Access::new(setup.access.clone()),
+            limits: setup.rate_limit.map(RateLimits::new),
+            mask_numbers: setup.mask_numbers,
         })
     }
 
@@ -99,9 +116,9 @@ pub struct App {
 impl App {
     /// Builds the endpoint's state from a validated configuration: opens the directory and,
     /// in index mode, starts following it.
-    pub async fn from_config(config: &Config) -> Result<Self, DirectoryError> {
+    pub async fn open(setup: Setup<'_>) -> Result<Self, DirectoryError> {
         Ok(App {
-            current: ArcSwap::from_pointee(Running::from_config(config).await?),
+            current: ArcSwap::from_pointee(Running::open(setup).await?),
             metrics: Metrics::default(),
             refusals: RefusalLog::default(),
         })
@@ -121,10 +138,10 @@ impl App {
         self.current.load_full()
     }
 
-    /// Replaces what runs with what `config` sets up (in index mode after its first sync);
+    /// Replaces what runs with what `setup` sets up (in index mode after its first sync);
     /// requests in flight finish with what they started with.
-    pub async fn reload(&self, config: &Config) -> Result<(), DirectoryError> {
-        let fresh = Running::from_config(config).await?;
+    pub async fn reload(&self, setup: Setup<'_>) -> Result<(), DirectoryError> {
+        let fresh = Running::open(setup).await?;
         self.current.store(Arc::new(fresh));
         Ok(())
     }

@@ -14,8 +14,7 @@ use std::time::Duration;
 use rustls::ClientConfig;
 use tokio::sync::Mutex;
 
-use super::{tls, Candidates, DirectoryError, Entry};
-use crate::config::LdapConfig;
+use super::{tls, Candidates, DirectoryError, Entry, LdapSettings};
 use crate::phone::CallerNumber;
 use pool::{Connection, Fault, Server};
 use search::SearchFailure;
@@ -67,7 +66,7 @@ pub struct Probe {
 
 /// Live searches against the configured servers.
 pub struct LdapDirectory {
-    config: LdapConfig,
+    config: LdapSettings,
     tls: Arc<ClientConfig>,
     attributes: Vec<String>,
     servers: Vec<Arc<Server>>,
@@ -77,7 +76,7 @@ pub struct LdapDirectory {
 
 impl LdapDirectory {
     /// Prepares the TLS configuration; nothing is connected until the first lookup.
-    pub fn new(config: &LdapConfig, attributes: Vec<String>) -> Result<Self, DirectoryError> {
+    pub fn new(config: &LdapSettings, attributes: Vec<String>) -> Result<Self, DirectoryError> {
         Ok(LdapDirectory {
             tls: tls::client_config(
                 config.ca_file.as_deref(),

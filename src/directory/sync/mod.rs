@@ -11,7 +11,7 @@ use super::index::Keyer;
 use super::ldap::{Changes, DcIdentity, Fetched, LdapDirectory, Paging, Read};
 use super::state::StateFile;
 use super::{DirectoryError, Entry, Match, PhoneIndex};
-use crate::config::{IndexConfig, LdapConfig};
+use super::{IndexSettings, LdapSettings};
 use crate::locks::{lock, read};
 use crate::phone::{PhoneKey, PhoneNormalizer};
 
@@ -98,7 +98,7 @@ pub struct SyncedIndex {
     status: Mutex<SyncStatus>,
     progress: Mutex<Progress>,
     ldap: LdapDirectory,
-    config: IndexConfig,
+    config: IndexSettings,
     eligible: String,
     keyer: Keyer,
     /// Set for `uSNChanged`: every sync is bound to the domain controller it read.
@@ -131,8 +131,8 @@ impl SyncedIndex {
     /// with both causes when neither works.
     pub async fn start(
         ldap: LdapDirectory,
-        config: &LdapConfig,
-        index: &IndexConfig,
+        config: &LdapSettings,
+        index: &IndexSettings,
         phone: &PhoneNormalizer,
         wanted_attributes: &[String],
     ) -> Result<Arc<Self>, DirectoryError> {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::raw::RawIndex;
 use super::{invalid, within, ConfigError};
+use crate::directory::IndexSettings;
 
 const DEFAULT_POLL_S: u64 = 60;
 const DEFAULT_FULL_RESYNC_S: u64 = 30 * 60;
@@ -17,42 +18,7 @@ const DEFAULT_READY_MAX_AGE_S: u64 = 3600;
 const STATE_FILE_NAME: &str = "index.state";
 const DEFAULT_INDEX_MAX_ENTRIES: usize = 1_000_000;
 
-/// `[index]`: how the in-memory index follows the directory.
-#[derive(Debug, Clone)]
-pub struct IndexConfig {
-    /// `poll_interval_s`: how often changes are fetched.
-    pub poll_interval: Duration,
-    /// `full_resync_interval_s`: how often everything is read again.
-    pub full_resync_interval: Duration,
-    /// `presence_check_interval_s`: how often the names of all eligible entries are read to
-    /// find the deleted ones (at most the full resync interval, which also checks).
-    pub presence_check_interval: Duration,
-    /// `page_size`: entries per page of the paged search.
-    pub page_size: u32,
-    /// `change_attribute`: `modifyTimestamp` (OpenLDAP) or `whenChanged` (AD).
-    pub change_attribute: String,
-    /// `state_file`: where the last good index is kept for restarts during an outage.
-    pub state_file: Option<PathBuf>,
-    /// `sync_timeout_s`: a whole sync.
-    pub sync_timeout: Duration,
-    /// `ready_max_age_s`: `/readyz` fails once the index is older than this.
-    pub ready_max_age: Duration,
-    /// `max_entries`: the most entries the index holds; a larger directory fails the sync,
-    /// and a state file over [`IndexConfig::state_file_limit`] is not read.
-    pub max_entries: usize,
-}
-
-impl IndexConfig {
-    /// The largest state file that is read: `max_entries` x [`STATE_FILE_BYTES_PER_ENTRY`].
-    pub fn state_file_limit(&self) -> u64 {
-        (self.max_entries as u64).saturating_mul(STATE_FILE_BYTES_PER_ENTRY)
-    }
-}
-
-/// State file bytes allowed per entry of `index.max_entries` (a real entry takes 300-600).
-pub const STATE_FILE_BYTES_PER_ENTRY: u64 = 2048;
-
-pub(super) fn index_config(raw: RawIndex, base: &Path) -> Result<IndexConfig, ConfigError> {
+pub(super) fn index_config(raw: RawIndex, base: &Path) -> Result<IndexSettings, ConfigError> {
     let seconds = |key: &str, v: Option<u64>, default: u64, max: u64| {
         let v = v.unwrap_or(default);
         if (1..=max).contains(&v) {
@@ -116,7 +82,7 @@ pub(super) fn index_config(raw: RawIndex, base: &Path) -> Result<IndexConfig, Co
         Some(f) => Some(base.join(f)),
         None => std::env::var_os("STATE_DIRECTORY").map(|d| PathBuf::from(d).join(STATE_FILE_NAME)),
     };
-    Ok(IndexConfig {
+    Ok(IndexSettings {
         poll_interval,
         full_resync_interval,
         presence_check_interval,

@@ -6,11 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::call::CallDetails;
-use crate::config::{Config, ResponseConfig};
 pub use crate::directory::Match;
-use crate::directory::{Directory, DirectoryError, Entry};
+use crate::directory::{Directory, DirectoryError, DirectorySettings, Entry};
 use crate::mapping::{Context, Template};
 use crate::phone::{Caller, CallerError, CallerNumber, PhoneKey, PhoneNormalizer};
+
+mod settings;
+
+pub use settings::{AnswerCaps, LookupSettings, ResponseSettings};
 
 /// What Voicenter's extension shows; the HTTP layer turns it into JSON with `STATUS: OK`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -97,26 +100,51 @@ impl LookupError {
     }
 }
 
+/// What a [`Lookup`] is built from: `[directory]`, `[phone]`, `[lookup]` and `[response]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup<'a> {
+    /// `[directory]`
+    pub directory: &'a DirectorySettings,
+    /// `[phone]`
+    pub phone: &'a PhoneNormalizer,
+    /// `[lookup]`
+    pub lookup: &'a LookupSettings,
+    /// `[response]`
+    pub response: &'a ResponseSettings,
+}
+
+impl Setup<'_> {
+    /// Attributes a search must return: the phone attributes, the country attributes and
+    /// those the templates read.
+    pub fn wanted_attributes(&self) -> Vec<String> {
+        let mut attrs: BTreeSet<String> = self.response.attributes();
+        attrs.extend(self.directory.phone_attributes.iter().cloned());
+        attrs.extend(self.phone.country_attributes().iter().cloned());
+        attrs.into_iter().collect()
+    }
+}
+
 /// Looks callers up in the configured directory.
 pub struct Lookup {
     directory: Directory,
     phone: PhoneNormalizer,
     phone_attributes: Vec<String>,
-    response: ResponseConfig,
+    response: ResponseSettings,
     states: Option<BTreeSet<String>>,
     deadline: Duration,
 }
 
 impl Lookup {
     /// Opens the configured directory source (in index mode: reads it).
-    pub async fn from_config(config: &Config) -> Result<Self, DirectoryError> {
+    pub async fn open(setup: Setup<'_>) -> Result<Self, DirectoryError> {
+        let wanted = setup.wanted_attributes();
         Ok(Lookup {
-            directory: Directory::open(config).await?,
-            phone: config.phone.clone(),
-            phone_attributes: config.directory.phone_attributes.clone(),
-            response: config.response.clone(),
-            states: config.lookup.states.clone(),
-            deadline: config.lookup.deadline,
+            directory: Directory::open(setup.directory, setup.phone, &wanted).await?,
+            phone: setup.phone.clone(),
+            phone_attributes: setup.directory.phone_attributes.clone(),
+            response: setup.response.clone(),
+            states: setup.lookup.states.clone(),
+            deadline: setup.lookup.deadline,
         })
     }
 
@@ -286,6 +314,7 @@ fn e164(number: &CallerNumber) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Config;
 
     const LDIF: &str = "\
 dn: uid=zed,dc=x
@@ -315,7 +344,7 @@ ipPhone: 1234
              phone_attributes = [\"telephoneNumber\", \"mobile\", \"ipPhone\"]\n{extra}"
         );
         let config = Config::parse(&text, dir.path()).expect("config");
-        Lookup::from_config(&config).await.expect("lookup")
+        Lookup::open(config.lookup_setup()).await.expect("lookup")
     }
 
     fn call(phone: &str) -> CallDetails {
@@ -413,7 +442,7 @@ ipPhone: 1234
         let text = "[directory]\nsource = \"ldif\"\nldif = \"d.ldif\"\n\
                     [response]\nurl = \"https://i.example/{uid}\"\nmax_company_chars = 40\n";
         let config = Config::parse(text, dir.path()).expect("config");
-        let l = Lookup::from_config(&config).await.expect("lookup");
+        let l = Lookup::open(config.lookup_setup()).await.expect("lookup");
         let a = l.answer(&call("035551234")).await.expect("answer");
         let client_name = a.popup.client_name.expect("name");
         assert_eq!(client_name.chars().count(), 256);

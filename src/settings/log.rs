@@ -2,17 +2,9 @@
 
 use super::raw::RawLog;
 use super::{invalid, ConfigError};
+use crate::logging::LogSettings;
 
-/// `[log]`
-#[derive(Debug, Clone)]
-pub struct LogConfig {
-    /// `level`: a tracing filter such as `info` or `popup_ldap=debug`; `RUST_LOG` wins.
-    pub level: String,
-    /// `mask_numbers`: show only the last 3 digits of phone numbers in logs.
-    pub mask_numbers: bool,
-}
-
-pub(super) fn log(raw: RawLog) -> Result<LogConfig, ConfigError> {
+pub(super) fn log(raw: RawLog) -> Result<LogSettings, ConfigError> {
     let level = raw.level.unwrap_or_else(|| "info".to_owned());
     let fail = |why: &str| {
         invalid(
@@ -34,7 +26,7 @@ pub(super) fn log(raw: RawLog) -> Result<LogConfig, ConfigError> {
     tracing_subscriber::EnvFilter::builder()
         .parse(&level)
         .map_err(|e| fail(&e.to_string()))?;
-    Ok(LogConfig {
+    Ok(LogSettings {
         level,
         mask_numbers: raw.mask_numbers.unwrap_or(true),
     })

@@ -1,7 +1,6 @@
 //! The configuration file: raw TOML structs that reject unknown keys, then one validation step
 //! that applies defaults, reads secrets and names the offending key in every error.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,21 +17,15 @@ mod secrets;
 mod server;
 
 use access::{access, rate_limit};
-
-pub use access::{AccessConfig, RateLimitConfig};
 use answer::{lookup, response};
-
-pub use answer::{AnswerCaps, LookupConfig, ResponseConfig};
 use directory::directory;
-
-pub use directory::{DirectoryConfig, LdapConfig, LdifData, SourceConfig};
-pub use index::{IndexConfig, STATE_FILE_BYTES_PER_ENTRY};
 use log::log;
-
-pub use log::LogConfig;
 use server::{metrics_listen, server};
 
-pub use server::{ConnectionTimeouts, ServerConfig};
+use crate::directory::{DirectorySettings, LdifData, SourceSettings};
+use crate::http::{self, AccessSettings, RateLimitSettings, ServerSettings};
+use crate::logging::LogSettings;
+use crate::lookup::{self as lookup_setup, LookupSettings, ResponseSettings};
 
 /// The demo configuration compiled into the binary (README command 1).
 pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");
@@ -74,21 +67,21 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `[server]`
-    pub server: ServerConfig,
+    pub server: ServerSettings,
     /// `[directory]`
-    pub directory: DirectoryConfig,
+    pub directory: DirectorySettings,
     /// `[phone]`
     pub phone: PhoneNormalizer,
     /// `[lookup]`
-    pub lookup: LookupConfig,
+    pub lookup: LookupSettings,
     /// `[response]`
-    pub response: ResponseConfig,
+    pub response: ResponseSettings,
     /// `[access]`: who may call.
-    pub access: AccessConfig,
+    pub access: AccessSettings,
     /// `[rate_limit]`; `None` when disabled.
-    pub rate_limit: Option<RateLimitConfig>,
+    pub rate_limit: Option<RateLimitSettings>,
     /// `[log]`
-    pub log: LogConfig,
+    pub log: LogSettings,
     /// `[metrics] listen`: where Prometheus scrapes `/metrics`; `None` serves none.
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -110,7 +103,7 @@ impl Config {
     /// The demo configuration and directory compiled into the binary.
     pub fn embedded_demo() -> Result<Self, ConfigError> {
         let mut config = Self::parse(DEMO_TOML, Path::new("config"))?;
-        config.directory.source = SourceConfig::Ldif(LdifData::Embedded(DEMO_LDIF));
+        config.directory.source = SourceSettings::Ldif(LdifData::Embedded(DEMO_LDIF));
         Ok(config)
     }
 
@@ -157,13 +150,25 @@ impl Config {
         })
     }
 
-    /// Attributes a search must return: the phone attributes, the country attributes and
-    /// those the templates read.
-    pub fn wanted_attributes(&self) -> Vec<String> {
-        let mut attrs: BTreeSet<String> = self.response.attributes();
-        attrs.extend(self.directory.phone_attributes.iter().cloned());
-        attrs.extend(self.phone.country_attributes().iter().cloned());
-        attrs.into_iter().collect()
+    /// What the lookup is built from.
+    pub fn lookup_setup(&self) -> lookup_setup::Setup<'_> {
+        lookup_setup::Setup {
+            directory: &self.directory,
+            phone: &self.phone,
+            lookup: &self.lookup,
+            response: &self.response,
+        }
+    }
+
+    /// What the endpoint is built from.
+    pub fn http_setup(&self) -> http::Setup<'_> {
+        http::Setup {
+            server: &self.server,
+            access: &self.access,
+            rate_limit: self.rate_limit.as_ref(),
+            mask_numbers: self.log.mask_numbers,
+            lookup: self.lookup_setup(),
+        }
     }
 }
 
@@ -223,14 +228,14 @@ mod tests {
         assert!(c.lookup.states.is_none());
         assert!(c.log.mask_numbers);
         assert_eq!(c.directory.phone_attributes, ["telephonenumber", "mobile"]);
-        let SourceConfig::Ldap(l) = &c.directory.source else {
+        let SourceSettings::Ldap(l) = &c.directory.source else {
             panic!("ldap")
         };
         assert!(l.bind.is_none());
         assert!(!l.danger_accept_invalid_certs);
         assert_eq!(
             c.rate_limit,
-            Some(RateLimitConfig {
+            Some(RateLimitSettings {
                 per_ip_per_second: 20,
                 per_ip_burst: 40,
                 global_per_second: 500,
@@ -368,7 +373,7 @@ mod tests {
         ] {
             let c = parse(&LDAP.replace("source", &format!("scope = \"{alias}\"\nsource")))
                 .expect("valid");
-            let SourceConfig::Ldap(l) = &c.directory.source else {
+            let SourceSettings::Ldap(l) = &c.directory.source else {
                 panic!("ldap")
             };
             assert_eq!(l.scope, scope);
@@ -378,7 +383,7 @@ mod tests {
     #[test]
     fn index_mode_is_the_default_and_its_keys_are_checked() {
         let c = parse(LDAP).expect("valid");
-        let SourceConfig::Ldap(l) = &c.directory.source else {
+        let SourceSettings::Ldap(l) = &c.directory.source else {
             panic!("ldap")
         };
         let index = l.index.as_ref().expect("index mode by default");
@@ -391,7 +396,7 @@ mod tests {
             ("poll_interval_s = 1\nfull_resync_interval_s = 60", 60),
         ] {
             let c = parse(&format!("{LDAP}\n[index]\n{intervals}")).expect("valid");
-            let SourceConfig::Ldap(l) = &c.directory.source else {
+            let SourceSettings::Ldap(l) = &c.directory.source else {
                 panic!("ldap")
             };
             let index = l.index.as_ref().expect("index");
@@ -402,7 +407,7 @@ mod tests {
             (500, "modifyTimestamp")
         );
         let c = parse(&LDAP.replace("source", "mode = \"live\"\nsource")).expect("valid");
-        let SourceConfig::Ldap(l) = &c.directory.source else {
+        let SourceSettings::Ldap(l) = &c.directory.source else {
             panic!("ldap")
         };
         assert!(l.index.is_none());
@@ -462,7 +467,7 @@ mod tests {
             "{LDAP}\n[index]\nstate_file = \"state/index.state\""
         ))
         .expect("valid");
-        let SourceConfig::Ldap(l) = &c.directory.source else {
+        let SourceSettings::Ldap(l) = &c.directory.source else {
             panic!("ldap")
         };
         let index = l.index.as_ref().expect("index");
@@ -471,7 +476,7 @@ mod tests {
             Some(Path::new("/etc/popup-ldap/state/index.state"))
         );
         let c = parse(&format!("{LDAP}\n[index]\nstate_file = \"\"")).expect("valid");
-        let SourceConfig::Ldap(l) = &c.directory.source else {
+        let SourceSettings::Ldap(l) = &c.directory.source else {
             panic!("ldap")
         };
         assert_eq!(l.index.as_ref().expect("index").state_file, None);
@@ -491,7 +496,7 @@ mod tests {
         let text = "[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\n\
                     bind_dn=\"cn=svc\"\nbind_password_file=\"pw\"";
         let c = Config::parse(text, dir.path()).expect("valid");
-        let SourceConfig::Ldap(l) = &c.directory.source else {
+        let SourceSettings::Ldap(l) = &c.directory.source else {
             panic!("ldap")
         };
         let (dn, pw) = l.bind.as_ref().expect("bind");
@@ -520,7 +525,7 @@ mod tests {
         let c = Config::embedded_demo().expect("demo config");
         assert!(matches!(
             c.directory.source,
-            SourceConfig::Ldif(LdifData::Embedded(_))
+            SourceSettings::Ldif(LdifData::Embedded(_))
         ));
     }
 

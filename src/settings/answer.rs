@@ -1,11 +1,9 @@
 //! `[lookup]` and `[response]`: when to look up, and what to answer.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
-
 use super::raw::{RawLookup, RawResponse};
 use super::{invalid, millis, within, ConfigError};
 use crate::call::canonical_state;
+use crate::lookup::{AnswerCaps, LookupSettings, ResponseSettings};
 use crate::mapping::Template;
 
 const DEFAULT_DEADLINE_MS: u64 = 2000;
@@ -17,57 +15,7 @@ const DEFAULT_CAPS: AnswerCaps = AnswerCaps {
     url: 2048,
 };
 
-/// `[lookup]`: when to look callers up.
-#[derive(Debug, Clone)]
-pub struct LookupConfig {
-    /// `states`, canonical; `None` looks up every call state.
-    pub states: Option<BTreeSet<String>>,
-    /// `deadline_ms`: the whole lookup, after which the answer is 503.
-    pub deadline: Duration,
-}
-
-/// `[response]`: how entries become Voicenter's answer.
-#[derive(Debug, Clone)]
-pub struct ResponseConfig {
-    /// CLIENTNAME template.
-    pub client_name: Option<Template>,
-    /// COMPANY template.
-    pub company: Option<Template>,
-    /// URL template.
-    pub url: Option<Template>,
-    /// CLIENTNAME when no entry matches.
-    pub unknown_client_name: Option<Template>,
-    /// COMPANY when no entry matches.
-    pub unknown_company: Option<Template>,
-    /// URL when no entry matches.
-    pub unknown_url: Option<Template>,
-    /// How long each field may be.
-    pub caps: AnswerCaps,
-}
-
-impl ResponseConfig {
-    /// Every entry attribute the templates read.
-    pub fn attributes(&self) -> BTreeSet<String> {
-        [&self.client_name, &self.company, &self.url]
-            .into_iter()
-            .flatten()
-            .flat_map(|t| t.attributes().map(str::to_owned))
-            .collect()
-    }
-}
-
-/// `[response] max_*_chars`: the longest CLIENTNAME, COMPANY and URL sent, in characters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AnswerCaps {
-    /// `max_client_name_chars`, default 256.
-    pub client_name: usize,
-    /// `max_company_chars`, default 256.
-    pub company: usize,
-    /// `max_url_chars`, default 2048.
-    pub url: usize,
-}
-
-pub(super) fn lookup(raw: RawLookup) -> Result<LookupConfig, ConfigError> {
+pub(super) fn lookup(raw: RawLookup) -> Result<LookupSettings, ConfigError> {
     let states = match raw.states {
         None => None,
         Some(list) if list.is_empty() => {
@@ -79,7 +27,7 @@ pub(super) fn lookup(raw: RawLookup) -> Result<LookupConfig, ConfigError> {
         }
         Some(list) => Some(list.iter().map(|s| canonical_state(s)).collect()),
     };
-    Ok(LookupConfig {
+    Ok(LookupSettings {
         states,
         deadline: millis(
             "lookup.deadline_ms",
@@ -88,7 +36,7 @@ pub(super) fn lookup(raw: RawLookup) -> Result<LookupConfig, ConfigError> {
     })
 }
 
-pub(super) fn response(raw: RawResponse) -> Result<ResponseConfig, ConfigError> {
+pub(super) fn response(raw: RawResponse) -> Result<ResponseSettings, ConfigError> {
     fn text(key: &str, v: Option<String>) -> Result<Option<Template>, ConfigError> {
         v.filter(|s| !s.is_empty())
             .map(|s| Template::text(&s))
@@ -101,7 +49,7 @@ pub(super) fn response(raw: RawResponse) -> Result<ResponseConfig, ConfigError> 
             .transpose()
             .map_err(|e| invalid(key, e.to_string()))
     }
-    Ok(ResponseConfig {
+    Ok(ResponseSettings {
         client_name: text(
             "response.client_name",
             Some(

@@ -1,12 +1,12 @@
 //! `[server]` and `[metrics]`: where and how the endpoint listens.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::raw::{RawMetrics, RawServer};
 use super::{invalid, within, ConfigError};
-use crate::http::{HEALTH_PATH, READY_PATH};
+use crate::http::{ConnectionTimeouts, ServerSettings, HEALTH_PATH, READY_PATH};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_PATH: &str = "/popup";
@@ -16,39 +16,7 @@ const DEFAULT_BODY_TIMEOUT_S: u64 = 10;
 const DEFAULT_IDLE_TIMEOUT_S: u64 = 60;
 const DEFAULT_HTTP2_MAX_STREAMS: u32 = 100;
 
-/// `[server]`: where the endpoint listens.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// `listen`, default `127.0.0.1:8080`.
-    pub listen: SocketAddr,
-    /// `path`, default `/popup`.
-    pub path: String,
-    /// `max_body_bytes`, default 16 KiB.
-    pub max_body_bytes: usize,
-    /// `tls_cert_file` and `tls_key_file`: serve HTTPS with this PEM chain and key.
-    pub tls: Option<(PathBuf, PathBuf)>,
-    /// How long each phase of a client connection may take.
-    pub timeouts: ConnectionTimeouts,
-    /// `max_connections`: open client connections at most; `None` derives it from the
-    /// process's descriptor limit at start.
-    pub max_connections: Option<usize>,
-    /// `http2_max_streams`: concurrent requests on one HTTP/2 connection.
-    pub http2_max_streams: u32,
-}
-
-/// `[server]` timeouts: every phase of a client connection ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionTimeouts {
-    /// `header_timeout_s`: a request's head, from its first byte (and the first request of a
-    /// connection, from the connect or the TLS handshake).
-    pub header: Duration,
-    /// `body_timeout_s`: a request's whole body.
-    pub body: Duration,
-    /// `idle_timeout_s`: a kept-alive connection with no request.
-    pub idle: Duration,
-}
-
-pub(super) fn server(raw: RawServer, base: &Path) -> Result<ServerConfig, ConfigError> {
+pub(super) fn server(raw: RawServer, base: &Path) -> Result<ServerSettings, ConfigError> {
     let listen = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen = listen.parse().map_err(|_| {
         invalid(
@@ -130,7 +98,7 @@ pub(super) fn server(raw: RawServer, base: &Path) -> Result<ServerConfig, Config
         raw.http2_max_streams.unwrap_or(DEFAULT_HTTP2_MAX_STREAMS),
         1..=1000,
     )?;
-    Ok(ServerConfig {
+    Ok(ServerSettings {
         listen,
         path,
         max_body_bytes,
@@ -143,7 +111,7 @@ pub(super) fn server(raw: RawServer, base: &Path) -> Result<ServerConfig, Config
 
 pub(super) fn metrics_listen(
     raw: RawMetrics,
-    server: &ServerConfig,
+    server: &ServerSettings,
 ) -> Result<Option<SocketAddr>, ConfigError> {
     let Some(l) = raw.listen else { return Ok(None) };
     let addr: SocketAddr = l.parse().map_err(|_| {

@@ -6,7 +6,7 @@ use super::raw::{RawAccess, RawRateLimit};
 use super::secrets::SecretSource;
 use super::{invalid, within, ConfigError};
 use crate::cidr::Cidr;
-use crate::secret::Secret;
+use crate::http::{AccessSettings, RateLimitSettings};
 
 const DEFAULT_PER_IP: (u32, u32) = (20, 40);
 const DEFAULT_GLOBAL: (u32, u32) = (500, 1000);
@@ -14,37 +14,7 @@ const DEFAULT_PREFIXES: (u8, u8) = (32, 64);
 /// A shorter shared secret is guessable.
 const MIN_TOKEN_CHARS: usize = 16;
 
-/// `[access]`: who may call the endpoint.
-#[derive(Debug, Clone, Default)]
-pub struct AccessConfig {
-    /// The shared secret Voicenter sends as `?token=` or in `X-Popup-Token` /
-    /// `Authorization: Bearer`; `None` lets any caller in.
-    pub token: Option<Secret>,
-    /// `allow`: client networks let in; empty lets every address in.
-    pub allow: Vec<Cidr>,
-    /// `trusted_proxies`: peers whose `X-Forwarded-For` names the real client.
-    pub trusted_proxies: Vec<Cidr>,
-}
-
-/// `[rate_limit]`: requests per second allowed before 429.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimitConfig {
-    /// Sustained rate per client address.
-    pub per_ip_per_second: u32,
-    /// Burst per client address.
-    pub per_ip_burst: u32,
-    /// Sustained rate over all clients.
-    pub global_per_second: u32,
-    /// Burst over all clients.
-    pub global_burst: u32,
-    /// `ipv4_prefix` (default 32): IPv4 clients in one network of this size share a limit.
-    pub ipv4_prefix: u8,
-    /// `ipv6_prefix` (default 64): IPv6 clients in one network of this size share a limit
-    /// (one customer or host usually holds a whole /64).
-    pub ipv6_prefix: u8,
-}
-
-pub(super) fn access(raw: RawAccess, base: &Path) -> Result<AccessConfig, ConfigError> {
+pub(super) fn access(raw: RawAccess, base: &Path) -> Result<AccessSettings, ConfigError> {
     let token = SecretSource {
         section: "access",
         name: "token",
@@ -68,14 +38,14 @@ pub(super) fn access(raw: RawAccess, base: &Path) -> Result<AccessConfig, Config
             .map(|n| n.parse::<Cidr>().map_err(|e| invalid(key, e.to_string())))
             .collect::<Result<Vec<_>, _>>()
     };
-    Ok(AccessConfig {
+    Ok(AccessSettings {
         token,
         allow: networks("access.allow", raw.allow)?,
         trusted_proxies: networks("access.trusted_proxies", raw.trusted_proxies)?,
     })
 }
 
-pub(super) fn rate_limit(raw: RawRateLimit) -> Result<Option<RateLimitConfig>, ConfigError> {
+pub(super) fn rate_limit(raw: RawRateLimit) -> Result<Option<RateLimitSettings>, ConfigError> {
     if raw.enabled == Some(false) {
         return Ok(None);
     }
@@ -86,7 +56,7 @@ pub(super) fn rate_limit(raw: RawRateLimit) -> Result<Option<RateLimitConfig>, C
         )),
         n => Ok(n),
     };
-    Ok(Some(RateLimitConfig {
+    Ok(Some(RateLimitSettings {
         per_ip_per_second: positive(
             "rate_limit.per_ip_per_second",
             raw.per_ip_per_second,

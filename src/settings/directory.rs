@@ -1,14 +1,13 @@
 //! `[directory]`: the source of entries, an LDIF file or LDAP servers.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use super::index::index_config;
 use super::raw::{RawDirectory, RawIndex, RawMode, RawScope, RawSource};
 use super::secrets::SecretSource;
-use super::{invalid, millis, ConfigError, IndexConfig};
+use super::{invalid, millis, ConfigError};
 use crate::directory::filter::{is_filter, FilterTemplate};
-use crate::secret::Secret;
+use crate::directory::{DirectorySettings, LdapSettings, LdifData, SourceSettings};
 
 const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1500;
 const DEFAULT_TIMEOUT_MS: u64 = 1500;
@@ -16,84 +15,11 @@ const DEFAULT_MAX_ENTRIES: u32 = 100;
 const DEFAULT_FILTER: &str = "(objectClass=*)";
 const DEFAULT_PHONE_ATTRIBUTES: &[&str] = &["telephoneNumber", "mobile"];
 
-/// `[directory]`: where entries come from and which attributes hold numbers.
-#[derive(Debug, Clone)]
-pub struct DirectoryConfig {
-    /// The source of entries.
-    pub source: SourceConfig,
-    /// `phone_attributes`, lower-cased, in priority order for choosing the best match.
-    pub phone_attributes: Vec<String>,
-}
-
-/// Where entries come from.
-#[derive(Debug, Clone)]
-pub enum SourceConfig {
-    /// `source = "ldif"`: entries from an LDIF file.
-    Ldif(LdifData),
-    /// `source = "ldap"`: live searches against a directory server.
-    Ldap(Box<LdapConfig>),
-}
-
-/// Where the LDIF text lives.
-#[derive(Debug, Clone)]
-pub enum LdifData {
-    /// A file, resolved against the configuration file's folder.
-    File(PathBuf),
-    /// Text compiled into the binary (the demo).
-    Embedded(&'static str),
-}
-
-/// How to reach and search an LDAP directory.
-#[derive(Debug, Clone)]
-pub struct LdapConfig {
-    /// `urls`: tried in order; the first that connects and binds serves.
-    pub urls: Vec<String>,
-    /// `starttls`: upgrade `ldap://` connections with StartTLS.
-    pub starttls: bool,
-    /// `ca_file`: PEM CA certificates; `None` uses the system's roots.
-    pub ca_file: Option<PathBuf>,
-    /// `danger_accept_invalid_certs`: skip certificate verification.
-    pub danger_accept_invalid_certs: bool,
-    /// The service account and its password; `None` binds anonymously.
-    pub bind: Option<(String, Secret)>,
-    /// `base_dn`.
-    pub base_dn: String,
-    /// `scope`: `subtree` (default), `one` or `base`.
-    pub scope: ldap3::Scope,
-    /// `filter`: which entries are eligible at all.
-    pub filter: String,
-    /// `directory.phone_attributes`, lower-cased: where numbers are.
-    pub phone_attributes: Vec<String>,
-    /// `match_filter`: how the caller's number is searched for.
-    pub match_filter: FilterTemplate,
-    /// `max_entries`: size limit of one lookup's search.
-    pub max_entries: u32,
-    /// `connect_timeout_ms`: connecting, TLS and binding to one server.
-    pub connect_timeout: Duration,
-    /// `timeout_ms`: one search, or one page of a sync.
-    pub timeout: Duration,
-    /// `mode = "index"` (the default): answer from an index synced from the directory;
-    /// `None` for `mode = "live"`.
-    pub index: Option<IndexConfig>,
-}
-
-impl LdapConfig {
-    /// The entries that count and have a phone attribute: `(&<filter>(|(<attr>=*)...))`.
-    pub fn eligible_filter(&self) -> String {
-        let any_phone: String = self
-            .phone_attributes
-            .iter()
-            .map(|a| format!("({a}=*)"))
-            .collect();
-        format!("(&{}(|{any_phone}))", self.filter)
-    }
-}
-
 pub(super) fn directory(
     mut raw: RawDirectory,
     index: Option<RawIndex>,
     base: &Path,
-) -> Result<DirectoryConfig, ConfigError> {
+) -> Result<DirectorySettings, ConfigError> {
     let phone_attributes: Vec<String> = raw.phone_attributes.take().unwrap_or_else(|| {
         DEFAULT_PHONE_ATTRIBUTES
             .iter()
@@ -129,7 +55,7 @@ pub(super) fn directory(
             ldif_source(raw, base)?
         }
         Some(RawSource::Ldap) => {
-            SourceConfig::Ldap(Box::new(ldap_source(raw, index, base, &phone_attributes)?))
+            SourceSettings::Ldap(Box::new(ldap_source(raw, index, base, &phone_attributes)?))
         }
         None => {
             return Err(invalid(
@@ -138,13 +64,13 @@ pub(super) fn directory(
             ))
         }
     };
-    Ok(DirectoryConfig {
+    Ok(DirectorySettings {
         source,
         phone_attributes,
     })
 }
 
-fn ldif_source(raw: RawDirectory, base: &Path) -> Result<SourceConfig, ConfigError> {
+fn ldif_source(raw: RawDirectory, base: &Path) -> Result<SourceSettings, ConfigError> {
     let ldap_only = [
         ("urls", raw.urls.is_some()),
         ("bind_dn", raw.bind_dn.is_some()),
@@ -161,7 +87,7 @@ fn ldif_source(raw: RawDirectory, base: &Path) -> Result<SourceConfig, ConfigErr
     let path = raw
         .ldif
         .ok_or_else(|| invalid("directory.ldif", "missing: the LDIF file to load"))?;
-    Ok(SourceConfig::Ldif(LdifData::File(base.join(path))))
+    Ok(SourceSettings::Ldif(LdifData::File(base.join(path))))
 }
 
 fn ldap_source(
@@ -169,7 +95,7 @@ fn ldap_source(
     index: Option<RawIndex>,
     base: &Path,
     phone_attributes: &[String],
-) -> Result<LdapConfig, ConfigError> {
+) -> Result<LdapSettings, ConfigError> {
     let index = match raw.mode.unwrap_or(RawMode::Index) {
         RawMode::Index => Some(index_config(index.unwrap_or_default(), base)?),
         RawMode::Live if index.is_some() => {
@@ -256,7 +182,7 @@ fn ldap_source(
             "must be between 1 and 1000",
         ));
     }
-    Ok(LdapConfig {
+    Ok(LdapSettings {
         urls,
         starttls,
         ca_file: raw.ca_file.map(|f| base.join(f)),

@@ -1,0 +1,57 @@
+//! `[lookup]` and `[response]` as the lookup takes them (built and validated by
+//! `settings`).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::mapping::Template;
+
+/// `[lookup]`: when to look callers up.
+#[derive(Debug, Clone)]
+pub struct LookupSettings {
+    /// `states`, canonical; `None` looks up every call state.
+    pub states: Option<BTreeSet<String>>,
+    /// `deadline_ms`: the whole lookup, after which the answer is 503.
+    pub deadline: Duration,
+}
+
+/// `[response]`: how entries become Voicenter's answer.
+#[derive(Debug, Clone)]
+pub struct ResponseSettings {
+    /// CLIENTNAME template.
+    pub client_name: Option<Template>,
+    /// COMPANY template.
+    pub company: Option<Template>,
+    /// URL template.
+    pub url: Option<Template>,
+    /// CLIENTNAME when no entry matches.
+    pub unknown_client_name: Option<Template>,
+    /// COMPANY when no entry matches.
+    pub unknown_company: Option<Template>,
+    /// URL when no entry matches.
+    pub unknown_url: Option<Template>,
+    /// How long each field may be.
+    pub caps: AnswerCaps,
+}
+
+impl ResponseSettings {
+    /// Every entry attribute the templates read.
+    pub fn attributes(&self) -> BTreeSet<String> {
+        [&self.client_name, &self.company, &self.url]
+            .into_iter()
+            .flatten()
+            .flat_map(|t| t.attributes().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// `[response] max_*_chars`: the longest CLIENTNAME, COMPANY and URL sent, in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerCaps {
+    /// `max_client_name_chars`, default 256.
+    pub client_name: usize,
+    /// `max_company_chars`, default 256.
+    pub company: usize,
+    /// `max_url_chars`, default 2048.
+    pub url: usize,
+}
