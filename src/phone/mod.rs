@@ -18,12 +18,15 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-
 pub use phonenumber::country::Id as Region;
 use phonenumber::country::Source;
-use phonenumber::metadata::{Metadata, DATABASE};
+use phonenumber::metadata::DATABASE;
+
+mod plan;
+mod text;
+
+use plan::{country, parse, significant, PatternCache, Patterns, Plan};
+use text::{number_digits, split_numbers};
 
 /// Longest caller value accepted, in characters; anything longer is not a phone number.
 pub const MAX_CALLER_CHARS: usize = 32;
@@ -210,84 +213,6 @@ pub struct PhoneNormalizer {
     patterns: Arc<PatternCache>,
 }
 
-/// Each country's patterns, compiled the first time a number of that country is read.
-#[derive(Debug, Default)]
-struct PatternCache(RwLock<HashMap<String, Arc<Patterns>>>);
-
-/// A country's numbering plan as anchored patterns over the significant number.
-#[derive(Debug)]
-struct Patterns {
-    /// The country (metadata id), for compiling the ranges when first needed.
-    id: String,
-    /// Everything the plan allows (lenient: new ranges of known shapes fit).
-    general: Option<regex::Regex>,
-    /// The plan's known ranges (fixed, mobile, toll-free, ...), compiled only for the rare
-    /// digits that fit two countries.
-    ranges: std::sync::OnceLock<Vec<regex::Regex>>,
-}
-
-/// `pattern` matching a whole significant number (metadata patterns use `x` mode).
-fn anchored(pattern: &str) -> Option<regex::Regex> {
-    regex::Regex::new(&format!("^(?x:{pattern})$")).ok()
-}
-
-impl Patterns {
-    fn of(meta: &Metadata) -> Self {
-        Patterns {
-            id: meta.id().to_owned(),
-            general: anchored(meta.descriptors().general().national_number().as_str()),
-            ranges: std::sync::OnceLock::new(),
-        }
-    }
-
-    fn fits(&self, significant: &str) -> bool {
-        self.general
-            .as_ref()
-            .is_some_and(|g| g.is_match(significant))
-    }
-
-    fn in_range(&self, significant: &str) -> bool {
-        let ranges = self.ranges.get_or_init(|| {
-            let Some(meta) = DATABASE.by_id(&self.id) else {
-                return Vec::new();
-            };
-            let d = meta.descriptors();
-            [
-                d.fixed_line(),
-                d.mobile(),
-                d.toll_free(),
-                d.premium_rate(),
-                d.shared_cost(),
-                d.personal_number(),
-                d.voip(),
-                d.pager(),
-                d.uan(),
-                d.voicemail(),
-            ]
-            .into_iter()
-            .flatten()
-            .filter_map(|k| anchored(k.national_number().as_str()))
-            .collect()
-        });
-        ranges.iter().any(|r| r.is_match(significant))
-    }
-}
-
-impl PatternCache {
-    fn get(&self, meta: &Metadata) -> Arc<Patterns> {
-        if let Some(p) = self.read().get(meta.id()) {
-            return p.clone();
-        }
-        let patterns = Arc::new(Patterns::of(meta));
-        let mut all = crate::locks::write(&self.0);
-        all.entry(meta.id().to_owned()).or_insert(patterns).clone()
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Patterns>>> {
-        crate::locks::read(&self.0)
-    }
-}
-
 /// One reading of a number: how, and the number when it is one.
 struct Read {
     reading: Reading,
@@ -321,24 +246,6 @@ impl Read {
             (_, None) => PhoneKey::Digits(digits.to_owned()),
         }
     }
-}
-
-/// What the default region's numbering plan says about its own numbers, read once from the
-/// `phonenumber` metadata: enough to turn `0XXXXXXXX` and `+CCXXXXXXXX` into E.164 exactly as
-/// `phonenumber::parse` does, without its parser (which costs 1-4 µs a number).
-#[derive(Debug)]
-struct Plan {
-    /// The country code, as digits.
-    code: String,
-    /// The national (trunk) prefix, where the plan strips it as it is (no parsing rule).
-    trunk: Option<String>,
-    /// The shortest possible national significant number, and the local-only lengths.
-    min_length: usize,
-    local_lengths: Vec<usize>,
-    /// The international call prefix (`0(?:0|1[2-9])` in Israel), anchored, compiled once.
-    idd: Option<regex::Regex>,
-    /// The plan's patterns.
-    patterns: Arc<Patterns>,
 }
 
 /// Where entries say their country, by default: ISO 3166 alpha-2 (`c`), then numeric
@@ -652,68 +559,10 @@ impl PhoneNormalizer {
     }
 }
 
-/// Parses `text` as the crate does (`region` for national numbers).
-fn parse(region: Option<Region>, text: &str) -> Option<phonenumber::PhoneNumber> {
-    phonenumber::parse(region, text).ok()
-}
-
-/// The region a country attribute's value names: ISO 3166 alpha-2 (`GB`, `gb`) or numeric
-/// (`826`, as AD's `countryCode`; `0` is AD's "unset").
-fn country(value: &str) -> Option<Region> {
-    let value = value.trim();
-    let alpha2 = if value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty() {
-        isocountry::CountryCode::for_id(value.parse().ok()?)
-            .ok()?
-            .alpha2()
-            .to_owned()
-    } else {
-        value.to_ascii_uppercase()
-    };
-    let region = Region::from_str(&alpha2).ok()?;
-    DATABASE.by_id(region.as_ref()).map(|_| region)
-}
-
-/// The national significant number, with the leading zeros some countries keep (Italy).
-fn significant(n: &phonenumber::PhoneNumber) -> String {
-    let zeros = usize::from(n.national().zeros());
-    format!("{}{}", "0".repeat(zeros), n.national().value())
-}
-
-/// Splits a stored value that may hold several numbers (`09-7654321 / 09-7654322`).
-fn split_numbers(value: &str) -> Vec<String> {
-    // `(0)` is a national trunk prefix written after a country code: `+972 (0)3 ...`.
-    let mut text = value.replace("(0)", " ");
-    if text.chars().any(char::is_alphabetic) {
-        text = text
-            .to_lowercase()
-            .replace(" or ", "/")
-            .replace(" או ", "/");
-    }
-    text.split(['/', ',', ';', '|', '\n', '\r', '\\'])
-        .map(str::to_owned)
-        .collect()
-}
-
-/// The number in one piece of a stored value: whether it starts with `+`, and its digits.
-/// Leading words (`Mobile:`, `tel:`) are skipped; the number ends at the first letter or `#`,
-/// which is where an extension (`ext 12`, `x12`, `#12`) or a remark starts.
-fn number_digits(piece: &str) -> Option<(bool, String)> {
-    let start = piece.find(|c: char| c.is_ascii_digit() || c == '+')?;
-    let rest = &piece[start..];
-    let end = rest
-        .find(|c: char| c.is_alphabetic() || c == '#')
-        .unwrap_or(rest.len());
-    let number = &rest[..end];
-    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
-    if digits.is_empty() {
-        return None;
-    }
-    Some((number.starts_with('+'), digits))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn il() -> PhoneNormalizer {
         PhoneNormalizer::new("IL", 6).expect("IL is a region")
