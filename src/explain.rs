@@ -7,7 +7,7 @@ use crate::call::CallDetails;
 use crate::console::out;
 use crate::directory::{DirectoryError, Entry};
 use crate::http;
-use crate::lookup::{Answer, Lookup, LookupError};
+use crate::lookup::{Answer, Lookup, LookupError, Trace};
 use crate::phone::{Caller, PhoneNormalizer};
 use crate::settings::Config;
 
@@ -80,6 +80,17 @@ fn explain(config: &Config, lookup: &Lookup, call: &CallDetails, answer: &Answer
             )
         }
     );
+    entries(&mut out, config, t);
+    let _ = writeln!(
+        out,
+        "answer            HTTP 200 {}",
+        http::reply::popup_json(&answer.popup)
+    );
+    out
+}
+
+/// The matching entries, best first, and the rejected ones with how their values read.
+fn entries(out: &mut String, config: &Config, t: &Trace) {
     for (i, m) in t.matches.iter().enumerate() {
         let country = config.phone.entry_country(|a| m.entry.values(a).next());
         let _ = writeln!(
@@ -102,12 +113,6 @@ fn explain(config: &Config, lookup: &Lookup, call: &CallDetails, answer: &Answer
             let _ = writeln!(out, "      {attr}: {value:?} -> {keys}");
         }
     }
-    let _ = writeln!(
-        out,
-        "answer            HTTP 200 {}",
-        http::reply::popup_json(&answer.popup)
-    );
-    out
 }
 
 /// Each phone value of an entry with the numbers it normalises to, and the country its

@@ -69,20 +69,7 @@ pub fn examine(entries: &[Entry], phone_attributes: &[String], phone: &PhoneNorm
                     value: value.to_owned(),
                 };
                 let read = phone.readings_in(value, country.region);
-                if read.is_empty() {
-                    report.no_number.push(finding());
-                } else if read.iter().all(|(k, _)| matches!(k, PhoneKey::Digits(_))) {
-                    report.unknown_to_plan.push(finding());
-                } else if country.attribute.is_none()
-                    && read.iter().any(|(_, how)| {
-                        matches!(
-                            how,
-                            Reading::National(_) | Reading::NationalOverCountryCode { .. }
-                        )
-                    })
-                {
-                    report.guessed_country.push(finding());
-                }
+                report.note(&read, country.attribute.is_some(), finding);
                 numbers.extend(read.into_iter().filter_map(|(k, _)| match k {
                     PhoneKey::E164(n) => Some(n),
                     _ => None,
@@ -104,6 +91,32 @@ pub fn examine(entries: &[Entry], phone_attributes: &[String], phone: &PhoneNorm
         .filter(|(_, dns)| dns.len() > 1)
         .collect();
     report
+}
+
+impl Report {
+    /// Files a value under what is wrong with it, if anything: no number, digits of no known
+    /// plan, or national digits read in the default region for want of a country attribute.
+    fn note(
+        &mut self,
+        read: &[(PhoneKey, Reading)],
+        has_country: bool,
+        finding: impl Fn() -> Finding,
+    ) {
+        if read.is_empty() {
+            self.no_number.push(finding());
+        } else if read.iter().all(|(k, _)| matches!(k, PhoneKey::Digits(_))) {
+            self.unknown_to_plan.push(finding());
+        } else if !has_country
+            && read.iter().any(|(_, how)| {
+                matches!(
+                    how,
+                    Reading::National(_) | Reading::NationalOverCountryCode { .. }
+                )
+            })
+        {
+            self.guessed_country.push(finding());
+        }
+    }
 }
 
 impl fmt::Display for Report {

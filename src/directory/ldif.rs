@@ -46,25 +46,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, LdifError> {
         line: Some(line),
         message,
     };
-    // Unfold continuation lines, remembering where each logical line started.
-    let mut lines: Vec<(usize, String)> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        if let Some(cont) = raw.strip_prefix(' ') {
-            match lines.last_mut() {
-                Some((_, last)) if !last.is_empty() => last.push_str(cont),
-                _ => {
-                    return Err(fail(
-                        i + 1,
-                        "continuation line with nothing to continue".into(),
-                    ))
-                }
-            }
-        } else {
-            lines.push((i + 1, raw.to_owned()));
-        }
-    }
-
+    let lines = unfold(text)
+        .map_err(|line| fail(line, "continuation line with nothing to continue".into()))?;
     let mut entries = Vec::new();
     let mut dn: Option<String> = None;
     let mut attrs: Vec<(String, Vec<String>)> = Vec::new();
@@ -120,6 +103,24 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Entry>, LdifError> {
         }
     }
     Ok(entries)
+}
+
+/// The logical lines of `text`, continuation lines joined, each with the line number where it
+/// started; a continuation with nothing to continue is an error at its line.
+fn unfold(text: &str) -> Result<Vec<(usize, String)>, usize> {
+    let mut lines: Vec<(usize, String)> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        if let Some(cont) = raw.strip_prefix(' ') {
+            match lines.last_mut() {
+                Some((_, last)) if !last.is_empty() => last.push_str(cont),
+                _ => return Err(i + 1),
+            }
+        } else {
+            lines.push((i + 1, raw.to_owned()));
+        }
+    }
+    Ok(lines)
 }
 
 enum Value {

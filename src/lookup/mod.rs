@@ -184,7 +184,31 @@ impl Lookup {
             trace.caller = Some(Caller::Number(number));
             return Ok(Answer { popup, trace });
         }
-        let found = tokio::time::timeout(self.deadline, self.directory.candidates(&number))
+        self.find(&number, &mut trace).await?;
+        let popup = match trace.matches.first() {
+            None => self.unknown(call, Some(&number)),
+            Some(best) => {
+                let ctx = Context {
+                    entry: Some(&best.entry),
+                    call,
+                    e164: e164(&number),
+                };
+                let r = &self.response;
+                self.popup(
+                    [&r.client_name, &r.company, &r.url],
+                    &ctx,
+                    trace.matches.len(),
+                )
+            }
+        };
+        trace.caller = Some(Caller::Number(number));
+        Ok(Answer { popup, trace })
+    }
+
+    /// Asks the directory for candidates within the deadline and keeps in `trace` the
+    /// verified ones, best first and each entry once, and the rejected ones.
+    async fn find(&self, number: &CallerNumber, trace: &mut Trace) -> Result<(), LookupError> {
+        let found = tokio::time::timeout(self.deadline, self.directory.candidates(number))
             .await
             .map_err(|_| LookupError::Deadline(self.deadline))??;
         trace.filter = found.filter;
@@ -210,24 +234,7 @@ impl Lookup {
                 .matches
                 .retain(|m| seen.insert(m.entry.dn().to_lowercase()));
         }
-        let popup = match trace.matches.first() {
-            None => self.unknown(call, Some(&number)),
-            Some(best) => {
-                let ctx = Context {
-                    entry: Some(&best.entry),
-                    call,
-                    e164: e164(&number),
-                };
-                let r = &self.response;
-                self.popup(
-                    [&r.client_name, &r.company, &r.url],
-                    &ctx,
-                    trace.matches.len(),
-                )
-            }
-        };
-        trace.caller = Some(Caller::Number(number));
-        Ok(Answer { popup, trace })
+        Ok(())
     }
 
     /// The first phone attribute (in priority order) and value of `entry` that hold `key`.

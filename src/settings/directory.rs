@@ -8,6 +8,7 @@ use super::secrets::SecretSource;
 use super::{invalid, millis, ConfigError};
 use crate::directory::filter::{is_filter, FilterTemplate};
 use crate::directory::{DirectorySettings, LdapSettings, LdifData, SourceSettings};
+use crate::secret::Secret;
 
 const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1500;
 const DEFAULT_TIMEOUT_MS: u64 = 1500;
@@ -109,44 +110,8 @@ fn ldap_source(
             "applies to source = \"ldif\" only",
         ));
     }
-    let starttls = raw.starttls.unwrap_or(false);
-    let allow_plaintext = raw.allow_plaintext.unwrap_or(false);
-    let urls = raw.urls.clone().unwrap_or_default();
-    if urls.is_empty() {
-        return Err(invalid(
-            "directory.urls",
-            "list at least one server, such as [\"ldaps://dc1.example.com\"]",
-        ));
-    }
-    for url in &urls {
-        check_url(url, starttls, allow_plaintext)?;
-    }
-    let password = SecretSource {
-        section: "directory",
-        name: "bind_password",
-        file: raw.bind_password_file.as_deref(),
-        env: raw.bind_password_env.as_deref(),
-        credential: raw.bind_password_credential.as_deref(),
-    };
-    let bind = match raw.bind_dn.clone() {
-        Some(dn) => match password.read(base)? {
-            Some(secret) => Some((dn, secret)),
-            None => {
-                return Err(invalid(
-                    "directory.bind_password_file",
-                    "with bind_dn set, one of bind_password_file, bind_password_env and \
-                     bind_password_credential must say where the password is",
-                ))
-            }
-        },
-        None if password.is_set() => {
-            return Err(invalid(
-                "directory.bind_dn",
-                "a bind password is configured but no bind_dn to use it with",
-            ))
-        }
-        None => None,
-    };
+    let (urls, starttls) = urls(&raw)?;
+    let bind = bind(&raw, base)?;
     let base_dn = raw
         .base_dn
         .filter(|b| !b.trim().is_empty())
@@ -161,20 +126,8 @@ fn ldap_source(
         RawScope::One => ldap3::Scope::OneLevel,
         RawScope::Base => ldap3::Scope::Base,
     };
-    let filter = raw.filter.unwrap_or_else(|| DEFAULT_FILTER.to_owned());
-    if !is_filter(&filter) {
-        return Err(invalid(
-            "directory.filter",
-            format!(
-                "{filter:?} is not an LDAP filter (RFC 4515), such as \"(objectClass=person)\""
-            ),
-        ));
-    }
-    let match_filter = match raw.match_filter {
-        Some(t) => FilterTemplate::parse(&t),
-        None => Ok(FilterTemplate::any_attribute(phone_attributes)),
-    }
-    .map_err(|e| invalid("directory.match_filter", e.to_string()))?;
+    let filter = eligibility_filter(raw.filter)?;
+    let match_filter = match_filter(raw.match_filter.as_deref(), phone_attributes)?;
     let max_entries = raw.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
     if !(1..=1000).contains(&max_entries) {
         return Err(invalid(
@@ -204,6 +157,80 @@ fn ldap_source(
         )?,
         index,
     })
+}
+
+/// `urls`, each checked against `starttls` and `allow_plaintext`, and `starttls`.
+fn urls(raw: &RawDirectory) -> Result<(Vec<String>, bool), ConfigError> {
+    let starttls = raw.starttls.unwrap_or(false);
+    let allow_plaintext = raw.allow_plaintext.unwrap_or(false);
+    let urls = raw.urls.clone().unwrap_or_default();
+    if urls.is_empty() {
+        return Err(invalid(
+            "directory.urls",
+            "list at least one server, such as [\"ldaps://dc1.example.com\"]",
+        ));
+    }
+    for url in &urls {
+        check_url(url, starttls, allow_plaintext)?;
+    }
+    Ok((urls, starttls))
+}
+
+/// `bind_dn` and its password, read from where the `bind_password_*` key says.
+fn bind(raw: &RawDirectory, base: &Path) -> Result<Option<(String, Secret)>, ConfigError> {
+    let password = SecretSource {
+        section: "directory",
+        name: "bind_password",
+        file: raw.bind_password_file.as_deref(),
+        env: raw.bind_password_env.as_deref(),
+        credential: raw.bind_password_credential.as_deref(),
+    };
+    let bind = match raw.bind_dn.clone() {
+        Some(dn) => match password.read(base)? {
+            Some(secret) => Some((dn, secret)),
+            None => {
+                return Err(invalid(
+                    "directory.bind_password_file",
+                    "with bind_dn set, one of bind_password_file, bind_password_env and \
+                     bind_password_credential must say where the password is",
+                ))
+            }
+        },
+        None if password.is_set() => {
+            return Err(invalid(
+                "directory.bind_dn",
+                "a bind password is configured but no bind_dn to use it with",
+            ))
+        }
+        None => None,
+    };
+    Ok(bind)
+}
+
+/// `match_filter`, or by default any phone attribute equal to any of the number's forms.
+fn match_filter(
+    template: Option<&str>,
+    phone_attributes: &[String],
+) -> Result<FilterTemplate, ConfigError> {
+    match template {
+        Some(t) => FilterTemplate::parse(t),
+        None => Ok(FilterTemplate::any_attribute(phone_attributes)),
+    }
+    .map_err(|e| invalid("directory.match_filter", e.to_string()))
+}
+
+/// `filter`, or the default; refused unless it is an RFC 4515 filter.
+fn eligibility_filter(filter: Option<String>) -> Result<String, ConfigError> {
+    let filter = filter.unwrap_or_else(|| DEFAULT_FILTER.to_owned());
+    if !is_filter(&filter) {
+        return Err(invalid(
+            "directory.filter",
+            format!(
+                "{filter:?} is not an LDAP filter (RFC 4515), such as \"(objectClass=person)\""
+            ),
+        ));
+    }
+    Ok(filter)
 }
 
 fn check_url(url: &str, starttls: bool, allow_plaintext: bool) -> Result<(), ConfigError> {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::RawIndex;
-use super::{invalid, within, ConfigError};
+use super::{invalid, seconds, within, ConfigError};
 use crate::directory::IndexSettings;
 
 const DEFAULT_POLL_S: u64 = 60;
@@ -19,44 +19,7 @@ const STATE_FILE_NAME: &str = "index.state";
 const DEFAULT_INDEX_MAX_ENTRIES: usize = 1_000_000;
 
 pub(super) fn index_config(raw: RawIndex, base: &Path) -> Result<IndexSettings, ConfigError> {
-    let seconds = |key: &str, v: Option<u64>, default: u64, max: u64| {
-        let v = v.unwrap_or(default);
-        if (1..=max).contains(&v) {
-            Ok(Duration::from_secs(v))
-        } else {
-            Err(invalid(key, format!("must be between 1 and {max} seconds")))
-        }
-    };
-    let poll_interval = seconds(
-        "index.poll_interval_s",
-        raw.poll_interval_s,
-        DEFAULT_POLL_S,
-        24 * 3600,
-    )?;
-    let full_resync_interval = seconds(
-        "index.full_resync_interval_s",
-        raw.full_resync_interval_s,
-        DEFAULT_FULL_RESYNC_S,
-        7 * 24 * 3600,
-    )?;
-    if full_resync_interval < poll_interval {
-        return Err(invalid(
-            "index.full_resync_interval_s",
-            "must not be shorter than index.poll_interval_s",
-        ));
-    }
-    let presence_check_interval = seconds(
-        "index.presence_check_interval_s",
-        raw.presence_check_interval_s,
-        DEFAULT_PRESENCE_CHECK_S.clamp(poll_interval.as_secs(), full_resync_interval.as_secs()),
-        7 * 24 * 3600,
-    )?;
-    if !(poll_interval..=full_resync_interval).contains(&presence_check_interval) {
-        return Err(invalid(
-            "index.presence_check_interval_s",
-            "must be between index.poll_interval_s and index.full_resync_interval_s",
-        ));
-    }
+    let (poll_interval, full_resync_interval, presence_check_interval) = intervals(&raw)?;
     let page_size = raw.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=1000).contains(&page_size) {
         return Err(invalid(
@@ -107,4 +70,40 @@ pub(super) fn index_config(raw: RawIndex, base: &Path) -> Result<IndexSettings, 
             1..=100_000_000,
         )?,
     })
+}
+
+/// The poll, full resync and presence check intervals, in that order of length; the
+/// presence check's default is clamped between the other two.
+fn intervals(raw: &RawIndex) -> Result<(Duration, Duration, Duration), ConfigError> {
+    let poll_interval = seconds(
+        "index.poll_interval_s",
+        raw.poll_interval_s,
+        DEFAULT_POLL_S,
+        24 * 3600,
+    )?;
+    let full_resync_interval = seconds(
+        "index.full_resync_interval_s",
+        raw.full_resync_interval_s,
+        DEFAULT_FULL_RESYNC_S,
+        7 * 24 * 3600,
+    )?;
+    if full_resync_interval < poll_interval {
+        return Err(invalid(
+            "index.full_resync_interval_s",
+            "must not be shorter than index.poll_interval_s",
+        ));
+    }
+    let presence_check_interval = seconds(
+        "index.presence_check_interval_s",
+        raw.presence_check_interval_s,
+        DEFAULT_PRESENCE_CHECK_S.clamp(poll_interval.as_secs(), full_resync_interval.as_secs()),
+        7 * 24 * 3600,
+    )?;
+    if !(poll_interval..=full_resync_interval).contains(&presence_check_interval) {
+        return Err(invalid(
+            "index.presence_check_interval_s",
+            "must be between index.poll_interval_s and index.full_resync_interval_s",
+        ));
+    }
+    Ok((poll_interval, full_resync_interval, presence_check_interval))
 }

@@ -185,6 +185,21 @@ fn millis(key: &str, ms: u64) -> Result<Duration, ConfigError> {
     Ok(Duration::from_millis(ms))
 }
 
+/// `value` (or `default`) seconds, refused outside 1 to `max`.
+pub(super) fn seconds(
+    key: &str,
+    value: Option<u64>,
+    default: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    let v = value.unwrap_or(default);
+    if (1..=max).contains(&v) {
+        Ok(Duration::from_secs(v))
+    } else {
+        Err(invalid(key, format!("must be between 1 and {max} seconds")))
+    }
+}
+
 /// `value`, or an error naming `key` when it is outside `range`.
 fn within<T>(key: &str, value: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
 where

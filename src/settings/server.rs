@@ -1,11 +1,10 @@
 //! `[server]` and `[metrics]`: where and how the endpoint listens.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use super::raw::{RawMetrics, RawServer};
-use super::{invalid, within, ConfigError};
+use super::{invalid, seconds, within, ConfigError};
 use crate::http::{ConnectionTimeouts, ServerSettings, HEALTH_PATH, READY_PATH};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -24,25 +23,7 @@ pub(super) fn server(raw: RawServer, base: &Path) -> Result<ServerSettings, Conf
             format!("{listen:?} is not an address and port such as 127.0.0.1:8080 or [::]:8080"),
         )
     })?;
-    let path = raw.path.unwrap_or_else(|| DEFAULT_PATH.to_owned());
-    let path_ok = path.starts_with('/')
-        && !path.contains(['?', '#', ' '])
-        && !path.contains("//")
-        && (path == "/" || !path.ends_with('/'));
-    if !path_ok {
-        return Err(invalid(
-            "server.path",
-            format!(
-                "{path:?} must be an absolute path such as /popup, without query or trailing /"
-            ),
-        ));
-    }
-    if path == HEALTH_PATH || path == READY_PATH {
-        return Err(invalid(
-            "server.path",
-            format!("{path} is the service's own health check; choose another path"),
-        ));
-    }
+    let path = popup_path(raw.path.as_deref())?;
     let max_body_bytes = raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
     if !(256..=1024 * 1024).contains(&max_body_bytes) {
         return Err(invalid(
@@ -50,43 +31,12 @@ pub(super) fn server(raw: RawServer, base: &Path) -> Result<ServerSettings, Conf
             "must be between 256 and 1048576",
         ));
     }
-    let tls = match (raw.tls_cert_file, raw.tls_key_file) {
-        (Some(cert), Some(key)) => Some((base.join(cert), base.join(key))),
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err(invalid(
-                "server.tls_key_file",
-                "missing: HTTPS needs the private key of server.tls_cert_file",
-            ))
-        }
-        (None, Some(_)) => {
-            return Err(invalid(
-                "server.tls_cert_file",
-                "missing: HTTPS needs the certificate (chain) for server.tls_key_file",
-            ))
-        }
-    };
-    let seconds = |key: &str, v: Option<u64>, default: u64| match v.unwrap_or(default) {
-        s @ 1..=3600 => Ok(Duration::from_secs(s)),
-        _ => Err(invalid(key, "must be between 1 and 3600 seconds")),
-    };
-    let timeouts = ConnectionTimeouts {
-        header: seconds(
-            "server.header_timeout_s",
-            raw.header_timeout_s,
-            DEFAULT_HEADER_TIMEOUT_S,
-        )?,
-        body: seconds(
-            "server.body_timeout_s",
-            raw.body_timeout_s,
-            DEFAULT_BODY_TIMEOUT_S,
-        )?,
-        idle: seconds(
-            "server.idle_timeout_s",
-            raw.idle_timeout_s,
-            DEFAULT_IDLE_TIMEOUT_S,
-        )?,
-    };
+    let tls = tls(
+        raw.tls_cert_file.as_deref(),
+        raw.tls_key_file.as_deref(),
+        base,
+    )?;
+    let timeouts = timeouts(&raw)?;
     if raw.max_connections.is_some_and(|n| n < 16) {
         return Err(invalid(
             "server.max_connections",
@@ -107,6 +57,78 @@ pub(super) fn server(raw: RawServer, base: &Path) -> Result<ServerSettings, Conf
         max_connections: raw.max_connections,
         http2_max_streams,
     })
+}
+
+/// `tls_cert_file` and `tls_key_file`: both or neither.
+fn tls(
+    cert: Option<&str>,
+    key: Option<&str>,
+    base: &Path,
+) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
+    Ok(match (cert, key) {
+        (Some(cert), Some(key)) => Some((base.join(cert), base.join(key))),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(invalid(
+                "server.tls_key_file",
+                "missing: HTTPS needs the private key of server.tls_cert_file",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "server.tls_cert_file",
+                "missing: HTTPS needs the certificate (chain) for server.tls_key_file",
+            ))
+        }
+    })
+}
+
+/// `header_timeout_s`, `body_timeout_s` and `idle_timeout_s`.
+fn timeouts(raw: &RawServer) -> Result<ConnectionTimeouts, ConfigError> {
+    Ok(ConnectionTimeouts {
+        header: seconds(
+            "server.header_timeout_s",
+            raw.header_timeout_s,
+            DEFAULT_HEADER_TIMEOUT_S,
+            3600,
+        )?,
+        body: seconds(
+            "server.body_timeout_s",
+            raw.body_timeout_s,
+            DEFAULT_BODY_TIMEOUT_S,
+            3600,
+        )?,
+        idle: seconds(
+            "server.idle_timeout_s",
+            raw.idle_timeout_s,
+            DEFAULT_IDLE_TIMEOUT_S,
+            3600,
+        )?,
+    })
+}
+
+/// `server.path`, or the default: absolute, without query or trailing `/`, and not a probe's.
+fn popup_path(path: Option<&str>) -> Result<String, ConfigError> {
+    let path = path.unwrap_or(DEFAULT_PATH).to_owned();
+    let path_ok = path.starts_with('/')
+        && !path.contains(['?', '#', ' '])
+        && !path.contains("//")
+        && (path == "/" || !path.ends_with('/'));
+    if !path_ok {
+        return Err(invalid(
+            "server.path",
+            format!(
+                "{path:?} must be an absolute path such as /popup, without query or trailing /"
+            ),
+        ));
+    }
+    if path == HEALTH_PATH || path == READY_PATH {
+        return Err(invalid(
+            "server.path",
+            format!("{path} is the service's own health check; choose another path"),
+        ));
+    }
+    Ok(path)
 }
 
 pub(super) fn metrics_listen(

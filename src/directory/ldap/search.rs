@@ -44,8 +44,6 @@ impl LdapDirectory {
         result.map(|fetched| Fetched { dc, ..fetched })
     }
 
-    // One function although long: the stream borrows the connection's handle and its type
-    // names the adapters, so a split would only pass it around.
     async fn stream_all(
         &self,
         conn: &Connection,
@@ -59,30 +57,7 @@ impl LdapDirectory {
             reason,
         };
         let change_attribute = change_attribute.to_ascii_lowercase();
-        let (base, scope, mut attrs, controls) = match paging.read {
-            Read::Entries => (
-                self.config.base_dn.as_str(),
-                self.config.scope,
-                self.attributes.clone(),
-                vec![],
-            ),
-            Read::Names => (
-                self.config.base_dn.as_str(),
-                self.config.scope,
-                vec![],
-                vec![],
-            ),
-            Read::Deleted => (
-                domain_of(&self.config.base_dn),
-                Scope::Subtree,
-                vec![LAST_KNOWN_PARENT.to_owned()],
-                vec![RawControl {
-                    ctype: SHOW_DELETED.to_owned(),
-                    crit: true,
-                    val: None,
-                }],
-            ),
-        };
+        let (base, scope, mut attrs, controls) = self.request(paging.read);
         attrs.push(change_attribute.clone());
         let page_size = paging.page_size;
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
@@ -107,21 +82,12 @@ impl LdapDirectory {
         {
             let mut found = SearchEntry::construct(found);
             for value in take_attribute(&mut found, &change_attribute) {
-                if watermark
-                    .as_ref()
-                    .is_none_or(|w| change_order(&value, w).is_gt())
-                {
-                    watermark = Some(value);
-                }
+                raise(&mut watermark, value);
             }
-            if paging.read == Read::Deleted {
-                let Some(dn) = deleted_dn(&found) else {
-                    continue;
-                };
-                pending.push(Entry::new(&dn, std::iter::empty::<(String, Vec<String>)>()));
-            } else {
-                pending.push(entry_from(found));
-            }
+            let Some(entry) = entry_read(found, paging.read) else {
+                continue;
+            };
+            pending.push(entry);
             count += 1;
             if pending.len() >= page_size as usize {
                 batch(std::mem::take(&mut pending));
@@ -142,6 +108,34 @@ impl LdapDirectory {
             count,
             dc: None,
         })
+    }
+
+    /// Where and how a read searches: base, scope, attributes and controls.
+    fn request(&self, read: Read) -> (&str, Scope, Vec<String>, Vec<RawControl>) {
+        match read {
+            Read::Entries => (
+                self.config.base_dn.as_str(),
+                self.config.scope,
+                self.attributes.clone(),
+                vec![],
+            ),
+            Read::Names => (
+                self.config.base_dn.as_str(),
+                self.config.scope,
+                vec![],
+                vec![],
+            ),
+            Read::Deleted => (
+                domain_of(&self.config.base_dn),
+                Scope::Subtree,
+                vec![LAST_KNOWN_PARENT.to_owned()],
+                vec![RawControl {
+                    ctype: SHOW_DELETED.to_owned(),
+                    crit: true,
+                    val: None,
+                }],
+            ),
+        }
     }
 
     pub(super) async fn search(
@@ -283,6 +277,27 @@ pub enum Read {
 
 /// The longest pause of a paced read between two pages.
 pub(super) const MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Moves `watermark` up to `value` when `value` is a later change.
+fn raise(watermark: &mut Option<String>, value: String) {
+    if watermark
+        .as_ref()
+        .is_none_or(|w| change_order(&value, w).is_gt())
+    {
+        *watermark = Some(value);
+    }
+}
+
+/// What a read keeps of a found entry: the entry, or for a tombstone the name its object
+/// had (none when the tombstone does not say).
+fn entry_read(found: SearchEntry, read: Read) -> Option<Entry> {
+    if read == Read::Deleted {
+        let dn = deleted_dn(&found)?;
+        Some(Entry::new(&dn, std::iter::empty::<(String, Vec<String>)>()))
+    } else {
+        Some(entry_from(found))
+    }
+}
 
 pub(super) fn entry_from(mut found: SearchEntry) -> Entry {
     // A GUID whose 16 bytes happen to be valid UTF-8 arrives as text: move it back.
