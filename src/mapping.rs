@@ -2,10 +2,12 @@
 //!
 //! A template is text with placeholders: `{displayName|cn}` takes the first attribute of the
 //! list that the entry has; `{call.phone}`, `{call.did}`, `{call.extenUser}`, `{call.ivrid}`
-//! and `{call.e164}` come from the request; `{dn}` is the entry's DN. `{{` and `}}` are
+//! and `{call.e164}` come from the request; `{dn}` is the entry's DN; `{total}` is TOTAL, how
+//! many distinct entries hold the number. `{{` and `}}` are
 //! literal braces. When any placeholder has no value the whole field is left out, so a URL is
 //! never sent half-built.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -33,6 +35,8 @@ enum Source {
     Attribute(String),
     /// The entry's DN.
     Dn,
+    /// TOTAL: how many entries hold the number.
+    Total,
     /// A request field.
     Call(CallField),
 }
@@ -69,6 +73,8 @@ pub struct Context<'a> {
     pub call: &'a CallDetails,
     /// The caller number in E.164 form, when it parsed as one.
     pub e164: Option<&'a str>,
+    /// TOTAL: how many distinct entries hold the number.
+    pub total: usize,
 }
 
 impl Template {
@@ -138,9 +144,9 @@ impl Template {
                     let value = sources.iter().find_map(|s| resolve(s, ctx))?;
                     if self.url {
                         // Writing into a String cannot fail.
-                        let _ = write!(out, "{}", utf8_percent_encode(value, URL_VALUE));
+                        let _ = write!(out, "{}", utf8_percent_encode(&value, URL_VALUE));
                     } else {
-                        out.push_str(value);
+                        out.push_str(&value);
                     }
                 }
             }
@@ -171,6 +177,9 @@ fn parse_source(name: &str) -> Result<Source, TemplateError> {
     if name.eq_ignore_ascii_case("dn") {
         return Ok(Source::Dn);
     }
+    if name == "total" {
+        return Ok(Source::Total);
+    }
     let valid = !name.is_empty()
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
@@ -182,8 +191,9 @@ fn parse_source(name: &str) -> Result<Source, TemplateError> {
     Ok(Source::Attribute(name.to_ascii_lowercase()))
 }
 
-fn resolve<'a>(source: &Source, ctx: &Context<'a>) -> Option<&'a str> {
+fn resolve<'a>(source: &Source, ctx: &Context<'a>) -> Option<Cow<'a, str>> {
     let value = match source {
+        Source::Total => return Some(Cow::Owned(ctx.total.to_string())),
         Source::Attribute(a) => ctx.entry?.first(a),
         Source::Dn => ctx.entry.map(Entry::dn),
         Source::Call(field) => match field {
@@ -195,7 +205,7 @@ fn resolve<'a>(source: &Source, ctx: &Context<'a>) -> Option<&'a str> {
         },
     }?;
     let value = value.trim();
-    (!value.is_empty()).then_some(value)
+    (!value.is_empty()).then_some(Cow::Borrowed(value))
 }
 
 #[cfg(test)]
@@ -224,6 +234,7 @@ mod tests {
             entry: e,
             call: &call,
             e164: Some("+972722776772"),
+            total: 1,
         })
     }
 

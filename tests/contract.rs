@@ -179,6 +179,35 @@ async fn several_matches_count_distinct_entries_and_pick_deterministically() {
 }
 
 #[tokio::test]
+async fn several_matches_answer_with_the_multiple_templates_in_both_modes() {
+    let slapd = Slapd::start();
+    let extra = "[response]\nmultiple_client_name = \"{total} people · first {displayName|cn}\"\n\
+                 multiple_url = \"https://crm.example/search?phone={call.e164}\"\n\
+                 url = \"https://intranet.example/{uid}\"";
+    for app in [app(&slapd, extra).await, live_app(&slapd, extra).await] {
+        let answer = popup(&app, "0523334444").await;
+        assert_eq!(answer["TOTAL"], 2, "{answer}");
+        assert_eq!(
+            answer["CLIENTNAME"], "2 people · first ליאור חדד",
+            "{answer}"
+        );
+        assert_eq!(
+            answer["URL"], "https://crm.example/search?phone=%2B972523334444",
+            "{answer}"
+        );
+        // One match keeps the ordinary templates.
+        let answer = popup(&app, "035551234").await;
+        assert_eq!(answer["TOTAL"], 1, "{answer}");
+        assert!(
+            answer["URL"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("https://intranet.example/")),
+            "{answer}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn binary_and_multi_valued_attributes_break_nothing() {
     let slapd = Slapd::start();
     // jpegPhoto holds bytes that are not UTF-8: the template falls back to the next attribute.

@@ -187,19 +187,12 @@ impl Lookup {
         self.find(&number, &mut trace).await?;
         let popup = match trace.matches.first() {
             None => self.unknown(call, Some(&number)),
-            Some(best) => {
-                let ctx = Context {
-                    entry: Some(&best.entry),
-                    call,
-                    e164: e164(&number),
-                };
-                let r = &self.response;
-                self.popup(
-                    [&r.client_name, &r.company, &r.url],
-                    &ctx,
-                    trace.matches.len(),
-                )
-            }
+            Some(best) => self.popup(&Context {
+                entry: Some(&best.entry),
+                call,
+                e164: e164(&number),
+                total: trace.matches.len(),
+            }),
         };
         trace.caller = Some(Caller::Number(number));
         Ok(Answer { popup, trace })
@@ -264,34 +257,26 @@ impl Lookup {
                 &withheld
             }
         };
-        let ctx = Context {
+        self.popup(&Context {
             entry: None,
             call,
             e164: number.and_then(e164),
-        };
-        let r = &self.response;
-        self.popup(
-            [&r.unknown_client_name, &r.unknown_company, &r.unknown_url],
-            &ctx,
-            0,
-        )
+            total: 0,
+        })
     }
 
-    /// Renders CLIENTNAME, COMPANY and URL within `response.max_*_chars`: text is cut with
-    /// `…`; a URL over its cap is left out, since a cut link opens the wrong page.
-    fn popup(
-        &self,
-        [client_name, company, url]: [&Option<Template>; 3],
-        ctx: &Context<'_>,
-        total: usize,
-    ) -> PopupAnswer {
+    /// Renders CLIENTNAME, COMPANY and URL for `ctx.total` matches within
+    /// `response.max_*_chars`: text is cut with `…`; a URL over its cap is left out, since a
+    /// cut link opens the wrong page.
+    fn popup(&self, ctx: &Context<'_>) -> PopupAnswer {
+        let [client_name, company, url] = self.response.templates(ctx.total);
         let caps = &self.response.caps;
-        let render = |t: &Option<Template>| t.as_ref().and_then(|t| t.render(ctx));
+        let render = |t: Option<&Template>| t.and_then(|t| t.render(ctx));
         PopupAnswer {
             client_name: render(client_name).map(|v| shorten(v, caps.client_name)),
             company: render(company).map(|v| shorten(v, caps.company)),
             url: render(url).filter(|v| v.len() <= caps.url || v.chars().count() <= caps.url),
-            total,
+            total: ctx.total,
         }
     }
 }
@@ -377,6 +362,40 @@ ipPhone: 1234
         let order: Vec<_> = a.trace.matches.iter().map(|m| m.entry.dn()).collect();
         assert_eq!(order, ["uid=amy,dc=x", "uid=bob,dc=x", "uid=zed,dc=x"]);
         assert_eq!(a.trace.matches[2].attribute, "mobile");
+    }
+
+    #[tokio::test]
+    async fn several_matches_use_the_multiple_templates_where_set() {
+        let l = lookup(
+            "[response]\nmultiple_client_name = \"{total} contacts · {company|o}\"\n\
+             multiple_url = \"https://crm.example/search?phone={call.e164}&n={total}\"\n\
+             url = \"https://i.example/{uid|cn}\"",
+        )
+        .await;
+        let a = l.answer(&call("972-3-5551234")).await.expect("answer");
+        assert_eq!(
+            a.popup,
+            PopupAnswer {
+                client_name: Some("3 contacts · Acme".into()),
+                // No multiple_company: the best match's company, as with one match.
+                company: Some("Acme".into()),
+                url: Some("https://crm.example/search?phone=%2B97235551234&n=3".into()),
+                total: 3,
+            }
+        );
+        // One match: the ordinary templates, whatever the multiple_* ones say.
+        let a = l.answer(&call("1234")).await.expect("answer");
+        assert_eq!(a.popup.client_name.as_deref(), Some("Reception"));
+        assert_eq!(a.popup.url.as_deref(), Some("https://i.example/Reception"));
+        // {total} reads 1 and 0 in the other templates.
+        let l = lookup(
+            "[response]\nclient_name = \"{cn} ({total})\"\nunknown_company = \"{total} found\"",
+        )
+        .await;
+        let a = l.answer(&call("1234")).await.expect("answer");
+        assert_eq!(a.popup.client_name.as_deref(), Some("Reception (1)"));
+        let a = l.answer(&call("0501111111")).await.expect("answer");
+        assert_eq!(a.popup.company.as_deref(), Some("0 found"));
     }
 
     #[tokio::test]

@@ -30,6 +30,12 @@ pub struct ResponseSettings {
     pub unknown_company: Option<Template>,
     /// URL when no entry matches.
     pub unknown_url: Option<Template>,
+    /// CLIENTNAME when several entries match (TOTAL > 1); `None` uses `client_name`.
+    pub multiple_client_name: Option<Template>,
+    /// COMPANY when several entries match; `None` uses `company`.
+    pub multiple_company: Option<Template>,
+    /// URL when several entries match; `None` uses `url`.
+    pub multiple_url: Option<Template>,
     /// How long each field may be.
     pub caps: AnswerCaps,
 }
@@ -37,11 +43,38 @@ pub struct ResponseSettings {
 impl ResponseSettings {
     /// Every entry attribute the templates read.
     pub fn attributes(&self) -> BTreeSet<String> {
-        [&self.client_name, &self.company, &self.url]
-            .into_iter()
-            .flatten()
-            .flat_map(|t| t.attributes().map(str::to_owned))
-            .collect()
+        [
+            &self.client_name,
+            &self.company,
+            &self.url,
+            &self.multiple_client_name,
+            &self.multiple_company,
+            &self.multiple_url,
+        ]
+        .into_iter()
+        .flatten()
+        .flat_map(|t| t.attributes().map(str::to_owned))
+        .collect()
+    }
+
+    /// The CLIENTNAME, COMPANY and URL templates for an answer with `total` matches: the
+    /// `multiple_*` ones where set when there are several, the `unknown_*` ones for none.
+    pub fn templates(&self, total: usize) -> [Option<&Template>; 3] {
+        let one = [&self.client_name, &self.company, &self.url];
+        let several = [
+            &self.multiple_client_name,
+            &self.multiple_company,
+            &self.multiple_url,
+        ];
+        match total {
+            0 => [
+                self.unknown_client_name.as_ref(),
+                self.unknown_company.as_ref(),
+                self.unknown_url.as_ref(),
+            ],
+            1 => one.map(Option::as_ref),
+            _ => [0, 1, 2].map(|i| several[i].as_ref().or(one[i].as_ref())),
+        }
     }
 }
 

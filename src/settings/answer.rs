@@ -65,6 +65,9 @@ pub(super) fn response(raw: RawResponse) -> Result<ResponseSettings, ConfigError
         unknown_client_name: text("response.unknown_client_name", raw.unknown_client_name)?,
         unknown_company: text("response.unknown_company", raw.unknown_company)?,
         unknown_url: url("response.unknown_url", raw.unknown_url)?,
+        multiple_client_name: text("response.multiple_client_name", raw.multiple_client_name)?,
+        multiple_company: text("response.multiple_company", raw.multiple_company)?,
+        multiple_url: url("response.multiple_url", raw.multiple_url)?,
         caps: AnswerCaps {
             client_name: cap(
                 "response.max_client_name_chars",
