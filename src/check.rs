@@ -10,6 +10,7 @@ use crate::directory::{
 };
 use crate::explain::phone_values;
 use crate::http::tls::{Certificate, TlsError};
+use crate::lookup::ScopeSettings;
 use crate::settings::Config;
 
 /// Values shown per attribute of a sample entry.
@@ -43,46 +44,54 @@ pub async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(),
         config.server.listen,
         config.server.path
     );
+    for scope in &config.scopes {
+        check_scope(config, scope).await?;
+    }
+    say!("OK");
+    Ok(())
+}
+
+/// One scope: its source, what it holds, and the hygiene report of its entries.
+async fn check_scope(config: &Config, scope: &ScopeSettings) -> Result<(), CheckError> {
+    if let Some(name) = &scope.directory.name {
+        say!("scope {name}");
+    }
     say!(
         "  phone attributes  {}",
-        config.directory.phone_attributes.join(", ")
+        scope.directory.phone_attributes.join(", ")
     );
-    let entries = match &config.directory.source {
+    let entries = match &scope.directory.source {
         SourceSettings::Ldif(data) => {
-            say!(
-                "  source            {}",
-                Directory::open(
-                    &config.directory,
-                    &config.phone,
-                    &config.lookup_setup().wanted_attributes()
-                )
-                .await?
-                .describe()
-            );
+            let wanted = config.lookup_setup().wanted_attributes();
+            let directory = Directory::open(&[(&scope.directory, &scope.phone)], &wanted).await?;
+            say!("  source            {}", directory.describe());
             crate::directory::ldif::load(data).map_err(DirectoryError::from)?
         }
-        SourceSettings::Ldap(ldap) => check_ldap(config, ldap).await?,
+        SourceSettings::Ldap(ldap) => check_ldap(config, scope, ldap).await?,
     };
     say!(
         "{}",
-        crate::hygiene::examine(&entries, &config.directory.phone_attributes, &config.phone)
+        crate::hygiene::examine(&entries, &scope.directory.phone_attributes, &scope.phone)
     );
-    say!("OK");
     Ok(())
 }
 
 /// Connects, binds and searches a sample, then reads every eligible entry once: the hygiene
 /// report's entries, and in index mode what the index would hold. Nothing is saved (no state
 /// file) and no sync thread starts.
-async fn check_ldap(config: &Config, ldap: &LdapSettings) -> Result<Vec<Entry>, CheckError> {
-    let attrs = &config.directory.phone_attributes;
+async fn check_ldap(
+    config: &Config,
+    scope: &ScopeSettings,
+    ldap: &LdapSettings,
+) -> Result<Vec<Entry>, CheckError> {
+    let attrs = &scope.directory.phone_attributes;
     let client = LdapDirectory::new(ldap, config.lookup_setup().wanted_attributes())?;
     say!("  source            {}", client.describe());
     let probe = client.probe().await?;
-    say_probe(config, &probe);
+    say_probe(scope, &probe);
     let entries = client.read_all().await?;
     if ldap.index.is_some() {
-        let index = PhoneIndex::build(entries.clone(), attrs, &config.phone);
+        let index = PhoneIndex::build(entries.clone(), attrs, &scope.phone);
         say!(
             "  index             {} entries with {} distinct numbers (entries with a number \
              of some country)",
@@ -94,7 +103,7 @@ async fn check_ldap(config: &Config, ldap: &LdapSettings) -> Result<Vec<Entry>, 
 }
 
 /// What the sample search of `check-config` found.
-fn say_probe(config: &Config, probe: &Probe) {
+fn say_probe(scope: &ScopeSettings, probe: &Probe) {
     say!("directory: connected to {}", probe.server);
     match &probe.bound_as {
         Some(dn) => say!("  bound as          {dn}"),
@@ -109,7 +118,7 @@ fn say_probe(config: &Config, probe: &Probe) {
     for entry in &probe.sample {
         say!("    {}", entry.dn());
         let mut shown: Vec<(String, usize)> = Vec::new();
-        for (attr, value, keys) in phone_values(entry, config) {
+        for (attr, value, keys) in phone_values(entry, scope) {
             match shown.iter_mut().find(|(a, _)| *a == attr) {
                 Some((_, n)) if *n >= SAMPLE_VALUES => *n += 1,
                 Some((_, n)) => {

@@ -7,7 +7,7 @@ use crate::call::CallDetails;
 use crate::console::out;
 use crate::directory::{DirectoryError, Entry};
 use crate::http;
-use crate::lookup::{Answer, Lookup, LookupError, Trace};
+use crate::lookup::{Answer, Lookup, LookupError, ScopeSettings, Trace};
 use crate::phone::{Caller, PhoneNormalizer};
 use crate::settings::Config;
 
@@ -61,11 +61,16 @@ fn explain(config: &Config, lookup: &Lookup, call: &CallDetails, answer: &Answer
             "state             {state:?} is not in lookup.states: answered without a lookup"
         );
     }
-    if let Some(filter) = &t.filter {
-        let _ = writeln!(out, "filter            {filter}");
-    }
-    if let Some(server) = &t.server {
-        let _ = writeln!(out, "server            {server}");
+    for search in &t.searches {
+        if let Some(scope) = &search.scope {
+            let _ = writeln!(out, "scope             {scope}");
+        }
+        if let Some(filter) = &search.filter {
+            let _ = writeln!(out, "filter            {filter}");
+        }
+        if let Some(server) = &search.server {
+            let _ = writeln!(out, "server            {server}");
+        }
     }
     let _ = writeln!(
         out,
@@ -80,7 +85,7 @@ fn explain(config: &Config, lookup: &Lookup, call: &CallDetails, answer: &Answer
             )
         }
     );
-    entries(&mut out, config, t);
+    entries(&mut out, config, lookup, t);
     let _ = writeln!(
         out,
         "answer            HTTP 200 {}",
@@ -89,16 +94,33 @@ fn explain(config: &Config, lookup: &Lookup, call: &CallDetails, answer: &Answer
     out
 }
 
-/// The matching entries, best first, and the rejected ones with how their values read.
-fn entries(out: &mut String, config: &Config, t: &Trace) {
-    for (i, m) in t.matches.iter().enumerate() {
-        let country = config.phone.entry_country(|a| m.entry.values(a).next());
+/// The matching entries, best first (by scope, then attribute, then DN), and the rejected
+/// ones with how their values read.
+fn entries(out: &mut String, config: &Config, lookup: &Lookup, t: &Trace) {
+    if t.matches.len() > 1 {
         let _ = writeln!(
             out,
-            "  {}{} {}\n      matched {}: {:?}, read in {} ({})",
+            "  best first: {}the first phone attribute that holds the number, then the DN",
+            if config.scopes.len() > 1 {
+                "the first scope with a match, then "
+            } else {
+                ""
+            }
+        );
+    }
+    for (i, m) in t.matches.iter().enumerate() {
+        let phone = config
+            .scopes
+            .get(m.scope)
+            .map_or(&config.phone, |s| &s.phone);
+        let country = phone.entry_country(|a| m.entry.values(a).next());
+        let _ = writeln!(
+            out,
+            "  {}{} {}{}\n      matched {}: {:?}, read in {} ({})",
             i + 1,
             if i == 0 { " (best)" } else { "" },
             m.entry.dn(),
+            in_scope(lookup, m.scope),
             m.attribute,
             m.value,
             country.region.as_ref(),
@@ -107,25 +129,37 @@ fn entries(out: &mut String, config: &Config, t: &Trace) {
                 .map_or("the default region".to_owned(), |a| format!("from {a}"))
         );
     }
-    for entry in &t.rejected {
-        let _ = writeln!(out, "  rejected {}", entry.dn());
-        for (attr, value, keys) in phone_values(entry, config) {
+    for (scope, entry) in &t.rejected {
+        let _ = writeln!(out, "  rejected {}{}", entry.dn(), in_scope(lookup, *scope));
+        let Some(settings) = config.scopes.get(*scope) else {
+            continue;
+        };
+        for (attr, value, keys) in phone_values(entry, settings) {
             let _ = writeln!(out, "      {attr}: {value:?} -> {keys}");
         }
     }
 }
 
+/// ` (scope NAME)` for a named scope, else nothing.
+fn in_scope(lookup: &Lookup, scope: usize) -> String {
+    lookup
+        .directory()
+        .scope_name(scope)
+        .map(|name| format!(" (scope {name})"))
+        .unwrap_or_default()
+}
+
 /// Each phone value of an entry with the numbers it normalises to, and the country its
 /// national values were read in.
-pub fn phone_values(entry: &Entry, config: &Config) -> Vec<(String, String, String)> {
-    let phone: &PhoneNormalizer = &config.phone;
+pub fn phone_values(entry: &Entry, scope: &ScopeSettings) -> Vec<(String, String, String)> {
+    let phone: &PhoneNormalizer = &scope.phone;
     let country = phone.entry_country(|a| entry.values(a).next());
     let read_in = match country.attribute {
         Some(attr) => format!("read in {} (from {attr})", country.region.as_ref()),
         None => format!("read in {} (default region)", country.region.as_ref()),
     };
     let mut rows = Vec::new();
-    for attr in &config.directory.phone_attributes {
+    for attr in &scope.directory.phone_attributes {
         for value in entry.values(attr) {
             let keys: Vec<String> = phone
                 .readings_in(value, country.region)

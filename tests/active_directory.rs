@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::samba::{self, SambaDc};
 use common::{free_port, Client, Relay, Server, Slapd};
 use popup_ldap::call::CallDetails;
-use popup_ldap::directory::Directory;
+use popup_ldap::directory::Source;
 use popup_ldap::lookup::{Lookup, PopupAnswer};
 use popup_ldap::settings::Config;
 
@@ -129,7 +129,7 @@ async fn answers_like_the_directory(lookup: &Lookup) {
 async fn the_shipped_ad_example_indexes_enabled_users_and_contacts_over_ldaps() {
     let dc = samba::shared();
     let lookup = lookup(dc, &[]).await;
-    let Directory::Synced(synced) = lookup.directory() else {
+    let Some(Source::Synced(synced)) = lookup.directory().sources().next() else {
         panic!("the AD example runs in index mode")
     };
     // Paged past 1,000 entries: every enabled user with a number and every contact.
@@ -163,7 +163,10 @@ async fn live_lookups_over_starttls_skip_search_references() {
         ],
     )
     .await;
-    assert!(matches!(live.directory(), Directory::Live(_)));
+    assert!(matches!(
+        live.directory().sources().next(),
+        Some(Source::Live(_))
+    ));
     // The domain root answers searches with references to other partitions.
     let raw = dc.ldapsearch(&["-b", samba::BASE_DN, "(cn=user1)", "cn"]);
     assert!(

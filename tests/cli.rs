@@ -346,7 +346,7 @@ fn shipped_configurations_are_valid() {
                 "token_file = \"popup-token\"",
             );
         let config = Config::parse(&text, dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let SourceSettings::Ldap(ldap) = &config.directory.source else {
+        let SourceSettings::Ldap(ldap) = &config.scopes[0].directory.source else {
             panic!("{name}: not an LDAP source")
         };
         assert!(ldap.index.is_some(), "{name}: index mode is the default");

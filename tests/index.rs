@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{binary, client_for, free_port, terminate, Slapd};
 use popup_ldap::call::CallDetails;
-use popup_ldap::directory::{Directory, SyncKind, SyncedIndex};
+use popup_ldap::directory::{Source, SyncKind, SyncedIndex};
 use popup_ldap::lookup::{Lookup, PopupAnswer};
 use popup_ldap::settings::Config;
 
@@ -31,8 +31,8 @@ async fn app(slapd: &Slapd, extra: &str) -> popup_ldap::http::App {
 }
 
 fn synced(lookup: &Lookup) -> &Arc<SyncedIndex> {
-    match lookup.directory() {
-        Directory::Synced(s) => s,
+    match lookup.directory().sources().next() {
+        Some(Source::Synced(s)) => s,
         _ => panic!("not in index mode"),
     }
 }

@@ -199,6 +199,7 @@ impl PhoneIndex {
                 attribute,
                 value: value.to_owned(),
                 rank: usize::from(h.rank),
+                scope: 0,
                 entry: entry.clone(),
             })
         };

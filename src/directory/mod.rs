@@ -110,11 +110,15 @@ pub struct Match {
     pub value: String,
     /// The attribute's position in `phone_attributes`: lower is preferred.
     pub rank: usize,
+    /// The scope it was found in, by its position: lower is preferred.
+    pub scope: usize,
 }
 
-/// What a source found for one number.
+/// What one scope's source found for one number.
 #[derive(Clone, Debug, Default)]
 pub struct Candidates {
+    /// The scope, by its position.
+    pub scope: usize,
     /// Entries known to hold the number (from an index).
     pub matches: Vec<Match>,
     /// Entries a filter returned, which may or may not hold it.
@@ -137,8 +141,8 @@ pub struct IndexFigures {
     pub source: String,
 }
 
-/// The configured source of entries.
-pub enum Directory {
+/// Where one scope's entries come from.
+pub enum Source {
     /// Entries loaded once from a file and indexed by number.
     File(Box<PhoneIndex>),
     /// An index that follows an LDAP directory.
@@ -147,11 +151,128 @@ pub enum Directory {
     Live(Box<LdapDirectory>),
 }
 
+/// The configured sources of entries: one per scope, in rank order.
+pub struct Directory {
+    scopes: Vec<(Option<String>, Source)>,
+}
+
 impl Directory {
-    /// Opens the configured source: loads and indexes an LDIF file; in index mode reads the
-    /// whole directory (or the state file); in live mode prepares connections only. Entries
-    /// are read with the `wanted` attributes, their numbers read by `phone`.
+    /// Opens each scope's source: loads and indexes an LDIF file; in index mode reads the whole
+    /// directory (or the state file); in live mode prepares connections only. Entries are read
+    /// with the `wanted` attributes, each scope's numbers read by its `PhoneNormalizer`.
     pub async fn open(
+        scopes: &[(&DirectorySettings, &PhoneNormalizer)],
+        wanted: &[String],
+    ) -> Result<Self, DirectoryError> {
+        let mut opened = Vec::with_capacity(scopes.len());
+        for (settings, phone) in scopes {
+            let source = Source::open(settings, phone, wanted).await?;
+            opened.push((settings.name.clone(), source));
+        }
+        Ok(Directory { scopes: opened })
+    }
+
+    /// Each scope's source, in rank order.
+    pub fn sources(&self) -> impl Iterator<Item = &Source> {
+        self.scopes.iter().map(|(_, source)| source)
+    }
+
+    /// The name of the scope at `index`; `None` for the one scope of a `[directory]` without
+    /// `[[directory.scope]]`.
+    pub fn scope_name(&self, index: usize) -> Option<&str> {
+        self.scopes.get(index).and_then(|(name, _)| name.as_deref())
+    }
+
+    /// Starts following the directory (index mode); nothing for the other sources.
+    pub fn follow(&self) {
+        self.sources().for_each(Source::follow);
+    }
+
+    /// Entries that may hold `number`, per scope in rank order. Several scopes are asked
+    /// together; any failing fails the lookup, since a lower scope's match must not stand in
+    /// for a higher one's that could not be read.
+    pub async fn candidates(
+        &self,
+        number: &CallerNumber,
+    ) -> Result<Vec<Candidates>, DirectoryError> {
+        if let [(_, only)] = self.scopes.as_slice() {
+            return Ok(vec![only.candidates(number, 0).await?]);
+        }
+        let asked = self
+            .scopes
+            .iter()
+            .enumerate()
+            .map(|(i, (_, source))| source.candidates(number, i));
+        futures_util::future::join_all(asked)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Whether lookups can be answered now: every scope's source is ready (see
+    /// [`Source::readiness`]); the first reason it is not, named by scope.
+    pub async fn readiness(&self) -> Result<(), String> {
+        for (name, source) in &self.scopes {
+            source.readiness().await.map_err(|e| named(name, e))?;
+        }
+        Ok(())
+    }
+
+    /// Index mode's figures, added up over the scopes; `None` for the other sources.
+    pub fn index_figures(&self) -> Option<IndexFigures> {
+        let mut figures = self.sources().filter_map(Source::index_figures);
+        let mut total = figures.next()?;
+        for more in figures {
+            total.entries += more.entries;
+            total.numbers += more.numbers;
+            total.status = total.status.older(more.status);
+        }
+        Some(total)
+    }
+
+    /// What connecting to each directory server has done (none for a file source).
+    pub fn servers(&self) -> Vec<ServerStats> {
+        self.sources().flat_map(Source::servers).collect()
+    }
+
+    /// Live mode connects now, so that the first caller does not pay for it (a failure is
+    /// retried per call); the other sources have nothing to prepare.
+    pub async fn warm_up(&self) -> Result<(), DirectoryError> {
+        for source in self.sources() {
+            source.warm_up().await?;
+        }
+        Ok(())
+    }
+
+    /// What the sources are, for logs and the CLI: one line, or one per scope.
+    pub fn describe(&self) -> String {
+        self.scopes
+            .iter()
+            .map(|(name, source)| named(name, source.describe()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl From<Source> for Directory {
+    /// One unnamed scope.
+    fn from(source: Source) -> Self {
+        Directory {
+            scopes: vec![(None, source)],
+        }
+    }
+}
+
+/// `text` under the scope's name, when it has one.
+fn named(name: &Option<String>, text: String) -> String {
+    match name {
+        Some(name) => format!("scope {name}: {text}"),
+        None => text,
+    }
+}
+
+impl Source {
+    async fn open(
         settings: &DirectorySettings,
         phone: &PhoneNormalizer,
         wanted: &[String],
@@ -160,56 +281,70 @@ impl Directory {
         Ok(match &settings.source {
             SourceSettings::Ldif(data) => {
                 let entries = ldif::load(data)?;
-                Directory::File(Box::new(PhoneIndex::build(entries, attrs, phone)))
+                Source::File(Box::new(PhoneIndex::build(entries, attrs, phone)))
             }
             SourceSettings::Ldap(ldap) => {
                 let client = LdapDirectory::new(ldap, wanted.to_vec())?;
                 match &ldap.index {
-                    None => Directory::Live(Box::new(client)),
-                    Some(index) => Directory::Synced(
-                        SyncedIndex::start(client, ldap, index, phone, wanted).await?,
+                    None => Source::Live(Box::new(client)),
+                    Some(index) => Source::Synced(
+                        SyncedIndex::start(
+                            client,
+                            ldap,
+                            index,
+                            phone,
+                            wanted,
+                            settings.name.as_deref(),
+                        )
+                        .await?,
                     ),
                 }
             }
         })
     }
 
-    /// Starts following the directory (index mode); nothing for the other sources.
-    pub fn follow(&self) {
-        if let Directory::Synced(synced) = self {
+    fn follow(&self) {
+        if let Source::Synced(synced) = self {
             synced.spawn();
         }
     }
 
-    /// Entries that may hold `number`.
-    pub async fn candidates(&self, number: &CallerNumber) -> Result<Candidates, DirectoryError> {
-        match self {
-            Directory::File(index) => Ok(Candidates {
+    async fn candidates(
+        &self,
+        number: &CallerNumber,
+        scope: usize,
+    ) -> Result<Candidates, DirectoryError> {
+        let mut found = match self {
+            Source::File(index) => Candidates {
                 matches: index.find(&number.key),
                 ..Candidates::default()
-            }),
-            Directory::Synced(synced) => Ok(Candidates {
+            },
+            Source::Synced(synced) => Candidates {
                 matches: synced.find(&number.key),
                 server: synced.server(),
                 ..Candidates::default()
-            }),
-            Directory::Live(ldap) => ldap.candidates(number).await,
+            },
+            Source::Live(ldap) => ldap.candidates(number).await?,
+        };
+        found.scope = scope;
+        for m in &mut found.matches {
+            m.scope = scope;
         }
+        Ok(found)
     }
 
     /// Whether lookups can be answered now: a file source always; an index when young enough;
     /// live searches when a server connects. The reason goes to the log, never to the caller.
     pub async fn readiness(&self) -> Result<(), String> {
         match self {
-            Directory::File(_) => Ok(()),
-            Directory::Synced(synced) => synced.fresh(),
-            Directory::Live(ldap) => ldap.reachable().await.map_err(|e| e.to_string()),
+            Source::File(_) => Ok(()),
+            Source::Synced(synced) => synced.fresh(),
+            Source::Live(ldap) => ldap.reachable().await.map_err(|e| e.to_string()),
         }
     }
 
-    /// Index mode's figures; `None` for the other sources.
-    pub fn index_figures(&self) -> Option<IndexFigures> {
-        let Directory::Synced(synced) = self else {
+    fn index_figures(&self) -> Option<IndexFigures> {
+        let Source::Synced(synced) = self else {
             return None;
         };
         let (entries, numbers) = synced.counts();
@@ -221,33 +356,30 @@ impl Directory {
         })
     }
 
-    /// What connecting to each directory server has done (none for a file source).
-    pub fn servers(&self) -> Vec<ServerStats> {
+    fn servers(&self) -> Vec<ServerStats> {
         match self {
-            Directory::File(_) => Vec::new(),
-            Directory::Synced(synced) => synced.ldap().servers(),
-            Directory::Live(ldap) => ldap.servers(),
+            Source::File(_) => Vec::new(),
+            Source::Synced(synced) => synced.ldap().servers(),
+            Source::Live(ldap) => ldap.servers(),
         }
     }
 
-    /// Live mode connects now, so that the first caller does not pay for it (a failure is
-    /// retried per call); the other sources have nothing to prepare.
-    pub async fn warm_up(&self) -> Result<(), DirectoryError> {
+    async fn warm_up(&self) -> Result<(), DirectoryError> {
         match self {
-            Directory::Live(ldap) => ldap.probe().await.map(|_| ()),
+            Source::Live(ldap) => ldap.probe().await.map(|_| ()),
             _ => Ok(()),
         }
     }
 
-    /// One line saying what the source is, for logs and the CLI.
+    /// One line saying what the source is.
     pub fn describe(&self) -> String {
         match self {
-            Directory::File(index) => format!(
+            Source::File(index) => format!(
                 "in-memory index of {} entries with {} distinct numbers",
                 index.entries(),
                 index.numbers()
             ),
-            Directory::Synced(synced) => {
+            Source::Synced(synced) => {
                 let (entries, numbers) = synced.counts();
                 let status = synced.status();
                 let age = status
@@ -271,7 +403,7 @@ impl Directory {
                         .unwrap_or_default()
                 )
             }
-            Directory::Live(ldap) => ldap.describe(),
+            Source::Live(ldap) => ldap.describe(),
         }
     }
 }

@@ -11,6 +11,8 @@ use crate::secret::Secret;
 /// `[directory]`: where entries come from and which attributes hold numbers.
 #[derive(Debug, Clone)]
 pub struct DirectorySettings {
+    /// `[[directory.scope]] name`; `None` for the one scope of a `[directory]` without them.
+    pub name: Option<String>,
     /// The source of entries.
     pub source: SourceSettings,
     /// `phone_attributes`, lower-cased, in priority order for choosing the best match.

@@ -218,7 +218,7 @@ async fn answer(
             tracing::info!(
                 %client, %ivrid, %state, %phone, outcome = %outcome.label(),
                 total = answer.popup.total,
-                server = %answer.trace.server.as_deref().map_or("-", String::as_str),
+                server = %answer.trace.server().unwrap_or("-"),
                 us,
                 "popup"
             );

@@ -370,7 +370,7 @@ fn gauge(out: &mut String, name: &str, help: &str, value: f64) -> std::fmt::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::directory::PhoneIndex;
+    use crate::directory::{PhoneIndex, Source};
 
     #[test]
     fn counts_and_buckets() {
@@ -381,11 +381,11 @@ mod tests {
         m.directory_error("connect");
         m.lookup(Duration::from_micros(300));
         m.lookup(Duration::from_millis(30));
-        let text = m.render(&Directory::File(Box::new(PhoneIndex::build(
+        let text = m.render(&Directory::from(Source::File(Box::new(PhoneIndex::build(
             Vec::new(),
             &[],
             &crate::phone::PhoneNormalizer::new("IL", 6).unwrap(),
-        ))));
+        )))));
         for line in [
             "popup_requests_total{outcome=\"match\"} 2",
             "popup_requests_total{outcome=\"unauthorized\"} 1",

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use crate::call::CallDetails;
 pub use crate::directory::Match;
-use crate::directory::{Directory, DirectoryError, DirectorySettings, Entry};
+use crate::directory::{Directory, DirectoryError, Entry};
 use crate::mapping::{Context, Template};
 use crate::phone::{Caller, CallerError, CallerNumber, PhoneKey, PhoneNormalizer};
 
 mod settings;
 
-pub use settings::{AnswerCaps, LookupSettings, ResponseSettings};
+pub use settings::{AnswerCaps, LookupSettings, ResponseSettings, ScopeSettings};
 
 /// What Voicenter's extension shows; the HTTP layer turns it into JSON with `STATUS: OK`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,14 +35,33 @@ pub struct Trace {
     pub caller: Option<Caller>,
     /// Set when the call state is not one that is looked up.
     pub skipped_state: Option<String>,
+    /// What each scope's source was asked, in rank order.
+    pub searches: Vec<Search>,
+    /// Verified matches, best first.
+    pub matches: Vec<Match>,
+    /// Candidates a source returned that do not hold the number, with their scope's position.
+    pub rejected: Vec<(usize, Arc<Entry>)>,
+}
+
+impl Trace {
+    /// The server that answered (or that the index was last synced from) the first scope.
+    pub fn server(&self) -> Option<&str> {
+        self.searches
+            .iter()
+            .find_map(|s| s.server.as_deref())
+            .map(String::as_str)
+    }
+}
+
+/// What one scope's source was asked, and who answered.
+#[derive(Clone, Debug, Default)]
+pub struct Search {
+    /// The scope's name, when the configuration lists scopes.
+    pub scope: Option<String>,
     /// The LDAP filter sent (live mode).
     pub filter: Option<String>,
     /// The server that answered (live mode), or the index was last synced from.
     pub server: Option<Arc<String>>,
-    /// Verified matches, best first.
-    pub matches: Vec<Match>,
-    /// Candidates the source returned that do not hold the number.
-    pub rejected: Vec<Arc<Entry>>,
 }
 
 /// A lookup's answer and its explanation.
@@ -100,11 +119,11 @@ impl LookupError {
     }
 }
 
-/// What a [`Lookup`] is built from: `[directory]`, `[phone]`, `[lookup]` and `[response]`.
+/// What a [`Lookup`] is built from: the scopes, `[phone]`, `[lookup]` and `[response]`.
 #[derive(Debug, Clone, Copy)]
 pub struct Setup<'a> {
-    /// `[directory]`
-    pub directory: &'a DirectorySettings,
+    /// The scopes in rank order (`[directory]`'s one, or its `[[directory.scope]]`).
+    pub scopes: &'a [ScopeSettings],
     /// `[phone]`
     pub phone: &'a PhoneNormalizer,
     /// `[lookup]`
@@ -118,7 +137,11 @@ impl Setup<'_> {
     /// those the templates read.
     pub fn wanted_attributes(&self) -> Vec<String> {
         let mut attrs: BTreeSet<String> = self.response.attributes();
-        attrs.extend(self.directory.phone_attributes.iter().cloned());
+        for scope in self.scopes {
+            attrs.extend(scope.response.attributes());
+            attrs.extend(scope.directory.phone_attributes.iter().cloned());
+            attrs.extend(scope.phone.country_attributes().iter().cloned());
+        }
         attrs.extend(self.phone.country_attributes().iter().cloned());
         attrs.into_iter().collect()
     }
@@ -127,21 +150,44 @@ impl Setup<'_> {
 /// Looks callers up in the configured directory.
 pub struct Lookup {
     directory: Directory,
+    /// `[phone]`: reads the caller's number.
     phone: PhoneNormalizer,
-    phone_attributes: Vec<String>,
+    /// How each scope's entries are verified and answered, in rank order.
+    scopes: Vec<ScopeRules>,
+    /// `[response]`: the unknown caller's answer.
     response: ResponseSettings,
     states: Option<BTreeSet<String>>,
     deadline: Duration,
 }
 
+/// How one scope's entries are verified and answered.
+struct ScopeRules {
+    phone: PhoneNormalizer,
+    phone_attributes: Vec<String>,
+    response: ResponseSettings,
+}
+
 impl Lookup {
-    /// Opens the configured directory source (in index mode: reads it).
+    /// Opens the configured directory sources (in index mode: reads them).
     pub async fn open(setup: Setup<'_>) -> Result<Self, DirectoryError> {
         let wanted = setup.wanted_attributes();
+        let sources: Vec<_> = setup
+            .scopes
+            .iter()
+            .map(|s| (&s.directory, &s.phone))
+            .collect();
         Ok(Lookup {
-            directory: Directory::open(setup.directory, setup.phone, &wanted).await?,
+            directory: Directory::open(&sources, &wanted).await?,
             phone: setup.phone.clone(),
-            phone_attributes: setup.directory.phone_attributes.clone(),
+            scopes: setup
+                .scopes
+                .iter()
+                .map(|s| ScopeRules {
+                    phone: s.phone.clone(),
+                    phone_attributes: s.directory.phone_attributes.clone(),
+                    response: s.response.clone(),
+                })
+                .collect(),
             response: setup.response.clone(),
             states: setup.lookup.states.clone(),
             deadline: setup.lookup.deadline,
@@ -187,12 +233,17 @@ impl Lookup {
         self.find(&number, &mut trace).await?;
         let popup = match trace.matches.first() {
             None => self.unknown(call, Some(&number)),
-            Some(best) => self.popup(&Context {
-                entry: Some(&best.entry),
-                call,
-                e164: e164(&number),
-                total: trace.matches.len(),
-            }),
+            Some(best) => self.popup(
+                self.scopes
+                    .get(best.scope)
+                    .map_or(&self.response, |s| &s.response),
+                &Context {
+                    entry: Some(&best.entry),
+                    call,
+                    e164: e164(&number),
+                    total: trace.matches.len(),
+                },
+            ),
         };
         trace.caller = Some(Caller::Number(number));
         Ok(Answer { popup, trace })
@@ -204,24 +255,32 @@ impl Lookup {
         let found = tokio::time::timeout(self.deadline, self.directory.candidates(number))
             .await
             .map_err(|_| LookupError::Deadline(self.deadline))??;
-        trace.filter = found.filter;
-        trace.server = found.server;
-        trace.matches = found.matches;
-        for entry in found.unverified {
-            match self.verify(&entry, &number.key) {
-                Some((rank, attribute, value)) => trace.matches.push(Match {
-                    entry,
-                    attribute,
-                    value,
-                    rank,
-                }),
-                None => trace.rejected.push(entry),
+        for found in found {
+            trace.searches.push(Search {
+                scope: self.directory.scope_name(found.scope).map(str::to_owned),
+                filter: found.filter,
+                server: found.server,
+            });
+            trace.matches.extend(found.matches);
+            for entry in found.unverified {
+                match self.verify(found.scope, &entry, &number.key) {
+                    Some((rank, attribute, value)) => trace.matches.push(Match {
+                        entry,
+                        attribute,
+                        value,
+                        rank,
+                        scope: found.scope,
+                    }),
+                    None => trace.rejected.push((found.scope, entry)),
+                }
             }
         }
         if trace.matches.len() > 1 {
+            // Best first: the first scope, then the first attribute, then the DN; an entry in
+            // two scopes counts once, in the first.
             trace
                 .matches
-                .sort_by_cached_key(|m| (m.rank, m.entry.dn().to_lowercase()));
+                .sort_by_cached_key(|m| (m.scope, m.rank, m.entry.dn().to_lowercase()));
             let mut seen = HashSet::new();
             trace
                 .matches
@@ -230,16 +289,24 @@ impl Lookup {
         Ok(())
     }
 
-    /// The first phone attribute (in priority order) and value of `entry` that hold `key`.
-    fn verify(&self, entry: &Entry, key: &PhoneKey) -> Option<(usize, &'static str, String)> {
-        let region = self.phone.entry_country(|a| entry.values(a).next()).region;
-        self.phone_attributes
+    /// The first phone attribute (in priority order) and value of `entry`, found in `scope`,
+    /// that hold `key`.
+    fn verify(
+        &self,
+        scope: usize,
+        entry: &Entry,
+        key: &PhoneKey,
+    ) -> Option<(usize, &'static str, String)> {
+        let rules = self.scopes.get(scope)?;
+        let region = rules.phone.entry_country(|a| entry.values(a).next()).region;
+        rules
+            .phone_attributes
             .iter()
             .enumerate()
             .find_map(|(rank, attr)| {
                 entry
                     .positions(attr)
-                    .find(|(_, v)| self.phone.stored_in(v, region).contains(key))
+                    .find(|(_, v)| rules.phone.stored_in(v, region).contains(key))
                     .and_then(|(field, v)| Some((rank, entry.field(field)?.0, v.to_owned())))
             })
     }
@@ -257,20 +324,23 @@ impl Lookup {
                 &withheld
             }
         };
-        self.popup(&Context {
-            entry: None,
-            call,
-            e164: number.and_then(e164),
-            total: 0,
-        })
+        self.popup(
+            &self.response,
+            &Context {
+                entry: None,
+                call,
+                e164: number.and_then(e164),
+                total: 0,
+            },
+        )
     }
 
-    /// Renders CLIENTNAME, COMPANY and URL for `ctx.total` matches within
+    /// Renders `response`'s CLIENTNAME, COMPANY and URL for `ctx.total` matches within
     /// `response.max_*_chars`: text is cut with `…`; a URL over its cap is left out, since a
     /// cut link opens the wrong page.
-    fn popup(&self, ctx: &Context<'_>) -> PopupAnswer {
-        let [client_name, company, url] = self.response.templates(ctx.total);
-        let caps = &self.response.caps;
+    fn popup(&self, response: &ResponseSettings, ctx: &Context<'_>) -> PopupAnswer {
+        let [client_name, company, url] = response.templates(ctx.total);
+        let caps = &response.caps;
         let render = |t: Option<&Template>| t.and_then(|t| t.render(ctx));
         PopupAnswer {
             client_name: render(client_name).map(|v| shorten(v, caps.client_name)),

@@ -4,7 +4,21 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::directory::DirectorySettings;
 use crate::mapping::Template;
+use crate::phone::PhoneNormalizer;
+
+/// One scope as the lookup takes it: where its entries come from, how its stored numbers are
+/// read (its `default_region`) and how its entries are answered.
+#[derive(Debug, Clone)]
+pub struct ScopeSettings {
+    /// Where its entries come from, and its phone attributes.
+    pub directory: DirectorySettings,
+    /// Reads its stored numbers.
+    pub phone: PhoneNormalizer,
+    /// Its templates: `[directory.scope.response]` over `[response]`.
+    pub response: ResponseSettings,
+}
 
 /// `[lookup]`: when to look callers up.
 #[derive(Debug, Clone)]

@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use super::index::index_config;
-use super::raw::{RawDirectory, RawIndex, RawMode, RawScope, RawSource};
+use super::raw::{
+    RawDirectory, RawIndex, RawMode, RawScope, RawScopeResponse, RawScopes, RawSource,
+};
 use super::secrets::SecretSource;
 use super::{invalid, millis, ConfigError};
 use crate::directory::filter::{is_filter, FilterTemplate};
@@ -16,36 +18,32 @@ const DEFAULT_MAX_ENTRIES: u32 = 100;
 const DEFAULT_FILTER: &str = "(objectClass=*)";
 const DEFAULT_PHONE_ATTRIBUTES: &[&str] = &["telephoneNumber", "mobile"];
 
+/// One scope, validated, with the keys the lookup's own settings for it are built from.
+pub(super) struct ScopePlan {
+    /// Where its entries come from.
+    pub(super) directory: DirectorySettings,
+    /// `default_region`, for its stored numbers.
+    pub(super) default_region: Option<String>,
+    /// `[directory.scope.response]`: its templates.
+    pub(super) response: Option<RawScopeResponse>,
+    /// The key its own keys are named under: `directory` or `directory.scope[N]`.
+    pub(super) key: String,
+}
+
+/// `[directory]` (and `[index]`): one scope, or one per `[[directory.scope]]` in rank order.
 pub(super) fn directory(
     mut raw: RawDirectory,
     index: Option<RawIndex>,
     base: &Path,
-) -> Result<DirectorySettings, ConfigError> {
-    let phone_attributes: Vec<String> = raw.phone_attributes.take().unwrap_or_else(|| {
-        DEFAULT_PHONE_ATTRIBUTES
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    });
-    if phone_attributes.is_empty() {
-        return Err(invalid(
-            "directory.phone_attributes",
-            "list at least one attribute, such as [\"telephoneNumber\", \"mobile\"]",
-        ));
-    }
-    for a in &phone_attributes {
-        if a.is_empty() || !a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(invalid(
-                "directory.phone_attributes",
-                format!("{a:?} is not an attribute name"),
-            ));
-        }
-    }
-    let phone_attributes: Vec<String> = phone_attributes
-        .into_iter()
-        .map(|a| a.to_ascii_lowercase())
-        .collect();
-    let source = match raw.source {
+) -> Result<Vec<ScopePlan>, ConfigError> {
+    let phone_attributes = phone_attributes("directory", raw.phone_attributes.take())?
+        .unwrap_or_else(|| {
+            DEFAULT_PHONE_ATTRIBUTES
+                .iter()
+                .map(|s| s.to_ascii_lowercase())
+                .collect()
+        });
+    match raw.source {
         Some(RawSource::Ldif) => {
             if index.is_some() {
                 return Err(invalid(
@@ -53,22 +51,210 @@ pub(super) fn directory(
                     "applies to source = \"ldap\" only; an LDIF file is indexed once at start",
                 ));
             }
-            ldif_source(raw, base)?
+            if matches!(raw.scope, Some(RawScopes::List(_))) {
+                return Err(invalid(
+                    "directory.scope",
+                    "scopes apply to source = \"ldap\" only",
+                ));
+            }
+            let directory = DirectorySettings {
+                name: None,
+                source: ldif_source(raw, base)?,
+                phone_attributes,
+            };
+            Ok(vec![ScopePlan::single(directory)])
         }
-        Some(RawSource::Ldap) => {
-            SourceSettings::Ldap(Box::new(ldap_source(raw, index, base, &phone_attributes)?))
+        Some(RawSource::Ldap) => ldap_scopes(raw, index, base, phone_attributes),
+        None => Err(invalid(
+            "directory.source",
+            "missing; use \"ldap\" (a directory server) or \"ldif\" (a file)",
+        )),
+    }
+}
+
+impl ScopePlan {
+    fn single(directory: DirectorySettings) -> Self {
+        ScopePlan {
+            directory,
+            default_region: None,
+            response: None,
+            key: "directory".to_owned(),
         }
-        None => {
-            return Err(invalid(
-                "directory.source",
-                "missing; use \"ldap\" (a directory server) or \"ldif\" (a file)",
-            ))
+    }
+}
+
+/// `phone_attributes` under `key`, lower-cased; `None` when not set.
+fn phone_attributes(
+    key: &str,
+    attributes: Option<Vec<String>>,
+) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(attributes) = attributes else {
+        return Ok(None);
+    };
+    let key = format!("{key}.phone_attributes");
+    if attributes.is_empty() {
+        return Err(invalid(
+            &key,
+            "list at least one attribute, such as [\"telephoneNumber\", \"mobile\"]",
+        ));
+    }
+    for a in &attributes {
+        if a.is_empty() || !a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(invalid(&key, format!("{a:?} is not an attribute name")));
+        }
+    }
+    Ok(Some(
+        attributes.iter().map(|a| a.to_ascii_lowercase()).collect(),
+    ))
+}
+
+/// The LDAP scopes: `[directory]`'s own, or each `[[directory.scope]]` with the connection,
+/// bind, mode and `[index]` they share.
+fn ldap_scopes(
+    mut raw: RawDirectory,
+    mut index: Option<RawIndex>,
+    base: &Path,
+    default_attributes: Vec<String>,
+) -> Result<Vec<ScopePlan>, ConfigError> {
+    let custom_match = raw.match_filter.is_some();
+    let list = match raw.scope.take() {
+        Some(RawScopes::List(list)) => list,
+        search => {
+            let target = Target {
+                key: "directory".to_owned(),
+                base_dn: raw.base_dn.take(),
+                filter: raw.filter.take(),
+                scope: match search {
+                    Some(RawScopes::Search(s)) => Some(s),
+                    _ => None,
+                },
+                phone_attributes: default_attributes,
+            };
+            let ldap = ldap_source(raw, index, base, target)?;
+            let directory = DirectorySettings {
+                name: None,
+                phone_attributes: ldap.phone_attributes.clone(),
+                source: SourceSettings::Ldap(Box::new(ldap)),
+            };
+            return Ok(vec![ScopePlan::single(directory)]);
         }
     };
-    Ok(DirectorySettings {
-        source,
-        phone_attributes,
-    })
+    if list.is_empty() {
+        return Err(invalid("directory.scope", "list at least one scope"));
+    }
+    for (key, set) in [
+        ("base_dn", raw.base_dn.is_some()),
+        ("filter", raw.filter.is_some()),
+    ] {
+        if set {
+            return Err(invalid(
+                &format!("directory.{key}"),
+                "with [[directory.scope]] tables, each scope says its own",
+            ));
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    let mut plans = Vec::with_capacity(list.len());
+    let mut shared = None;
+    for (i, table) in list.into_iter().enumerate() {
+        let key = format!("directory.scope[{i}]");
+        let name = scope_name(&key, table.name)?;
+        if !names.insert(name.to_ascii_lowercase()) {
+            return Err(invalid(
+                &format!("{key}.name"),
+                format!("{name:?} is used twice"),
+            ));
+        }
+        let target = Target {
+            key: key.clone(),
+            base_dn: table.base_dn,
+            filter: table.filter,
+            scope: table.scope,
+            phone_attributes: phone_attributes(&key, table.phone_attributes)?
+                .unwrap_or_else(|| default_attributes.clone()),
+        };
+        let ldap = match &shared {
+            None => {
+                let ldap = ldap_source(std::mem::take(&mut raw), index.take(), base, target)?;
+                shared = Some(ldap.clone());
+                ldap
+            }
+            Some(first) => retarget(first, target, custom_match)?,
+        };
+        plans.push(ScopePlan {
+            directory: DirectorySettings {
+                name: Some(name.clone()),
+                phone_attributes: ldap.phone_attributes.clone(),
+                source: SourceSettings::Ldap(Box::new(with_state_file_of(ldap, &name))),
+            },
+            default_region: table.default_region,
+            response: table.response,
+            key,
+        });
+    }
+    Ok(plans)
+}
+
+/// A scope's `name`: letters, digits, `-` and `_`, as it names the scope's state file.
+fn scope_name(key: &str, name: Option<String>) -> Result<String, ConfigError> {
+    let key = format!("{key}.name");
+    let name = name.ok_or_else(|| invalid(&key, "missing: a short name such as \"staff\""))?;
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        return Err(invalid(
+            &key,
+            format!("{name:?}: use 1 to 64 letters, digits, - or _"),
+        ));
+    }
+    Ok(name)
+}
+
+/// With several scopes, each keeps its index in a state file of its own beside the
+/// configured one: `index.state` becomes `index.staff.state`.
+fn with_state_file_of(mut ldap: LdapSettings, name: &str) -> LdapSettings {
+    if let Some(index) = &mut ldap.index {
+        if let Some(path) = &index.state_file {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            let file = match (stem, path.extension()) {
+                (Some(stem), Some(ext)) => format!("{stem}.{name}.{}", ext.to_string_lossy()),
+                (Some(stem), None) => format!("{stem}.{name}"),
+                (None, _) => format!("index.{name}.state"),
+            };
+            index.state_file = Some(path.with_file_name(file));
+        }
+    }
+    ldap
+}
+
+/// What one scope searches: its base, filter, search scope and phone attributes.
+struct Target {
+    /// `directory` or `directory.scope[N]`, for errors.
+    key: String,
+    base_dn: Option<String>,
+    filter: Option<String>,
+    scope: Option<RawScope>,
+    phone_attributes: Vec<String>,
+}
+
+/// `first`'s connection, bind and index settings, searching `target`; with the default
+/// `match_filter` (not `custom_match`), over the target's phone attributes.
+fn retarget(
+    first: &LdapSettings,
+    target: Target,
+    custom_match: bool,
+) -> Result<LdapSettings, ConfigError> {
+    let mut ldap = first.clone();
+    ldap.base_dn = base_dn(&target.key, target.base_dn)?;
+    ldap.scope = search_scope(target.scope);
+    ldap.filter = eligibility_filter(&target.key, target.filter)?;
+    if !custom_match {
+        ldap.match_filter = FilterTemplate::any_attribute(&target.phone_attributes);
+    }
+    ldap.phone_attributes = target.phone_attributes;
+    Ok(ldap)
 }
 
 fn ldif_source(raw: RawDirectory, base: &Path) -> Result<SourceSettings, ConfigError> {
@@ -95,7 +281,7 @@ fn ldap_source(
     raw: RawDirectory,
     index: Option<RawIndex>,
     base: &Path,
-    phone_attributes: &[String],
+    target: Target,
 ) -> Result<LdapSettings, ConfigError> {
     let index = match raw.mode.unwrap_or(RawMode::Index) {
         RawMode::Index => Some(index_config(index.unwrap_or_default(), base)?),
@@ -112,22 +298,10 @@ fn ldap_source(
     }
     let (urls, starttls) = urls(&raw)?;
     let bind = bind(&raw, base)?;
-    let base_dn = raw
-        .base_dn
-        .filter(|b| !b.trim().is_empty())
-        .ok_or_else(|| {
-            invalid(
-                "directory.base_dn",
-                "missing: where to search, such as \"DC=example,DC=com\"",
-            )
-        })?;
-    let scope = match raw.scope.unwrap_or(RawScope::Subtree) {
-        RawScope::Subtree => ldap3::Scope::Subtree,
-        RawScope::One => ldap3::Scope::OneLevel,
-        RawScope::Base => ldap3::Scope::Base,
-    };
-    let filter = eligibility_filter(raw.filter)?;
-    let match_filter = match_filter(raw.match_filter.as_deref(), phone_attributes)?;
+    let base_dn = base_dn(&target.key, target.base_dn)?;
+    let scope = search_scope(target.scope);
+    let filter = eligibility_filter(&target.key, target.filter)?;
+    let match_filter = match_filter(raw.match_filter.as_deref(), &target.phone_attributes)?;
     let max_entries = raw.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
     if !(1..=1000).contains(&max_entries) {
         return Err(invalid(
@@ -144,7 +318,7 @@ fn ldap_source(
         base_dn,
         scope,
         filter,
-        phone_attributes: phone_attributes.to_vec(),
+        phone_attributes: target.phone_attributes,
         match_filter,
         max_entries,
         connect_timeout: millis(
@@ -219,12 +393,31 @@ fn match_filter(
     .map_err(|e| invalid("directory.match_filter", e.to_string()))
 }
 
-/// `filter`, or the default; refused unless it is an RFC 4515 filter.
-fn eligibility_filter(filter: Option<String>) -> Result<String, ConfigError> {
+/// `base_dn` under `key`: required.
+fn base_dn(key: &str, base_dn: Option<String>) -> Result<String, ConfigError> {
+    base_dn.filter(|b| !b.trim().is_empty()).ok_or_else(|| {
+        invalid(
+            &format!("{key}.base_dn"),
+            "missing: where to search, such as \"DC=example,DC=com\"",
+        )
+    })
+}
+
+/// The search scope: subtree unless written.
+fn search_scope(scope: Option<RawScope>) -> ldap3::Scope {
+    match scope.unwrap_or(RawScope::Subtree) {
+        RawScope::Subtree => ldap3::Scope::Subtree,
+        RawScope::One => ldap3::Scope::OneLevel,
+        RawScope::Base => ldap3::Scope::Base,
+    }
+}
+
+/// `filter` under `key`, or the default; refused unless it is an RFC 4515 filter.
+fn eligibility_filter(key: &str, filter: Option<String>) -> Result<String, ConfigError> {
     let filter = filter.unwrap_or_else(|| DEFAULT_FILTER.to_owned());
     if !is_filter(&filter) {
         return Err(invalid(
-            "directory.filter",
+            &format!("{key}.filter"),
             format!(
                 "{filter:?} is not an LDAP filter (RFC 4515), such as \"(objectClass=person)\""
             ),

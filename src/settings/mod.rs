@@ -17,15 +17,16 @@ mod secrets;
 mod server;
 
 use access::{access, rate_limit};
-use answer::{lookup, response};
-use directory::directory;
+use answer::{lookup, response, scope_response};
+use directory::{directory, ScopePlan};
 use log::log;
+use raw::{RawPhone, RawResponse};
 use server::{metrics_listen, server};
 
-use crate::directory::{DirectorySettings, LdifData, SourceSettings};
+use crate::directory::{LdifData, SourceSettings};
 use crate::http::{self, AccessSettings, RateLimitSettings, ServerSettings};
 use crate::logging::LogSettings;
-use crate::lookup::{self as lookup_setup, LookupSettings, ResponseSettings};
+use crate::lookup::{self as lookup_setup, LookupSettings, ResponseSettings, ScopeSettings};
 
 /// The demo configuration compiled into the binary (README command 1).
 pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");
@@ -68,9 +69,11 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
 pub struct Config {
     /// `[server]`
     pub server: ServerSettings,
-    /// `[directory]`
-    pub directory: DirectorySettings,
-    /// `[phone]`
+    /// `[directory]`: its one scope, or one per `[[directory.scope]]` in rank order (never
+    /// empty).
+    pub scopes: Vec<ScopeSettings>,
+    /// `[phone]`: reads callers' numbers (and the stored ones of scopes without a
+    /// `default_region` of their own).
     pub phone: PhoneNormalizer,
     /// `[lookup]`
     pub lookup: LookupSettings,
@@ -103,45 +106,28 @@ impl Config {
     /// The demo configuration and directory compiled into the binary.
     pub fn embedded_demo() -> Result<Self, ConfigError> {
         let mut config = Self::parse(DEMO_TOML, Path::new("config"))?;
-        config.directory.source = SourceSettings::Ldif(LdifData::Embedded(DEMO_LDIF));
+        for scope in &mut config.scopes {
+            scope.directory.source = SourceSettings::Ldif(LdifData::Embedded(DEMO_LDIF));
+        }
         Ok(config)
     }
 
     /// Validates configuration text; `base` resolves relative paths.
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
         let raw = raw::read(text)?;
-        let phone = PhoneNormalizer::new(
-            raw.phone
-                .default_region
-                .as_deref()
-                .unwrap_or(DEFAULT_REGION),
-            raw.phone
-                .max_extension_digits
-                .unwrap_or(DEFAULT_MAX_EXTENSION_DIGITS),
-        )
-        .map_err(|e| invalid("phone.default_region", e.to_string()))?;
-        let phone = match raw.phone.country_attributes {
-            Some(attrs) if attrs.iter().any(|a| !is_attribute_name(a)) => {
-                return Err(invalid(
-                    "phone.country_attributes",
-                    "list attribute names such as [\"c\", \"countryCode\"], or [] for none",
-                ))
-            }
-            Some(attrs) => phone.with_country_attributes(attrs),
-            None => phone,
-        };
-        if raw.phone.max_extension_digits.is_some_and(|n| n > 8) {
-            return Err(invalid(
-                "phone.max_extension_digits",
-                "must be at most 8, or real numbers would be taken for extensions",
-            ));
-        }
+        let phone = phone(&raw.phone, None)?;
         let server = server(raw.server, base)?;
+        let plans = directory(raw.directory, raw.index, base)?;
+        let response_settings = response(raw.response.clone(), "response")?;
+        let scopes = plans
+            .into_iter()
+            .map(|plan| scope(plan, &raw.phone, &phone, &raw.response, &response_settings))
+            .collect::<Result<_, _>>()?;
         Ok(Config {
-            directory: directory(raw.directory, raw.index, base)?,
+            scopes,
             phone,
             lookup: lookup(raw.lookup)?,
-            response: response(raw.response)?,
+            response: response_settings,
             access: access(raw.access, base)?,
             rate_limit: rate_limit(raw.rate_limit)?,
             log: log(raw.log)?,
@@ -153,7 +139,7 @@ impl Config {
     /// What the lookup is built from.
     pub fn lookup_setup(&self) -> lookup_setup::Setup<'_> {
         lookup_setup::Setup {
-            directory: &self.directory,
+            scopes: &self.scopes,
             phone: &self.phone,
             lookup: &self.lookup,
             response: &self.response,
@@ -170,6 +156,62 @@ impl Config {
             lookup: self.lookup_setup(),
         }
     }
+}
+
+/// `[phone]`; with `region` (`(key, value)`), a scope's `default_region` instead.
+fn phone(raw: &RawPhone, region: Option<(&str, &str)>) -> Result<PhoneNormalizer, ConfigError> {
+    let (key, region) = region.unwrap_or((
+        "phone.default_region",
+        raw.default_region.as_deref().unwrap_or(DEFAULT_REGION),
+    ));
+    let phone = PhoneNormalizer::new(
+        region,
+        raw.max_extension_digits
+            .unwrap_or(DEFAULT_MAX_EXTENSION_DIGITS),
+    )
+    .map_err(|e| invalid(key, e.to_string()))?;
+    let phone = match &raw.country_attributes {
+        Some(attrs) if attrs.iter().any(|a| !is_attribute_name(a)) => {
+            return Err(invalid(
+                "phone.country_attributes",
+                "list attribute names such as [\"c\", \"countryCode\"], or [] for none",
+            ))
+        }
+        Some(attrs) => phone.with_country_attributes(attrs.clone()),
+        None => phone,
+    };
+    if raw.max_extension_digits.is_some_and(|n| n > 8) {
+        return Err(invalid(
+            "phone.max_extension_digits",
+            "must be at most 8, or real numbers would be taken for extensions",
+        ));
+    }
+    Ok(phone)
+}
+
+/// One scope's lookup settings: its numbers read in its `default_region` (else `[phone]`'s),
+/// its answers from its `response` keys (else `[response]`'s).
+fn scope(
+    plan: ScopePlan,
+    raw_phone: &RawPhone,
+    phone_settings: &PhoneNormalizer,
+    raw_response: &RawResponse,
+    response_settings: &ResponseSettings,
+) -> Result<ScopeSettings, ConfigError> {
+    let region_key = format!("{}.default_region", plan.key);
+    let phone = match &plan.default_region {
+        Some(region) => phone(raw_phone, Some((&region_key, region)))?,
+        None => phone_settings.clone(),
+    };
+    let response = match plan.response {
+        Some(own) => scope_response(raw_response, own, &format!("{}.response", plan.key))?,
+        None => response_settings.clone(),
+    };
+    Ok(ScopeSettings {
+        directory: plan.directory,
+        phone,
+        response,
+    })
 }
 
 /// An LDAP attribute name (letters, digits, `-`), as a key may name one.
@@ -242,8 +284,11 @@ mod tests {
         assert_eq!(c.lookup.deadline, Duration::from_secs(2));
         assert!(c.lookup.states.is_none());
         assert!(c.log.mask_numbers);
-        assert_eq!(c.directory.phone_attributes, ["telephonenumber", "mobile"]);
-        let SourceSettings::Ldap(l) = &c.directory.source else {
+        assert_eq!(
+            c.scopes[0].directory.phone_attributes,
+            ["telephonenumber", "mobile"]
+        );
+        let SourceSettings::Ldap(l) = &c.scopes[0].directory.source else {
             panic!("ldap")
         };
         assert!(l.bind.is_none());
@@ -388,17 +433,158 @@ mod tests {
         ] {
             let c = parse(&LDAP.replace("source", &format!("scope = \"{alias}\"\nsource")))
                 .expect("valid");
-            let SourceSettings::Ldap(l) = &c.directory.source else {
+            let SourceSettings::Ldap(l) = &c.scopes[0].directory.source else {
                 panic!("ldap")
             };
             assert_eq!(l.scope, scope);
         }
     }
 
+    const SCOPES: &str = r#"
+        [directory]
+        source = "ldap"
+        urls = ["ldaps://dc1.example.com"]
+        phone_attributes = ["telephoneNumber", "mobile"]
+        [index]
+        state_file = "state/index.state"
+        [[directory.scope]]
+        name = "staff"
+        base_dn = "OU=Staff,DC=example,DC=com"
+        [directory.scope.response]
+        company = "Example · {department}"
+        [[directory.scope]]
+        name = "contacts"
+        base_dn = "OU=Contacts,DC=example,DC=com"
+        scope = "one"
+        filter = "(objectClass=contact)"
+        phone_attributes = ["telephoneNumber"]
+        default_region = "GB"
+    "#;
+
+    #[test]
+    fn scopes_share_the_connection_and_keep_their_own_search_region_and_answer() {
+        let c = parse(&format!(
+            "{SCOPES}\n[response]\nurl = \"https://i.example/{{uid}}\""
+        ))
+        .expect("valid");
+        assert_eq!(c.scopes.len(), 2);
+        let ldap = |i: usize| match &c.scopes[i].directory.source {
+            SourceSettings::Ldap(l) => l.clone(),
+            SourceSettings::Ldif(_) => panic!("ldap"),
+        };
+        let (staff, contacts) = (ldap(0), ldap(1));
+        assert_eq!(c.scopes[0].directory.name.as_deref(), Some("staff"));
+        assert_eq!(staff.urls, contacts.urls);
+        assert_eq!(
+            (staff.scope, contacts.scope),
+            (ldap3::Scope::Subtree, ldap3::Scope::OneLevel)
+        );
+        assert_eq!(staff.filter, "(objectClass=*)");
+        assert_eq!(contacts.filter, "(objectClass=contact)");
+        assert_eq!(c.scopes[1].directory.phone_attributes, ["telephonenumber"]);
+        assert_eq!(
+            contacts.match_filter.as_str(),
+            "(|(telephonenumber={wildcard}))"
+        );
+        assert_eq!(c.scopes[1].phone.region().as_ref(), "GB");
+        assert_eq!(c.scopes[0].phone.region().as_ref(), "IL");
+        // A scope's response keys over [response]'s.
+        let company = |i: usize| {
+            c.scopes[i]
+                .response
+                .company
+                .as_ref()
+                .map(|t| t.as_str().to_owned())
+        };
+        assert_eq!(company(0).as_deref(), Some("Example · {department}"));
+        assert_eq!(company(1).as_deref(), Some("{company|o}"));
+        assert!(c.scopes.iter().all(|s| s.response.url.is_some()));
+        // Each scope's index has a state file of its own.
+        let state = |l: &crate::directory::LdapSettings| {
+            l.index.as_ref().and_then(|i| i.state_file.clone())
+        };
+        assert_eq!(
+            state(&staff),
+            Some(PathBuf::from("/etc/popup-ldap/state/index.staff.state"))
+        );
+        assert_eq!(
+            state(&contacts),
+            Some(PathBuf::from("/etc/popup-ldap/state/index.contacts.state"))
+        );
+    }
+
+    #[test]
+    fn scope_mistakes_name_the_scope() {
+        let two = SCOPES.replacen("name = \"contacts\"", "name = \"staff\"", 1);
+        let cases = [
+            (
+                SCOPES.replace("(objectClass=contact)", "objectClass=contact"),
+                "directory.scope[1].filter",
+            ),
+            (
+                SCOPES.replacen("name = \"staff\"\n", "", 1),
+                "directory.scope[0].name",
+            ),
+            (
+                SCOPES.replace("\"contacts\"", "\"con tacts\""),
+                "directory.scope[1].name",
+            ),
+            (two, "directory.scope[1].name: \"staff\" is used twice"),
+            (
+                SCOPES.replace("base_dn = \"OU=Contacts,DC=example,DC=com\"", ""),
+                "directory.scope[1].base_dn",
+            ),
+            (
+                SCOPES.replace("default_region = \"GB\"", "default_region = \"XX\""),
+                "directory.scope[1].default_region",
+            ),
+            (
+                SCOPES.replace(
+                    "phone_attributes = [\"telephoneNumber\"]",
+                    "phone_attributes = []",
+                ),
+                "directory.scope[1].phone_attributes",
+            ),
+            (
+                SCOPES.replace(
+                    "company = \"Example · {department}\"",
+                    "url = \"intranet/{uid}\"",
+                ),
+                "directory.scope[0].response.url",
+            ),
+            (
+                SCOPES.replace(
+                    "company = \"Example · {department}\"",
+                    "unknown_url = \"https://x\"",
+                ),
+                "directory.scope[0].response.unknown_url: unknown field `unknown_url`",
+            ),
+            (
+                SCOPES.replace("scope = \"one\"", "scope = \"deep\""),
+                "directory.scope[1].scope: unknown variant `deep`",
+            ),
+            (
+                SCOPES.replace("[index]", "base_dn = \"DC=example,DC=com\"\n[index]"),
+                "directory.base_dn",
+            ),
+            (
+                SCOPES
+                    .replace("source = \"ldap\"", "source = \"ldif\"\nldif = \"x.ldif\"")
+                    .replace("urls = [\"ldaps://dc1.example.com\"]", "")
+                    .replace("[index]\n        state_file = \"state/index.state\"", ""),
+                "directory.scope",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = error(&text);
+            assert!(e.starts_with(key), "{key}: {e}");
+        }
+    }
+
     #[test]
     fn index_mode_is_the_default_and_its_keys_are_checked() {
         let c = parse(LDAP).expect("valid");
-        let SourceSettings::Ldap(l) = &c.directory.source else {
+        let SourceSettings::Ldap(l) = &c.scopes[0].directory.source else {
             panic!("ldap")
         };
         let index = l.index.as_ref().expect("index mode by default");
@@ -411,7 +597,7 @@ mod tests {
             ("poll_interval_s = 1\nfull_resync_interval_s = 60", 60),
         ] {
             let c = parse(&format!("{LDAP}\n[index]\n{intervals}")).expect("valid");
-            let SourceSettings::Ldap(l) = &c.directory.source else {
+            let SourceSettings::Ldap(l) = &c.scopes[0].directory.source else {
                 panic!("ldap")
             };
             let index = l.index.as_ref().expect("index");
@@ -422,7 +608,7 @@ mod tests {
             (500, "modifyTimestamp")
         );
         let c = parse(&LDAP.replace("source", "mode = \"live\"\nsource")).expect("valid");
-        let SourceSettings::Ldap(l) = &c.directory.source else {
+        let SourceSettings::Ldap(l) = &c.scopes[0].directory.source else {
             panic!("ldap")
         };
         assert!(l.index.is_none());
@@ -482,7 +668,7 @@ mod tests {
             "{LDAP}\n[index]\nstate_file = \"state/index.state\""
         ))
         .expect("valid");
-        let SourceSettings::Ldap(l) = &c.directory.source else {
+        let SourceSettings::Ldap(l) = &c.scopes[0].directory.source else {
             panic!("ldap")
         };
         let index = l.index.as_ref().expect("index");
@@ -491,7 +677,7 @@ mod tests {
             Some(Path::new("/etc/popup-ldap/state/index.state"))
         );
         let c = parse(&format!("{LDAP}\n[index]\nstate_file = \"\"")).expect("valid");
-        let SourceSettings::Ldap(l) = &c.directory.source else {
+        let SourceSettings::Ldap(l) = &c.scopes[0].directory.source else {
             panic!("ldap")
         };
         assert_eq!(l.index.as_ref().expect("index").state_file, None);
@@ -511,7 +697,7 @@ mod tests {
         let text = "[directory]\nsource=\"ldap\"\nurls=[\"ldaps://x\"]\nbase_dn=\"dc=x\"\n\
                     bind_dn=\"cn=svc\"\nbind_password_file=\"pw\"";
         let c = Config::parse(text, dir.path()).expect("valid");
-        let SourceSettings::Ldap(l) = &c.directory.source else {
+        let SourceSettings::Ldap(l) = &c.scopes[0].directory.source else {
             panic!("ldap")
         };
         let (dn, pw) = l.bind.as_ref().expect("bind");
@@ -539,7 +725,7 @@ mod tests {
     fn the_embedded_demo_is_valid() {
         let c = Config::embedded_demo().expect("demo config");
         assert!(matches!(
-            c.directory.source,
+            c.scopes[0].directory.source,
             SourceSettings::Ldif(LdifData::Embedded(_))
         ));
     }

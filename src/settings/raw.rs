@@ -79,7 +79,7 @@ pub(super) struct RawDirectory {
     pub(super) bind_password_env: Option<String>,
     pub(super) bind_password_credential: Option<String>,
     pub(super) base_dn: Option<String>,
-    pub(super) scope: Option<RawScope>,
+    pub(super) scope: Option<RawScopes>,
     pub(super) filter: Option<String>,
     pub(super) phone_attributes: Option<Vec<String>>,
     pub(super) match_filter: Option<String>,
@@ -122,6 +122,67 @@ pub(super) enum RawScope {
     Base,
 }
 
+/// `directory.scope`: a search scope (`scope = "one"`), or the list of scopes
+/// (`[[directory.scope]]`).
+#[derive(Debug)]
+pub(super) enum RawScopes {
+    /// The one scope's search scope.
+    Search(RawScope),
+    /// Several scopes, in rank order.
+    List(Vec<RawScopeTable>),
+}
+
+impl<'de> Deserialize<'de> for RawScopes {
+    /// By hand rather than `#[serde(untagged)]`, which would answer any mistake inside a scope
+    /// with "did not match any variant" instead of naming the key.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawScopes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"subtree\", \"one\" or \"base\", or [[directory.scope]] tables")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawScopes, E> {
+                let de = serde::de::value::StrDeserializer::<E>::new(v);
+                RawScope::deserialize(de).map(RawScopes::Search)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<RawScopes, A::Error> {
+                let de = serde::de::value::SeqAccessDeserializer::new(seq);
+                Vec::deserialize(de).map(RawScopes::List)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// One `[[directory.scope]]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScopeTable {
+    pub(super) name: Option<String>,
+    pub(super) base_dn: Option<String>,
+    pub(super) filter: Option<String>,
+    pub(super) scope: Option<RawScope>,
+    pub(super) phone_attributes: Option<Vec<String>>,
+    pub(super) default_region: Option<String>,
+    pub(super) response: Option<RawScopeResponse>,
+}
+
+/// `[directory.scope.response]` as written: the answer's templates for this scope's entries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScopeResponse {
+    pub(super) client_name: Option<String>,
+    pub(super) company: Option<String>,
+    pub(super) url: Option<String>,
+    pub(super) multiple_client_name: Option<String>,
+    pub(super) multiple_company: Option<String>,
+    pub(super) multiple_url: Option<String>,
+}
+
 /// `[index]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,7 +216,7 @@ pub(super) struct RawLookup {
 }
 
 /// `[response]` as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawResponse {
     pub(super) client_name: Option<String>,

@@ -47,6 +47,25 @@ impl SyncStatus {
         self.synced_at
             .and_then(|t| SystemTime::now().duration_since(t).ok())
     }
+
+    /// Two scopes' statuses as one: the older sync (a scope never synced is oldest), the
+    /// counts added up, the first error.
+    pub fn older(self, other: SyncStatus) -> SyncStatus {
+        let (succeeded, failed) = (self.succeeded + other.succeeded, self.failed + other.failed);
+        let last_error = self.last_error.clone().or_else(|| other.last_error.clone());
+        let self_older = match (self.synced_at, other.synced_at) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(a), Some(b)) => a <= b,
+        };
+        let older = if self_older { self } else { other };
+        SyncStatus {
+            succeeded,
+            failed,
+            last_error,
+            ..older
+        }
+    }
 }
 
 /// What one sync did.
@@ -135,6 +154,7 @@ impl SyncedIndex {
         index: &IndexSettings,
         phone: &PhoneNormalizer,
         wanted_attributes: &[String],
+        scope: Option<&str>,
     ) -> Result<Arc<Self>, DirectoryError> {
         let fingerprint = format!(
             "base={};scope={:?};filter={};phones={};attributes={}",
@@ -171,9 +191,14 @@ impl SyncedIndex {
         let (follow, start_following) = tokio::sync::oneshot::channel();
         *lock(&synced.follow) = Some(follow);
         let first = synced.clone();
+        // With several scopes, every line the thread logs names its scope.
+        let span = scope.map(|name| tracing::info_span!("scope", name = %name));
         std::thread::Builder::new()
             .name("popup-ldap-syncs".into())
-            .spawn(move || sync_thread(first, opened, start_following))
+            .spawn(move || {
+                let _entered = span.as_ref().map(tracing::Span::enter);
+                sync_thread(first, opened, start_following)
+            })
             .map_err(|e| DirectoryError::Startup(format!("cannot start the sync thread: {e}")))?;
         result
             .await
