@@ -557,3 +557,111 @@ fn check_config_and_lookup_work_on_the_ad_example() {
         "{looked_up}"
     );
 }
+
+/// The AD example's commented scopes, taken in: staff (users in two OUs) before contacts (a
+/// third), each answered with its own templates, in index and live mode. On the other DC: the
+/// shared one's tests count its people.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_examples_scopes_answer_staff_before_contacts() {
+    let dc = samba::other();
+    let base = samba::BASE_DN;
+    let add = |dn: &str, lines: &str| format!("dn: {dn},{base}\nchangetype: add\n{lines}\n\n");
+    let user = "objectClass: user\nuserAccountControl: 544\n";
+    dc.modify(
+        &[
+            add("OU=Staff", "objectClass: organizationalUnit"),
+            add("OU=London,OU=Staff", "objectClass: organizationalUnit"),
+            add("OU=Contacts", "objectClass: organizationalUnit"),
+            add(
+                "CN=Ruth Staff,OU=Staff",
+                &format!("{user}sAMAccountName: ruth.staff\ndisplayName: Ruth Staff\ndepartment: Sales\ntelephoneNumber: 03-888-0001"),
+            ),
+            add(
+                "CN=Ben London,OU=London,OU=Staff",
+                &format!("{user}sAMAccountName: ben.london\ndisplayName: Ben London\ndepartment: Support\ntelephoneNumber: +44 20 7946 0999"),
+            ),
+            add(
+                "CN=Gone Staff,OU=Staff",
+                "objectClass: user\nuserAccountControl: 546\nsAMAccountName: gone.staff\ndisplayName: Gone Staff\ntelephoneNumber: 03-888-0003",
+            ),
+            add(
+                "CN=Ruth Desk,OU=Contacts",
+                "objectClass: contact\ndisplayName: Ruth Desk\ncompany: Partner Co\nmail: desk@partner.example\ntelephoneNumber: 03-888-0001",
+            ),
+            add(
+                "CN=Zoe Contact,OU=Contacts",
+                "objectClass: contact\ndisplayName: Zoe Contact\ncompany: Zoe Ltd\nmail: zoe@zoe.example\ntelephoneNumber: 03-888-0002",
+            ),
+        ]
+        .concat(),
+    );
+    let text = with_the_examples_scopes(&ad_example(dc, &[]));
+    let live = without_section(
+        &text.replace("mode = \"index\"", "mode = \"live\""),
+        "index",
+    );
+    for text in [text, live] {
+        let config = Config::parse(&text, &dc.path("")).expect("config");
+        assert_eq!(config.scopes.len(), 2);
+        let lookup = Lookup::open(config.lookup_setup()).await.expect("lookup");
+        // In both scopes: staff answers, TOTAL counts both.
+        let ruth = answer(&lookup, "038880001").await;
+        assert_eq!(ruth.client_name.as_deref(), Some("Ruth Staff"));
+        assert_eq!(ruth.company.as_deref(), Some("Example Ltd · Sales"));
+        assert!(
+            ruth.url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://intranet.example.com/people?guid=")),
+            "{ruth:?}"
+        );
+        assert_eq!(ruth.total, 2);
+        // Staff in the second OU, under the first scope's subtree.
+        let ben = answer(&lookup, "00442079460999").await;
+        assert_eq!(ben.company.as_deref(), Some("Example Ltd · Support"));
+        // A contact only: the contacts scope's templates.
+        let zoe = answer(&lookup, "038880002").await;
+        assert_eq!(zoe.company.as_deref(), Some("Zoe Ltd"));
+        assert_eq!(
+            zoe.url.as_deref(),
+            Some("https://crm.example.com/contacts?mail=zoe%40zoe.example")
+        );
+        // Disabled staff, and users outside both scopes (CN=Users), answer nobody.
+        assert_eq!(answer(&lookup, "038880003").await.total, 0);
+        assert_eq!(answer(&lookup, &samba::user_number(1)).await.total, 0);
+    }
+}
+
+/// The AD example with its commented `[[directory.scope]]` tables taken in (and the single
+/// scope's base_dn, scope and filter taken out, as its comment says), on the test domain.
+fn with_the_examples_scopes(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_block = false;
+    for line in text.lines() {
+        if line == "# [[directory.scope]]" && !in_block {
+            in_block = true;
+        }
+        let single = line.starts_with("base_dn = ")
+            || line.starts_with("scope = \"subtree\"")
+            || line.starts_with("filter = \"(|(objectClass=contact)");
+        if single && !in_block {
+            continue;
+        }
+        if in_block && !line.starts_with('#') {
+            in_block = false;
+        }
+        let line = if in_block {
+            line.trim_start_matches('#')
+                .trim_start()
+                .replace("DC=example,DC=com", samba::BASE_DN)
+        } else {
+            line.to_owned()
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    assert!(
+        out.contains("\n[[directory.scope]]\nname = \"contacts\""),
+        "{out}"
+    );
+    out
+}
