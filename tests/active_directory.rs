@@ -665,3 +665,67 @@ fn with_the_examples_scopes(text: &str) -> String {
     );
     out
 }
+
+/// The phone attributes of the AD example and whether Active Directory's schema puts them in
+/// the Global Catalog's partial attribute set by default, as README's "A forest in one place"
+/// says.
+const IN_THE_GLOBAL_CATALOG: &[(&str, bool)] = &[
+    ("telephoneNumber", true),
+    ("ipPhone", true),
+    ("homePhone", true),
+    ("mobile", false),
+    ("otherTelephone", false),
+    ("otherMobile", false),
+];
+
+/// Through the Global Catalog port (LDAPS 3269), with the phone attributes in the partial
+/// attribute set, in index and live mode. (Samba's GC serves its own domain in full, so it
+/// cannot show a Windows GC leaving the other attributes out; the schema's flags are checked.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_global_catalog_answers_from_the_partial_attribute_set() {
+    let dc = samba::shared();
+    let schema = format!("CN=Schema,CN=Configuration,{}", samba::BASE_DN);
+    for (attribute, in_set) in IN_THE_GLOBAL_CATALOG {
+        let out = dc.ldapsearch(&[
+            "-b",
+            &schema,
+            &format!("(lDAPDisplayName={attribute})"),
+            "isMemberOfPartialAttributeSet",
+        ]);
+        assert_eq!(
+            out.contains("isMemberOfPartialAttributeSet: TRUE"),
+            *in_set,
+            "{attribute}: {out}"
+        );
+    }
+    let gc = format!("urls = [\"{}:3269\"]", dc.ldaps_url());
+    let in_set: Vec<String> = IN_THE_GLOBAL_CATALOG
+        .iter()
+        .filter(|(_, in_set)| *in_set)
+        .map(|(a, _)| format!("\"{a}\""))
+        .collect();
+    let attributes = format!("phone_attributes = [{}]", in_set.join(", "));
+    let example_urls = format!("urls = [\"{}\"]", dc.ldaps_url());
+    let index = ad_example(dc, &[]).replace(&example_urls, &gc).replace(
+        "phone_attributes = [\"telephoneNumber\", \"mobile\", \"ipPhone\", \"otherTelephone\", \"otherMobile\", \"homePhone\"]",
+        &attributes,
+    );
+    assert!(index.contains(&gc) && index.contains(&attributes));
+    let live = without_section(
+        &index.replace("mode = \"index\"", "mode = \"live\""),
+        "index",
+    );
+    for text in [index, live] {
+        let config = Config::parse(&text, &dc.path("")).expect("config");
+        let lookup = Lookup::open(config.lookup_setup()).await.expect("lookup");
+        for (phone, i) in [
+            (samba::user_number(21), 21),
+            ("20013".to_owned(), 13),     // ipPhone
+            ("086000015".to_owned(), 15), // homePhone
+        ] {
+            let found = answer(&lookup, &phone).await;
+            assert_eq!(found.client_name, Some(samba::user_name(i)), "{phone}");
+        }
+        assert_eq!(answer(&lookup, &samba::user_number(10)).await.total, 0);
+    }
+}

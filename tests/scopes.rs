@@ -215,3 +215,52 @@ fn check_config_and_lookup_report_each_scope() {
     );
     assert!(!text.contains("(scope globex)"), "counted once: {text}");
 }
+
+/// The binary serving scopes in index mode: each scope syncs on its own, says so in its own
+/// log lines, and keeps its own state file.
+#[test]
+fn each_scope_syncs_and_saves_on_its_own() {
+    let slapd = start();
+    let port = common::free_port();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n{}\n[index]\nstate_file = \"index.state\"\n",
+        scopes_text(&slapd)
+    );
+    let config = slapd.config_file("serve.toml", &text);
+    let log = slapd.path("serve.log");
+    let server = common::Server::start_logging(
+        &config,
+        ([127, 0, 0, 1], port).into(),
+        std::fs::File::create(&log).expect("log"),
+    );
+    let (status, body) = server.client.get("/popup?phone=00442079460031");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"COMPANY\":\"Contact · Acme UK\""), "{body}");
+    // The log is written in batches: wait for every scope's line and state file.
+    let names = ["staff", "contacts", "globex"];
+    let synced = |text: &str, name: &str| {
+        text.lines().any(|l| {
+            l.contains(&format!("scope{{name={name}}}"))
+                && l.contains("index built from the directory")
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).expect("log");
+        let done = names
+            .iter()
+            .all(|n| synced(&text, n) && slapd.path(&format!("index.{n}.state")).exists());
+        if done || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    for name in names {
+        assert!(synced(&text, name), "{name}: {text}");
+        assert!(
+            slapd.path(&format!("index.{name}.state")).exists(),
+            "{name}'s state file: {text}"
+        );
+    }
+    assert!(!slapd.path("index.state").exists());
+}
