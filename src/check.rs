@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::console::say;
 use crate::directory::ldap::{LdapDirectory, Probe};
 use crate::directory::{
-    Directory, DirectoryError, Entry, LdapSettings, PhoneIndex, SourceSettings,
+    Directory, DirectoryError, Entry, KerberosSettings, LdapSettings, PhoneIndex, SourceSettings,
 };
 use crate::explain::phone_values;
 use crate::http::tls::{Certificate, TlsError};
@@ -89,6 +89,9 @@ async fn check_ldap(
     say!("  source            {}", client.describe());
     let probe = client.probe().await?;
     say_probe(scope, &probe);
+    if let Some(kerberos) = &ldap.kerberos {
+        say_kerberos(kerberos);
+    }
     let entries = client.read_all().await?;
     if ldap.index.is_some() {
         let index = PhoneIndex::build(entries.clone(), attrs, &scope.phone);
@@ -100,6 +103,20 @@ async fn check_ldap(
         );
     }
     Ok(entries)
+}
+
+/// Whom the Kerberos bind authenticated, and for how long its ticket lasts.
+fn say_kerberos(kerberos: &KerberosSettings) {
+    match crate::directory::ldap::kerberos::identity(kerberos) {
+        Ok(id) => say!(
+            "  kerberos          {}, ticket valid for {} more minutes (renewed from the keytab \
+             {} when it runs out)",
+            id.principal,
+            id.lifetime.as_secs() / 60,
+            kerberos.keytab.display()
+        ),
+        Err(e) => say!("  kerberos          cannot read the credentials: {e}"),
+    }
 }
 
 /// What the sample search of `check-config` found.

@@ -18,9 +18,16 @@ const EXIT_CONFIG: u8 = 78;
 /// Exit status when the directory cannot be used (sysexits EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
 
+/// `--version`: the version and the optional features built in.
+#[cfg(feature = "kerberos")]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (features: kerberos)");
+/// `--version`: the version and the optional features built in.
+#[cfg(not(feature = "kerberos"))]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (features: none)");
+
 /// Tells a Voicenter call-centre agent who is calling, from Active Directory or LDAP.
 #[derive(Debug, Parser)]
-#[command(name = "popup-ldap", version, about)]
+#[command(name = "popup-ldap", version = VERSION, about)]
 pub struct Cli {
     /// The TOML configuration file. Without it, the demo configuration and directory
     /// compiled into the binary are used.
@@ -109,6 +116,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Some(path) => Config::load(path)?,
         None => Config::embedded_demo()?,
     };
+    // Before any thread exists: it sets process-wide environment variables.
+    if let Some(kerberos) = config.kerberos() {
+        crate::directory::ldap::kerberos::prepare(kerberos);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

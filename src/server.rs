@@ -220,6 +220,13 @@ async fn reload(app: &App, (path, listen): (Option<&Path>, Option<SocketAddr>), 
     {
         tracing::warn!("SIGHUP: listen addresses and certificate paths change only with a restart");
     }
+    if fresh.kerberos() != running.kerberos() {
+        tracing::error!(
+            "SIGHUP: configuration not reloaded: the Kerberos keytab, principal and krb5_conf \
+             change only with a restart; keeping the running one"
+        );
+        return;
+    }
     match app.reload(fresh.http_setup()).await {
         Ok(()) => tracing::info!("SIGHUP: configuration reloaded"),
         Err(e) => tracing::error!(

@@ -729,3 +729,216 @@ async fn the_global_catalog_answers_from_the_partial_attribute_set() {
         assert_eq!(answer(&lookup, &samba::user_number(10)).await.total, 0);
     }
 }
+
+/// The AD example binding by Kerberos from the service account's keytab instead of its
+/// password: `extra` changes further lines.
+#[cfg(feature = "kerberos")]
+fn kerberos_changes(dc: &SambaDc, keytab: &str) -> Vec<(String, String)> {
+    kerberos_changes_with(dc, keytab, &dc.path("krb5.conf"))
+}
+
+/// [`kerberos_changes`] with the test realm's krb5.conf plus one `[libdefaults]` line, saved
+/// as `name` in the DC's folder.
+#[cfg(feature = "kerberos")]
+fn kerberos_changes_adding(
+    dc: &SambaDc,
+    keytab: &str,
+    name: &str,
+    line: &str,
+) -> Vec<(String, String)> {
+    let conf = dc.path(name);
+    let text = std::fs::read_to_string(dc.path("krb5.conf")).expect("krb5.conf");
+    let text = text.replace("[libdefaults]\n", &format!("[libdefaults]\n\t{line}\n"));
+    std::fs::write(&conf, text).expect("write");
+    kerberos_changes_with(dc, keytab, &conf)
+}
+
+#[cfg(feature = "kerberos")]
+fn kerberos_changes_with(
+    dc: &SambaDc,
+    keytab: &str,
+    krb5_conf: &std::path::Path,
+) -> Vec<(String, String)> {
+    let password = format!(
+        "bind_password_file = \"{}\"",
+        dc.path("bind-password").display()
+    );
+    let kerberos = format!(
+        "bind = \"gssapi\"\nkeytab_file = \"{}\"\nkrb5_conf = \"{}\"\n\
+         kerberos_server_name = \"{}\"",
+        dc.path(keytab).display(),
+        krb5_conf.display(),
+        samba::DC_NAME
+    );
+    vec![
+        (format!("bind_dn = \"{}\"", samba::SERVICE), kerberos),
+        (password, String::new()),
+    ]
+}
+
+#[cfg(feature = "kerberos")]
+fn as_pairs(changes: &[(String, String)]) -> Vec<(&str, &str)> {
+    changes
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect()
+}
+
+/// Over LDAPS in index mode and over StartTLS in live mode, bound by Kerberos.
+#[cfg(feature = "kerberos")]
+#[test]
+fn kerberos_binds_from_a_keytab_over_ldaps_and_starttls() {
+    let dc = samba::shared();
+    let changes = kerberos_changes(dc, "svc-popup.keytab");
+    let ldap = format!("urls = [\"{}\"]", dc.ldap_url());
+    let ldaps = format!("urls = [\"{}\"]", dc.ldaps_url());
+    let mut starttls = as_pairs(&changes);
+    starttls.extend([
+        (ldaps.as_str(), ldap.as_str()),
+        ("starttls = false", "starttls = true"),
+        ("mode = \"index\"", "mode = \"live\""),
+    ]);
+    for extra in [as_pairs(&changes), starttls] {
+        let served = Served::start(dc, &extra);
+        let (phone, name) = samba::NAMED[0];
+        assert_eq!(served.popup(phone), (Some(name.to_owned()), 1));
+        let log = served.log();
+        assert!(!log.contains("bind as"), "a simple bind was made: {log}");
+    }
+}
+
+/// `check-config` says whom the keytab authenticated and for how long; an out-of-date keytab
+/// fails with what to do.
+#[cfg(feature = "kerberos")]
+#[test]
+fn check_config_names_the_principal_and_a_stale_keytab_is_explained() {
+    let dc = samba::shared();
+    let config = |changes: &[(String, String)]| {
+        let file = tempfile::NamedTempFile::new().expect("config");
+        std::fs::write(file.path(), ad_example(dc, &as_pairs(changes))).expect("write");
+        file
+    };
+    let good = config(&kerberos_changes(dc, "svc-popup.keytab"));
+    let out = check_config(good.path(), &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("kerberos          svc-popup@EXAMPLE.TEST, ticket valid for"),
+        "{text}"
+    );
+    let mut stale = kerberos_changes(dc, "stale.keytab");
+    stale[0]
+        .1
+        .push_str("\nkerberos_principal = \"svc-stale@EXAMPLE.TEST\"");
+    let stale = config(&stale);
+    let out = check_config(stale.path(), &[]);
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "a stale keytab bound");
+    assert!(text.contains("export it again"), "{text}");
+}
+
+/// With this host's clock 15 minutes ahead of the KDC's (libfaketime), the bind fails and
+/// says why.
+#[cfg(feature = "kerberos")]
+#[test]
+fn a_clock_skew_is_named() {
+    let dc = samba::shared();
+    // MIT Kerberos corrects a skew by itself (kdc_timesync): as on hosts that turn it off.
+    let changes = kerberos_changes_adding(
+        dc,
+        "svc-popup.keytab",
+        "krb5-strict.conf",
+        "kdc_timesync = 0",
+    );
+    let file = tempfile::NamedTempFile::new().expect("config");
+    std::fs::write(file.path(), ad_example(dc, &as_pairs(&changes))).expect("write");
+    let faketime = common::installed("faketime", "apt-get install faketime");
+    let out = check_config(
+        file.path(),
+        &[faketime.to_str().expect("path"), "-f", "+15m"],
+    );
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "bound with a skewed clock");
+    assert!(
+        text.contains("Clock skew too great") && text.contains("NTP"),
+        "{text}"
+    );
+}
+
+/// Tickets that run out while the service runs are renewed from the keytab: with a 5 minute
+/// ticket lifetime (Samba's KDC refuses tickets shorter than its 5 minute clock skew), a
+/// connection made after the first ticket expired binds, and no lookup fails meanwhile. The
+/// suite's longest test: it waits the lifetime out.
+#[cfg(feature = "kerberos")]
+#[test]
+fn an_expired_ticket_is_renewed_without_a_failed_lookup() {
+    let dc = samba::shared();
+    let relay = Relay::to(format!("{}:636", dc.address).parse().expect("addr"));
+    let mut changes = kerberos_changes_adding(
+        dc,
+        "svc-popup.keytab",
+        "krb5-short.conf",
+        "ticket_lifetime = 5m",
+    );
+    let urls = format!("urls = [\"{}\", \"{}\"]", relay.ldaps_url(), dc.ldaps_url());
+    changes.push((format!("urls = [\"{}\"]", dc.ldaps_url()), urls));
+    changes.push(("mode = \"index\"".to_owned(), "mode = \"live\"".to_owned()));
+    let served = Served::start(dc, &as_pairs(&changes));
+    let (phone, name) = samba::NAMED[1];
+    let answers = || {
+        let (status, body) = served.server.client.get(&format!("/popup?phone={phone}"));
+        assert_eq!(status, 200, "{body}\n{}", served.log());
+        assert!(body.contains(name), "{body}");
+    };
+    answers();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5 * 60 + 10) {
+        answers();
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    // The relay's DC goes down: the next lookup connects to the other URL and binds with a
+    // ticket got after the first one expired.
+    relay.cut();
+    for _ in 0..5 {
+        answers();
+    }
+    let log = served.log();
+    assert!(
+        log.matches("connected to directory").count() >= 2,
+        "no second connection: {log}"
+    );
+}
+
+/// Kerberos is a build feature; the suite runs with it (tests/run.sh).
+#[cfg(not(feature = "kerberos"))]
+#[test]
+fn the_kerberos_tests_need_the_kerberos_feature() {
+    panic!(
+        "the Kerberos tests were not built: run the suite with --features kerberos (tests/run.sh \
+         does; it needs libkrb5-dev and libclang-dev)"
+    );
+}
+
+/// Runs `check-config` on `config`, under `wrapper` (a command and its arguments) if given.
+#[cfg(feature = "kerberos")]
+fn check_config(config: &std::path::Path, wrapper: &[&str]) -> std::process::Output {
+    let binary = common::binary();
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(binary.get_program());
+            c
+        }
+        None => binary,
+    };
+    command
+        .arg("--config")
+        .arg(config)
+        .arg("check-config")
+        .output()
+        .expect("run check-config")
+}

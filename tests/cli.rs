@@ -588,3 +588,21 @@ fn sighup_reloads_a_good_configuration_and_keeps_the_running_one_on_a_bad_one() 
     );
     assert!(!log.contains("change only with a restart"), "{log}");
 }
+
+#[test]
+fn version_names_the_features_built_in() {
+    let out = run(&["--version"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let features = if cfg!(feature = "kerberos") {
+        "kerberos"
+    } else {
+        "none"
+    };
+    assert_eq!(
+        stdout(&out).trim(),
+        format!(
+            "popup-ldap {} (features: {features})",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}

@@ -194,3 +194,97 @@ async fn a_missing_base_dn_says_so() {
         .replace("base_dn = \"ou=people,", "base_dn = \"ou=nobody,");
     refused(&lookup_with(&slapd, &text).await, "does not exist").await;
 }
+
+/// The configuration finding slapd in DNS (`directory.domain`, StartTLS on the SRV port),
+/// asking `dns`; `site` as given.
+fn from_dns(slapd: &Slapd, dns: &common::dns::DnsServer, site: &str) -> String {
+    let urls = format!("urls = [\"{}\"]", slapd.ldaps_url());
+    let discovery = format!(
+        "domain = \"example.test\"\n{site}\ndns_server = \"{}\"\nstarttls = true",
+        dns.addr
+    );
+    slapd.config_text("").replace(&urls, &discovery)
+}
+
+fn port(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port")
+}
+
+/// Domain controllers from DNS SRV records: priority first, the site's own first, the SRV
+/// target as the URL's host (TLS checks that name), and asked again once the TTL has run out.
+#[tokio::test(flavor = "multi_thread")]
+async fn domain_controllers_are_found_in_dns() {
+    let mut slapd = Slapd::start();
+    let dns = common::dns::DnsServer::start();
+    let dead = common::free_port();
+    let live = port(&slapd.ldap_url());
+    dns.set(
+        "_ldap._tcp.dc._msdcs.example.test.",
+        &[(0, 100, dead, "localhost."), (10, 100, live, "localhost.")],
+    );
+    dns.set(
+        "_ldap._tcp.haifa._sites.dc._msdcs.example.test.",
+        &[(0, 100, live, "localhost.")],
+    );
+    let dead_url = format!("ldap://localhost:{dead}");
+    let live_url = format!("ldap://localhost:{live}");
+    let stats = |lookup: &Lookup| {
+        lookup
+            .directory()
+            .servers()
+            .into_iter()
+            .map(|s| (s.url, s.connects, s.failures))
+            .collect::<Vec<_>>()
+    };
+
+    // Priority 0 (down) is tried before priority 10.
+    let lookup = lookup_with(&slapd, &from_dns(&slapd, &dns, "")).await;
+    finds_dana(&lookup).await;
+    assert_eq!(
+        stats(&lookup),
+        [(dead_url.clone(), 0, 1), (live_url.clone(), 1, 0)]
+    );
+
+    // The site's DC first: the one that is down is never needed.
+    let lookup = lookup_with(&slapd, &from_dns(&slapd, &dns, "site = \"haifa\"")).await;
+    finds_dana(&lookup).await;
+    assert_eq!(
+        stats(&lookup),
+        [(live_url.clone(), 1, 0), (dead_url.clone(), 0, 0)]
+    );
+    assert!(dns
+        .queries()
+        .contains(&"_ldap._tcp.haifa._sites.dc._msdcs.example.test.".to_owned()));
+
+    // Once the TTL (at least 5 s) has run out, a new connection asks DNS again and follows
+    // the records.
+    dns.set(
+        "_ldap._tcp.haifa._sites.dc._msdcs.example.test.",
+        &[(0, 100, live, "127.0.0.1.")],
+    );
+    dns.set(
+        "_ldap._tcp.dc._msdcs.example.test.",
+        &[(0, 100, dead, "localhost.")],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(
+        1000 * u64::from(common::dns::TTL) + 6_000,
+    ));
+    slapd.restart();
+    finds_dana(&lookup).await;
+    assert_eq!(
+        stats(&lookup),
+        [(format!("ldap://127.0.0.1:{live}"), 1, 0), (dead_url, 0, 0)]
+    );
+}
+
+/// Without an answer from DNS (and no server known), lookups fail and say why.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_domain_controller_in_dns_is_an_error() {
+    let slapd = Slapd::start();
+    let dns = common::dns::DnsServer::start();
+    let lookup = lookup_with(&slapd, &from_dns(&slapd, &dns, "")).await;
+    refused(&lookup, "no domain controller in DNS").await;
+}

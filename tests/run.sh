@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs everything CI runs: installs what the tests need (slapd, ldap-utils, Samba's AD DC,
-# iproute2) when missing, then formatting, lints and the whole test suite against real
-# directory servers. Run it as root: the Active Directory tests give Samba a network
+# iproute2, MIT Kerberos headers and clang for the `kerberos` feature, faketime) when missing,
+# then formatting, lints and the whole test suite against real directory servers, built with
+# every feature (`kerberos`). Run it as root: the Active Directory tests give Samba a network
 # namespace of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if [ ! -x /usr/sbin/samba ] || ! command -v samba-tool >/dev/null 2>&1; then
     missing+=(samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind)
 fi
+[ -e /usr/include/gssapi/gssapi_krb5.h ] || missing+=(libkrb5-dev)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     sudo=""
@@ -25,7 +29,8 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -- -D warnings"
+echo "== cargo clippy --all-targets -- -D warnings (without and with the kerberos feature)"
 cargo clippy --locked --all-targets -- -D warnings
-echo "== cargo test"
-cargo test --locked
+cargo clippy --locked --all-targets --features kerberos -- -D warnings
+echo "== cargo test --features kerberos"
+cargo test --locked --features kerberos

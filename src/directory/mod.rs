@@ -21,8 +21,8 @@ pub use entry::{Entry, Name, StoredEntry};
 pub use index::PhoneIndex;
 pub use ldap::{LdapDirectory, Probe, ServerStats};
 pub use settings::{
-    DirectorySettings, IndexSettings, LdapSettings, LdifData, SourceSettings,
-    STATE_FILE_BYTES_PER_ENTRY,
+    DirectorySettings, DiscoverySettings, IndexSettings, KerberosSettings, LdapSettings, LdifData,
+    SourceSettings, STATE_FILE_BYTES_PER_ENTRY,
 };
 pub use sync::{SyncKind, SyncStatus, SyncedIndex};
 

@@ -40,16 +40,21 @@ pub enum LdifData {
 /// How to reach and search an LDAP directory.
 #[derive(Debug, Clone)]
 pub struct LdapSettings {
-    /// `urls`: tried in order; the first that connects and binds serves.
+    /// `urls`: tried in order; the first that connects and binds serves. Empty when the
+    /// domain controllers are found in DNS (`discovery`).
     pub urls: Vec<String>,
+    /// `domain` (and `site`) without `urls`: the DCs are found in DNS.
+    pub discovery: Option<DiscoverySettings>,
     /// `starttls`: upgrade `ldap://` connections with StartTLS.
     pub starttls: bool,
     /// `ca_file`: PEM CA certificates; `None` uses the system's roots.
     pub ca_file: Option<PathBuf>,
     /// `danger_accept_invalid_certs`: skip certificate verification.
     pub danger_accept_invalid_certs: bool,
-    /// The service account and its password; `None` binds anonymously.
+    /// The service account and its password; `None` binds anonymously (or by Kerberos).
     pub bind: Option<(String, Secret)>,
+    /// `bind = "gssapi"`: bind by Kerberos from a keytab instead.
+    pub kerberos: Option<KerberosSettings>,
     /// `base_dn`.
     pub base_dn: String,
     /// `scope`: `subtree` (default), `one` or `base`.
@@ -117,3 +122,28 @@ impl IndexSettings {
 
 /// State file bytes allowed per entry of `index.max_entries` (a real entry takes 300-600).
 pub const STATE_FILE_BYTES_PER_ENTRY: u64 = 2048;
+
+/// `bind = "gssapi"`: how the service authenticates by Kerberos.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KerberosSettings {
+    /// `keytab_file` (or the systemd credential `keytab_credential`): the client keytab.
+    pub keytab: PathBuf,
+    /// `kerberos_principal`; `None` takes the keytab's first.
+    pub principal: Option<String>,
+    /// `krb5_conf`; `None` uses the system's (`/etc/krb5.conf`).
+    pub krb5_conf: Option<PathBuf>,
+    /// `kerberos_server_name`: the DC host name for the `ldap/<name>` principal, for URLs that
+    /// name an IP address.
+    pub server_name: Option<String>,
+}
+
+/// `directory.domain`: domain controllers found by their DNS SRV records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoverySettings {
+    /// `domain`: the AD domain's DNS name, `example.com`.
+    pub domain: String,
+    /// `site`: the AD site whose DCs are tried first.
+    pub site: Option<String>,
+    /// `dns_server`: the DNS server to ask instead of the system's (for tests).
+    pub dns_server: Option<std::net::SocketAddr>,
+}

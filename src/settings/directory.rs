@@ -3,13 +3,16 @@
 use std::path::Path;
 
 use super::index::index_config;
+use super::kerberos::kerberos;
 use super::raw::{
     RawDirectory, RawIndex, RawMode, RawScope, RawScopeResponse, RawScopes, RawSource,
 };
 use super::secrets::SecretSource;
 use super::{invalid, millis, ConfigError};
 use crate::directory::filter::{is_filter, FilterTemplate};
-use crate::directory::{DirectorySettings, LdapSettings, LdifData, SourceSettings};
+use crate::directory::{
+    DirectorySettings, DiscoverySettings, LdapSettings, LdifData, SourceSettings,
+};
 use crate::secret::Secret;
 
 const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1500;
@@ -297,6 +300,8 @@ fn ldap_source(
         ));
     }
     let (urls, starttls) = urls(&raw)?;
+    let kerberos = kerberos(&raw, base, &urls, starttls)?;
+    let discovery = discovery(&raw, &urls)?;
     let bind = bind(&raw, base)?;
     let base_dn = base_dn(&target.key, target.base_dn)?;
     let scope = search_scope(target.scope);
@@ -311,10 +316,12 @@ fn ldap_source(
     }
     Ok(LdapSettings {
         urls,
+        discovery,
         starttls,
         ca_file: raw.ca_file.map(|f| base.join(f)),
         danger_accept_invalid_certs: raw.danger_accept_invalid_certs.unwrap_or(false),
         bind,
+        kerberos,
         base_dn,
         scope,
         filter,
@@ -333,21 +340,82 @@ fn ldap_source(
     })
 }
 
-/// `urls`, each checked against `starttls` and `allow_plaintext`, and `starttls`.
+/// `urls`, each checked against `starttls` and `allow_plaintext`, and `starttls`. Empty when
+/// `domain` finds the servers instead (`urls` win when both are set).
 fn urls(raw: &RawDirectory) -> Result<(Vec<String>, bool), ConfigError> {
     let starttls = raw.starttls.unwrap_or(false);
     let allow_plaintext = raw.allow_plaintext.unwrap_or(false);
     let urls = raw.urls.clone().unwrap_or_default();
-    if urls.is_empty() {
+    if urls.is_empty() && raw.domain.is_none() {
         return Err(invalid(
             "directory.urls",
-            "list at least one server, such as [\"ldaps://dc1.example.com\"]",
+            "list at least one server, such as [\"ldaps://dc1.example.com\"], or set \
+             directory.domain to find the domain controllers in DNS",
         ));
     }
     for url in &urls {
         check_url(url, starttls, allow_plaintext)?;
     }
     Ok((urls, starttls))
+}
+
+/// `domain`, `site` and `dns_server`: the DCs found in DNS, when `urls` does not list them.
+fn discovery(
+    raw: &RawDirectory,
+    urls: &[String],
+) -> Result<Option<DiscoverySettings>, ConfigError> {
+    let Some(domain) = raw.domain.clone() else {
+        for (key, set) in [
+            ("site", raw.site.is_some()),
+            ("dns_server", raw.dns_server.is_some()),
+        ] {
+            if set {
+                return Err(invalid(
+                    &format!("directory.{key}"),
+                    "applies with directory.domain only",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.split('.').all(|label| {
+                !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+    };
+    if !name_ok(&domain) {
+        return Err(invalid(
+            "directory.domain",
+            format!("{domain:?} is not a DNS domain name such as example.com"),
+        ));
+    }
+    if raw.site.as_deref().is_some_and(|s| !name_ok(s)) {
+        return Err(invalid(
+            "directory.site",
+            "an AD site name: letters, digits and -",
+        ));
+    }
+    let dns_server = raw
+        .dns_server
+        .as_deref()
+        .map(|s| s.parse())
+        .transpose()
+        .map_err(|_| {
+            invalid(
+                "directory.dns_server",
+                "an address and port such as 127.0.0.1:53",
+            )
+        })?;
+    if !urls.is_empty() {
+        // Static URLs win: the domain is not asked.
+        return Ok(None);
+    }
+    Ok(Some(DiscoverySettings {
+        domain,
+        site: raw.site.clone(),
+        dns_server,
+    }))
 }
 
 /// `bind_dn` and its password, read from where the `bind_password_*` key says.

@@ -11,6 +11,7 @@ mod access;
 mod answer;
 mod directory;
 mod index;
+mod kerberos;
 mod log;
 mod raw;
 mod secrets;
@@ -23,7 +24,7 @@ use log::log;
 use raw::{RawPhone, RawResponse};
 use server::{metrics_listen, server};
 
-use crate::directory::{LdifData, SourceSettings};
+use crate::directory::{KerberosSettings, LdifData, SourceSettings};
 use crate::http::{self, AccessSettings, RateLimitSettings, ServerSettings};
 use crate::logging::LogSettings;
 use crate::lookup::{self as lookup_setup, LookupSettings, ResponseSettings, ScopeSettings};
@@ -133,6 +134,14 @@ impl Config {
             log: log(raw.log)?,
             metrics_listen: metrics_listen(raw.metrics, &server)?,
             server,
+        })
+    }
+
+    /// `bind = "gssapi"`'s settings, which every scope shares; `None` for other binds.
+    pub fn kerberos(&self) -> Option<&KerberosSettings> {
+        self.scopes.iter().find_map(|s| match &s.directory.source {
+            SourceSettings::Ldap(ldap) => ldap.kerberos.as_ref(),
+            SourceSettings::Ldif(_) => None,
         })
     }
 
@@ -579,6 +588,115 @@ mod tests {
             let e = error(&text);
             assert!(e.starts_with(key), "{key}: {e}");
         }
+    }
+
+    #[test]
+    fn domain_controllers_from_dns_or_urls() {
+        let base = "[directory]\nsource=\"ldap\"\nbase_dn=\"dc=x\"\n";
+        let c = parse(&format!("{base}domain=\"example.com\"\nsite=\"Haifa\"")).expect("valid");
+        let SourceSettings::Ldap(l) = &c.scopes[0].directory.source else {
+            panic!("ldap")
+        };
+        let d = l.discovery.as_ref().expect("discovery");
+        assert_eq!(
+            (d.domain.as_str(), d.site.as_deref()),
+            ("example.com", Some("Haifa"))
+        );
+        assert!(l.urls.is_empty());
+        // Static URLs win.
+        let c = parse(&format!(
+            "{base}domain=\"example.com\"\nurls=[\"ldaps://dc1\"]"
+        ))
+        .expect("valid");
+        let SourceSettings::Ldap(l) = &c.scopes[0].directory.source else {
+            panic!("ldap")
+        };
+        assert!(l.discovery.is_none());
+        let cases = [
+            (format!("{base}domain=\"example .com\""), "directory.domain"),
+            (
+                format!("{base}urls=[\"ldaps://dc1\"]\nsite=\"Haifa\""),
+                "directory.site",
+            ),
+            (
+                format!("{base}domain=\"example.com\"\ndns_server=\"dns\""),
+                "directory.dns_server",
+            ),
+            (base.to_owned(), "directory.urls"),
+        ];
+        for (text, key) in cases {
+            let e = error(&text);
+            assert!(e.starts_with(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn kerberos_keys_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("svc.keytab"), b"\x05\x02").expect("write");
+        let base = "[directory]\nsource=\"ldap\"\nbase_dn=\"dc=x\"\n";
+        let parse_in = |text: &str| Config::parse(text, dir.path());
+        let gssapi = format!(
+            "{base}urls=[\"ldaps://dc1.example.com\"]\nbind=\"gssapi\"\nkeytab_file=\"svc.keytab\""
+        );
+        // Keys of the other kind of bind, in either direction.
+        let e = parse_in(&format!(
+            "{base}urls=[\"ldaps://x\"]\nkeytab_file=\"svc.keytab\""
+        ))
+        .expect_err("simple bind with a keytab");
+        assert!(
+            e.to_string()
+                .starts_with("directory.keytab_file: applies to bind"),
+            "{e}"
+        );
+        if !cfg!(feature = "kerberos") {
+            let e = parse_in(&gssapi).expect_err("no Kerberos in this build");
+            assert!(
+                e.to_string().contains("built without Kerberos support"),
+                "{e}"
+            );
+            return;
+        }
+        let c = parse_in(&gssapi).expect("valid");
+        let k = c.kerberos().expect("kerberos");
+        assert_eq!(k.keytab, dir.path().join("svc.keytab"));
+        assert_eq!(
+            (k.principal.as_deref(), k.server_name.as_deref()),
+            (None, None)
+        );
+        let cases = [
+            (format!("{gssapi}\nbind_dn=\"cn=svc\""), "directory.bind_dn"),
+            (
+                gssapi.replace("ldaps://dc1.example.com", "ldaps://10.0.0.5"),
+                "directory.kerberos_server_name",
+            ),
+            (
+                format!(
+                    "{}\nallow_plaintext=true",
+                    gssapi.replace("ldaps://", "ldap://")
+                ),
+                "directory.bind",
+            ),
+            (
+                gssapi.replace("svc.keytab", "missing.keytab"),
+                "directory.keytab_file",
+            ),
+            (
+                gssapi.replace("keytab_file=\"svc.keytab\"", ""),
+                "directory.keytab_file",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = parse_in(&text).expect_err(key).to_string();
+            assert!(e.starts_with(key), "{key}: {e}");
+        }
+        let named = gssapi.replace("ldaps://dc1.example.com", "ldaps://10.0.0.5")
+            + "\nkerberos_server_name=\"dc1.example.com\"\nkerberos_principal=\"svc@EXAMPLE.COM\"";
+        let c = parse_in(&named).expect("valid");
+        assert_eq!(
+            c.kerberos().and_then(|k| k.principal.as_deref()),
+            Some("svc@EXAMPLE.COM")
+        );
     }
 
     #[test]

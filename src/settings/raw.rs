@@ -70,14 +70,23 @@ pub(super) struct RawDirectory {
     pub(super) mode: Option<RawMode>,
     pub(super) ldif: Option<String>,
     pub(super) urls: Option<Vec<String>>,
+    pub(super) domain: Option<String>,
+    pub(super) site: Option<String>,
+    pub(super) dns_server: Option<String>,
     pub(super) starttls: Option<bool>,
     pub(super) ca_file: Option<String>,
     pub(super) danger_accept_invalid_certs: Option<bool>,
     pub(super) allow_plaintext: Option<bool>,
+    pub(super) bind: Option<RawBind>,
     pub(super) bind_dn: Option<String>,
     pub(super) bind_password_file: Option<String>,
     pub(super) bind_password_env: Option<String>,
     pub(super) bind_password_credential: Option<String>,
+    pub(super) keytab_file: Option<String>,
+    pub(super) keytab_credential: Option<String>,
+    pub(super) kerberos_principal: Option<String>,
+    pub(super) krb5_conf: Option<String>,
+    pub(super) kerberos_server_name: Option<String>,
     pub(super) base_dn: Option<String>,
     pub(super) scope: Option<RawScopes>,
     pub(super) filter: Option<String>,
@@ -96,6 +105,16 @@ pub(super) enum RawSource {
     Ldap,
     /// An LDIF file.
     Ldif,
+}
+
+/// `directory.bind`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawBind {
+    /// `bind_dn` and a password (or anonymous without `bind_dn`).
+    Simple,
+    /// Kerberos from a keytab.
+    Gssapi,
 }
 
 /// `directory.mode`

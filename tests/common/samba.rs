@@ -84,6 +84,8 @@ impl SambaDc {
             "samba-tool user create",
         );
         let_service_read_deleted_objects(&conf);
+        export_keytabs(&dir, &conf);
+        std::fs::write(dir.join("krb5.conf"), krb5_conf(address)).unwrap();
 
         let veth_host = format!("pad{:x}h{instance}", pid);
         let veth_dc = format!("pad{:x}n{instance}", pid);
@@ -247,6 +249,56 @@ fn link_addresses(n: u32) -> (Ipv4Addr, Ipv4Addr, Ipv4Addr) {
     )
 }
 
+/// The service account's keytab (`svc-popup.keytab`), and one that is out of date
+/// (`stale.keytab`: exported for `svc-stale`, whose password changed after).
+fn export_keytabs(dir: &Path, conf: &Path) {
+    let tool = |args: &[&str]| {
+        let mut command = Command::new(super::installed("samba-tool", HINT));
+        command.args(args).arg("-s").arg(conf);
+        command
+    };
+    let export = |principal: &str, file: &str| {
+        let keytab = dir.join(file);
+        let principal = format!("--principal={principal}@{REALM}");
+        let keytab = keytab.to_str().unwrap();
+        run(
+            &mut tool(&["domain", "exportkeytab", keytab, &principal]),
+            "samba-tool domain exportkeytab",
+        );
+    };
+    // A Windows DC registers ldap/<its name> itself; Samba's provisioning registers HOST/ only.
+    let spn = format!("ldap/{DC_NAME}");
+    run(
+        &mut tool(&["spn", "add", &spn, "DC1$"]),
+        "samba-tool spn add",
+    );
+    export("svc-popup", "svc-popup.keytab");
+    run(
+        &mut tool(&["user", "create", "svc-stale", "Passw0rd-Stale1!"]),
+        "samba-tool user create svc-stale",
+    );
+    export("svc-stale", "stale.keytab");
+    run(
+        &mut tool(&[
+            "user",
+            "setpassword",
+            "svc-stale",
+            "--newpassword=Passw0rd-Stale2!",
+        ]),
+        "samba-tool user setpassword svc-stale",
+    );
+}
+
+/// A krb5.conf for the test realm: its KDC is the DC, found by address, never by DNS.
+fn krb5_conf(address: Ipv4Addr) -> String {
+    format!(
+        "[libdefaults]\n\tdefault_realm = {REALM}\n\tdns_lookup_kdc = false\n\
+         \tdns_lookup_realm = false\n\trdns = false\n\tdns_canonicalize_hostname = false\n\
+         \tudp_preference_limit = 1\n\n[realms]\n\t{REALM} = {{\n\t\tkdc = {address}:88\n\t}}\n\n\
+         [domain_realm]\n\t.example.test = {REALM}\n\texample.test = {REALM}\n"
+    )
+}
+
 /// Provisions the domain and rewrites its smb.conf for an LDAP-only DC in `dir`.
 fn provision(dir: &Path, address: Ipv4Addr) -> PathBuf {
     let target = dir.join("dc");
@@ -258,6 +310,8 @@ fn provision(dir: &Path, address: Ipv4Addr) -> PathBuf {
                 &format!("--realm={REALM}"),
                 "--domain=EXAMPLE",
                 "--server-role=dc",
+                // The DC's name, ldap/dc1.example.test its LDAP service principal.
+                "--host-name=dc1",
                 "--dns-backend=NONE",
                 "--use-rfc2307",
                 &format!("--adminpass={ADMIN_PASSWORD}"),
@@ -275,7 +329,10 @@ fn provision(dir: &Path, address: Ipv4Addr) -> PathBuf {
     let own = [
         format!("log file = {}/log/log.%m", target.display()),
         format!("pid directory = {}/run", target.display()),
-        "server services = ldap".to_owned(),
+        "server services = ldap kdc".to_owned(),
+        // As Windows DCs do (MS-ADTS: no SASL security layer on a TLS connection): a GSSAPI
+        // bind over LDAPS or StartTLS without sign or seal. Samba's default asks for them.
+        "ldap server require strong auth = allow_sasl_over_tls".to_owned(),
         "tls enabled = yes".to_owned(),
         format!("tls keyfile = {}", dir.join("dc.key").display()),
         format!("tls certfile = {}", dir.join("dc.pem").display()),

@@ -20,7 +20,9 @@ use pool::{Connection, Fault, Server};
 use search::SearchFailure;
 
 mod ad;
+mod discovery;
 mod error;
+pub mod kerberos;
 mod pool;
 mod search;
 
@@ -54,7 +56,7 @@ pub struct ServerStats {
 pub struct Probe {
     /// The server that answered.
     pub server: String,
-    /// The DN bound as, or `None` for anonymous.
+    /// Whom the bind authenticated (a DN, or the keytab's principal), `None` for anonymous.
     pub bound_as: Option<String>,
     /// The filter of the sample search.
     pub filter: String,
@@ -69,7 +71,10 @@ pub struct LdapDirectory {
     config: LdapSettings,
     tls: Arc<ClientConfig>,
     attributes: Vec<String>,
-    servers: Vec<Arc<Server>>,
+    /// The servers in configured (or DNS) order; replaced when DNS is asked again.
+    servers: arc_swap::ArcSwap<Vec<Arc<Server>>>,
+    /// With `directory.domain`: when the servers found in DNS are to be asked for again.
+    rediscover_at: std::sync::Mutex<Option<std::time::Instant>>,
     current: Mutex<Option<Connection>>,
     next_id: AtomicU64,
 }
@@ -84,11 +89,14 @@ impl LdapDirectory {
             )?,
             config: config.clone(),
             attributes,
-            servers: config
-                .urls
-                .iter()
-                .map(|u| Arc::new(Server::new(u)))
-                .collect(),
+            servers: arc_swap::ArcSwap::from_pointee(
+                config
+                    .urls
+                    .iter()
+                    .map(|u| Arc::new(Server::new(u)))
+                    .collect(),
+            ),
+            rediscover_at: std::sync::Mutex::new(None),
             current: Mutex::new(None),
             next_id: AtomicU64::new(0),
         })
@@ -96,10 +104,13 @@ impl LdapDirectory {
 
     /// One line saying where lookups go.
     pub fn describe(&self) -> String {
+        let servers = match &self.config.discovery {
+            Some(d) => format!("the domain controllers of {} (DNS)", d.domain),
+            None => self.config.urls.join(", "),
+        };
         format!(
-            "live LDAP searches under {} on {}",
-            self.config.base_dn,
-            self.config.urls.join(", ")
+            "live LDAP searches under {} on {servers}",
+            self.config.base_dn
         )
     }
 
@@ -151,7 +162,11 @@ impl LdapDirectory {
         entries.truncate(PROBE_ENTRIES as usize);
         Ok(Probe {
             server: conn.url.to_string(),
-            bound_as: self.config.bind.as_ref().map(|(dn, _)| dn.clone()),
+            bound_as: match (&self.config.kerberos, &self.config.bind) {
+                (Some(_), _) => Some("the keytab's principal (Kerberos)".to_owned()),
+                (None, Some((dn, _))) => Some(dn.clone()),
+                (None, None) => None,
+            },
             filter,
             sample: entries,
             more,

@@ -8,6 +8,7 @@ use std::time::Instant;
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, StdStream};
 
+use super::discovery::discover;
 use super::error::{describe_ldap_error, result_name};
 use super::search::RC_SUCCESS;
 use super::{LdapDirectory, ServerStats, REST_AFTER_FAILURE, STAGGER};
@@ -40,6 +41,7 @@ impl LdapDirectory {
     /// What connecting to each server has done.
     pub fn servers(&self) -> Vec<ServerStats> {
         self.servers
+            .load()
             .iter()
             .map(|s| ServerStats {
                 url: s.url.clone(),
@@ -57,6 +59,7 @@ impl LdapDirectory {
                 return Ok(conn.clone());
             }
         }
+        self.rediscover().await?;
         let conn = self.connect_any().await?;
         *current = Some(conn.clone());
         Ok(conn)
@@ -69,7 +72,7 @@ impl LdapDirectory {
         if current.as_ref().map(|c| c.id) == Some(broken.id) {
             *current = None;
             if fault == Fault::Server {
-                if let Some(server) = self.servers.iter().find(|s| *s.url == *broken.url) {
+                if let Some(server) = self.servers.load().iter().find(|s| *s.url == *broken.url) {
                     server.failed();
                 }
             }
@@ -80,8 +83,8 @@ impl LdapDirectory {
     /// first, then in configured order), then the resting ones, soonest rested first.
     pub(super) fn order(&self) -> Vec<Arc<Server>> {
         let now = Instant::now();
-        let mut order: Vec<(bool, bool, Option<Instant>, usize)> = self
-            .servers
+        let servers = self.servers.load();
+        let mut order: Vec<(bool, bool, Option<Instant>, usize)> = servers
             .iter()
             .enumerate()
             .map(|(i, s)| {
@@ -92,7 +95,7 @@ impl LdapDirectory {
         order.sort();
         order
             .into_iter()
-            .map(|(.., i)| self.servers[i].clone())
+            .map(|(.., i)| servers[i].clone())
             .collect()
     }
 
@@ -106,13 +109,51 @@ impl LdapDirectory {
             );
             slow.failed();
         }
-        for other in &self.servers {
+        for other in self.servers.load().iter() {
             other.active.store(false, Ordering::Relaxed);
         }
         server.connects.fetch_add(1, Ordering::Relaxed);
         server.active.store(true, Ordering::Relaxed);
         *lock(&server.rest_until) = None;
         tracing::info!(server = %server.url, "connected to directory");
+    }
+
+    /// With `directory.domain`, asks DNS for the domain controllers when the last answer's TTL
+    /// has run out (or never asked). Servers still listed keep their history (resting,
+    /// counts); when DNS fails, the known ones are kept, and without any it is an error.
+    async fn rediscover(&self) -> Result<(), DirectoryError> {
+        let Some(discovery) = &self.config.discovery else {
+            return Ok(());
+        };
+        if lock(&self.rediscover_at).is_some_and(|at| at > Instant::now()) {
+            return Ok(());
+        }
+        match discover(discovery, self.config.starttls, self.config.connect_timeout).await {
+            Ok(found) => {
+                let known = self.servers.load();
+                let servers: Vec<Arc<Server>> = found
+                    .urls
+                    .iter()
+                    .map(|url| {
+                        known
+                            .iter()
+                            .find(|s| s.url == *url)
+                            .cloned()
+                            .unwrap_or_else(|| Arc::new(Server::new(url)))
+                    })
+                    .collect();
+                tracing::info!(domain = %discovery.domain, servers = %found.urls.join(", "), "domain controllers found in DNS");
+                self.servers.store(Arc::new(servers));
+                *lock(&self.rediscover_at) = Some(found.valid_until);
+                Ok(())
+            }
+            Err(e) if self.servers.load().is_empty() => Err(DirectoryError::Unavailable(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "DNS did not answer for the domain controllers; trying the ones known");
+                *lock(&self.rediscover_at) = Some(Instant::now() + super::discovery::MIN_TTL);
+                Ok(())
+            }
+        }
     }
 
     /// Connects to the first server that binds, trying the next one alongside whenever an
@@ -216,30 +257,50 @@ impl LdapDirectory {
                 tracing::debug!(server = %server, error = %e, "directory connection ended");
             }
         });
-        if let Some((dn, password)) = &self.config.bind {
-            let result = ldap
-                .with_timeout(self.config.connect_timeout)
-                .simple_bind(dn, password.expose())
-                .await
-                .map_err(|e| fail(format!("bind as {dn}: {}", describe_ldap_error(&e))))?;
-            if result.rc != RC_SUCCESS {
-                return Err(fail(format!(
-                    "bind as {dn} refused: {} (LDAP result {}{})",
-                    result_name(result.rc),
-                    result.rc,
-                    if result.text.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", {}", result.text)
-                    }
-                )));
-            }
-        }
+        self.bind(&mut ldap, url).await.map_err(fail)?;
         Ok(Connection {
             ldap,
             url: Arc::from(url),
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
         })
+    }
+}
+
+impl LdapDirectory {
+    /// Binds as configured: by Kerberos, with the service account's password, or not at all
+    /// (anonymous).
+    async fn bind(&self, ldap: &mut Ldap, url: &str) -> Result<(), String> {
+        let timeout = self.config.connect_timeout;
+        let (who, result) = if let Some(kerberos) = &self.config.kerberos {
+            let name = super::kerberos::server_name(kerberos, url);
+            let who = format!("Kerberos bind for ldap/{name}");
+            let bound = tokio::time::timeout(timeout, super::kerberos::bind(ldap, kerberos, name))
+                .await
+                .map_err(|_| format!("{who}: no answer within {} ms", timeout.as_millis()))?;
+            (who.clone(), bound.map_err(|e| format!("{who}: {e}"))?)
+        } else if let Some((dn, password)) = &self.config.bind {
+            let bound = ldap
+                .with_timeout(timeout)
+                .simple_bind(dn, password.expose())
+                .await
+                .map_err(|e| format!("bind as {dn}: {}", describe_ldap_error(&e)))?;
+            (format!("bind as {dn}"), bound)
+        } else {
+            return Ok(());
+        };
+        if result.rc == RC_SUCCESS {
+            return Ok(());
+        }
+        Err(format!(
+            "{who} refused: {} (LDAP result {}{})",
+            result_name(result.rc),
+            result.rc,
+            if result.text.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", result.text)
+            }
+        ))
     }
 }
 
