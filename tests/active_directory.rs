@@ -784,7 +784,8 @@ fn as_pairs(changes: &[(String, String)]) -> Vec<(&str, &str)> {
         .collect()
 }
 
-/// Over LDAPS in index mode and over StartTLS in live mode, bound by Kerberos.
+/// Over LDAPS and over StartTLS, in index and in live mode, bound by Kerberos; a SIGHUP
+/// reload binds again.
 #[cfg(feature = "kerberos")]
 #[test]
 fn kerberos_binds_from_a_keytab_over_ldaps_and_starttls() {
@@ -792,18 +793,27 @@ fn kerberos_binds_from_a_keytab_over_ldaps_and_starttls() {
     let changes = kerberos_changes(dc, "svc-popup.keytab");
     let ldap = format!("urls = [\"{}\"]", dc.ldap_url());
     let ldaps = format!("urls = [\"{}\"]", dc.ldaps_url());
-    let mut starttls = as_pairs(&changes);
-    starttls.extend([
+    let starttls = [
         (ldaps.as_str(), ldap.as_str()),
         ("starttls = false", "starttls = true"),
-        ("mode = \"index\"", "mode = \"live\""),
-    ]);
-    for extra in [as_pairs(&changes), starttls] {
+    ];
+    let live = [("mode = \"index\"", "mode = \"live\"")];
+    let combinations: [&[(&str, &str)]; 4] =
+        [&[], &starttls, &live, &[starttls[0], starttls[1], live[0]]];
+    for more in combinations {
+        let mut extra = as_pairs(&changes);
+        extra.extend_from_slice(more);
         let served = Served::start(dc, &extra);
         let (phone, name) = samba::NAMED[0];
-        assert_eq!(served.popup(phone), (Some(name.to_owned()), 1));
+        assert_eq!(served.popup(phone), (Some(name.to_owned()), 1), "{more:?}");
         let log = served.log();
         assert!(!log.contains("bind as"), "a simple bind was made: {log}");
+        if more.is_empty() {
+            common::signal(&served.server.child, "-HUP");
+            let log = served.log_with("SIGHUP: configuration reloaded");
+            assert!(log.contains("SIGHUP: configuration reloaded"), "{log}");
+            assert_eq!(served.popup(phone), (Some(name.to_owned()), 1));
+        }
     }
 }
 
