@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{binary, live, Slapd, BASE_DN, BIND_DN, PEOPLE};
+use common::{binary, live, Slapd, BASE_DN, PEOPLE};
 use popup_ldap::http::{routes, App};
 use popup_ldap::settings::Config;
 use serde_json::Value;
@@ -64,15 +64,15 @@ fn start() -> Slapd {
 /// Staff first, then contacts (one level, `telephoneNumber` only, numbers read in GB), then
 /// a scope that overlaps staff (Globex's people again).
 fn scopes_text(slapd: &Slapd) -> String {
+    // The test configuration's connection and bind, without its one scope's base and filter.
+    let connection: String = slapd
+        .config_text("")
+        .lines()
+        .filter(|l| !l.starts_with("base_dn") && !l.starts_with("filter"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     format!(
-        r#"[directory]
-source = "ldap"
-urls = ["{url}"]
-ca_file = "{ca}"
-bind_dn = "{BIND_DN}"
-bind_password_file = "{pw}"
-phone_attributes = ["telephoneNumber", "mobile", "homePhone"]
-
+        r#"{connection}
 [[directory.scope]]
 name = "staff"
 base_dn = "ou=people,{BASE_DN}"
@@ -100,9 +100,6 @@ filter = "(o=Globex)"
 [response]
 multiple_client_name = "{{total}} · {{displayName|cn}}"
 "#,
-        url = slapd.ldaps_url(),
-        ca = slapd.path("ca.pem").display(),
-        pw = slapd.path("bind-password").display(),
     )
 }
 
