@@ -135,7 +135,9 @@ fn say_probe(scope: &ScopeSettings, probe: &Probe) {
     for entry in &probe.sample {
         say!("    {}", entry.dn());
         let mut shown: Vec<(String, usize)> = Vec::new();
-        for (attr, value, keys) in phone_values(entry, scope) {
+        for (attr, value, keys) in
+            phone_values(entry, &scope.phone, &scope.directory.phone_attributes)
+        {
             match shown.iter_mut().find(|(a, _)| *a == attr) {
                 Some((_, n)) if *n >= SAMPLE_VALUES => *n += 1,
                 Some((_, n)) => {

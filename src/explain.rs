@@ -7,7 +7,7 @@ use crate::call::CallDetails;
 use crate::console::out;
 use crate::directory::{DirectoryError, Entry};
 use crate::http;
-use crate::lookup::{Answer, Lookup, LookupError, ScopeSettings, Trace};
+use crate::lookup::{Answer, Lookup, LookupError, Trace};
 use crate::phone::{Caller, PhoneNormalizer};
 use crate::settings::Config;
 
@@ -27,7 +27,7 @@ pub async fn lookup(config: &Config, call: &CallDetails) -> Result<(), ExplainEr
     let lookup = Lookup::open(config.lookup_setup()).await?;
     let answer = lookup.answer(call).await;
     let text = match &answer {
-        Ok(a) => explain(config, &lookup, call, a),
+        Ok(a) => report(&lookup, call, a),
         Err(e) if e.is_bad_request() => format!(
             "caller            {:?}\nanswer            HTTP 400 {}\n",
             call.phone.as_deref().unwrap_or(""),
@@ -40,7 +40,7 @@ pub async fn lookup(config: &Config, call: &CallDetails) -> Result<(), ExplainEr
 }
 
 /// The `lookup` report: everything an admin needs to tune filters and mapping.
-fn explain(config: &Config, lookup: &Lookup, call: &CallDetails, answer: &Answer) -> String {
+pub fn report(lookup: &Lookup, call: &CallDetails, answer: &Answer) -> String {
     let mut out = String::new();
     let raw = call.phone.as_deref().unwrap_or("");
     let t = &answer.trace;
@@ -85,7 +85,7 @@ fn explain(config: &Config, lookup: &Lookup, call: &CallDetails, answer: &Answer
             )
         }
     );
-    entries(&mut out, config, lookup, t);
+    entries(&mut out, lookup, t);
     let _ = writeln!(
         out,
         "answer            HTTP 200 {}",
@@ -96,12 +96,12 @@ fn explain(config: &Config, lookup: &Lookup, call: &CallDetails, answer: &Answer
 
 /// The matching entries, best first (by scope, then attribute, then DN), and the rejected
 /// ones with how their values read.
-fn entries(out: &mut String, config: &Config, lookup: &Lookup, t: &Trace) {
+fn entries(out: &mut String, lookup: &Lookup, t: &Trace) {
     if t.matches.len() > 1 {
         let _ = writeln!(
             out,
             "  best first: {}the first phone attribute that holds the number, then the DN",
-            if config.scopes.len() > 1 {
+            if lookup.scopes() > 1 {
                 "the first scope with a match, then "
             } else {
                 ""
@@ -109,10 +109,9 @@ fn entries(out: &mut String, config: &Config, lookup: &Lookup, t: &Trace) {
         );
     }
     for (i, m) in t.matches.iter().enumerate() {
-        let phone = config
-            .scopes
-            .get(m.scope)
-            .map_or(&config.phone, |s| &s.phone);
+        let Some((phone, _)) = lookup.scope_rules(m.scope) else {
+            continue;
+        };
         let country = phone.entry_country(|a| m.entry.values(a).next());
         let _ = writeln!(
             out,
@@ -131,10 +130,10 @@ fn entries(out: &mut String, config: &Config, lookup: &Lookup, t: &Trace) {
     }
     for (scope, entry) in &t.rejected {
         let _ = writeln!(out, "  rejected {}{}", entry.dn(), in_scope(lookup, *scope));
-        let Some(settings) = config.scopes.get(*scope) else {
+        let Some((phone, attributes)) = lookup.scope_rules(*scope) else {
             continue;
         };
-        for (attr, value, keys) in phone_values(entry, settings) {
+        for (attr, value, keys) in phone_values(entry, phone, attributes) {
             let _ = writeln!(out, "      {attr}: {value:?} -> {keys}");
         }
     }
@@ -151,15 +150,18 @@ fn in_scope(lookup: &Lookup, scope: usize) -> String {
 
 /// Each phone value of an entry with the numbers it normalises to, and the country its
 /// national values were read in.
-pub fn phone_values(entry: &Entry, scope: &ScopeSettings) -> Vec<(String, String, String)> {
-    let phone: &PhoneNormalizer = &scope.phone;
+pub fn phone_values(
+    entry: &Entry,
+    phone: &PhoneNormalizer,
+    attributes: &[String],
+) -> Vec<(String, String, String)> {
     let country = phone.entry_country(|a| entry.values(a).next());
     let read_in = match country.attribute {
         Some(attr) => format!("read in {} (from {attr})", country.region.as_ref()),
         None => format!("read in {} (default region)", country.region.as_ref()),
     };
     let mut rows = Vec::new();
-    for attr in &scope.directory.phone_attributes {
+    for attr in attributes {
         for value in entry.values(attr) {
             let keys: Vec<String> = phone
                 .readings_in(value, country.region)

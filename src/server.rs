@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use warp::Filter as _;
+
+use crate::admin;
 use crate::directory::DirectoryError;
 use crate::http::budget::{default_max_connections, RESERVED_DESCRIPTORS};
 use crate::http::tls::{Certificate, TlsError};
@@ -31,6 +34,14 @@ pub enum ServerError {
     /// The metrics listener could not be opened.
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
+        /// The configured address.
+        addr: SocketAddr,
+        /// Why.
+        source: warp::Error,
+    },
+    /// The admin console's listener could not be opened.
+    #[error("cannot serve the admin console on {addr}: {source}")]
+    Admin {
         /// The configured address.
         addr: SocketAddr,
         /// Why.
@@ -65,8 +76,21 @@ pub async fn serve(
     if let Err(e) = running.lookup.directory().warm_up().await {
         tracing::error!(error = %e, "directory not reachable yet; lookups will answer 503 until it is");
     }
+    let console = config.admin.clone().map(|settings| {
+        Arc::new(admin::Console {
+            app: app.clone(),
+            settings,
+            sessions: admin::Sessions::default(),
+        })
+    });
+    let shared = console
+        .as_ref()
+        .filter(|c| Some(c.settings.listen) == config.metrics_listen);
     if let Some(listen) = config.metrics_listen {
-        serve_metrics(app.clone(), listen)?;
+        serve_metrics(app.clone(), listen, shared.cloned())?;
+    }
+    if let Some(console) = console.filter(|c| Some(c.settings.listen) != config.metrics_listen) {
+        serve_admin(console)?;
     }
     let listen = config.server.listen;
     let source = running.lookup.directory().describe();
@@ -93,16 +117,39 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves `/metrics` on a listener of its own.
-fn serve_metrics(app: Arc<App>, listen: SocketAddr) -> Result<(), ServerError> {
-    let (addr, metrics) = warp::serve(http::metrics_routes(app))
+/// Serves `/metrics` on a listener of its own, with the admin console when it shares it.
+fn serve_metrics(
+    app: Arc<App>,
+    listen: SocketAddr,
+    console: Option<Arc<admin::Console>>,
+) -> Result<(), ServerError> {
+    let bound = match console {
+        Some(console) => warp::serve(admin::routes(console).or(http::metrics_routes(app)).unify())
+            .try_bind_ephemeral(listen)
+            .map(|(addr, server)| (addr, tokio::spawn(server))),
+        None => warp::serve(http::metrics_routes(app))
+            .try_bind_ephemeral(listen)
+            .map(|(addr, server)| (addr, tokio::spawn(server))),
+    };
+    let (addr, _) = bound.map_err(|source| ServerError::Metrics {
+        addr: listen,
+        source,
+    })?;
+    tracing::info!("metrics on http://{addr}/metrics");
+    Ok(())
+}
+
+/// Serves the admin console on a listener of its own.
+fn serve_admin(console: Arc<admin::Console>) -> Result<(), ServerError> {
+    let listen = console.settings.listen;
+    let (addr, server) = warp::serve(admin::standalone(console))
         .try_bind_ephemeral(listen)
-        .map_err(|source| ServerError::Metrics {
+        .map_err(|source| ServerError::Admin {
             addr: listen,
             source,
         })?;
-    tracing::info!("metrics on http://{addr}/metrics");
-    tokio::spawn(metrics);
+    tracing::info!("admin console on http://{addr}/admin/");
+    tokio::spawn(server);
     Ok(())
 }
 

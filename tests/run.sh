@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs everything CI runs: installs what the tests need (slapd, ldap-utils, Samba's AD DC,
-# iproute2, MIT Kerberos headers and clang for the `kerberos` feature, faketime) when missing,
+# iproute2, MIT Kerberos headers and clang for the `kerberos` feature, faketime, Chromium and
+# chromedriver for the admin console's browser tests) when missing,
 # then formatting, lints and the whole test suite against real directory servers, built with
 # every feature (`kerberos`). Run it as root: the Active Directory tests give Samba a network
 # namespace of its own.
@@ -18,6 +19,9 @@ fi
 [ -e /usr/include/gssapi/gssapi_krb5.h ] || missing+=(libkrb5-dev)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     sudo=""

@@ -193,6 +193,23 @@ impl Metrics {
         self.lookup_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
+    /// Requests by outcome label, in the order `/metrics` lists them.
+    pub fn outcomes(&self) -> Vec<(&'static str, u64)> {
+        OUTCOMES
+            .iter()
+            .zip(&self.requests)
+            .map(|((_, label), n)| (*label, n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Lookups done and the microseconds they took, in total.
+    pub fn lookup_totals(&self) -> (u64, u64) {
+        (
+            self.lookups.load(Ordering::Relaxed),
+            self.lookup_micros.load(Ordering::Relaxed),
+        )
+    }
+
     /// The text exposition, with the directory's own figures.
     pub fn render(&self, directory: &Directory) -> String {
         let mut out = String::with_capacity(4096);

@@ -199,6 +199,18 @@ impl Lookup {
         &self.directory
     }
 
+    /// How many scopes there are.
+    pub fn scopes(&self) -> usize {
+        self.scopes.len()
+    }
+
+    /// How scope `scope` reads its stored numbers, and its phone attributes.
+    pub fn scope_rules(&self, scope: usize) -> Option<(&PhoneNormalizer, &[String])> {
+        self.scopes
+            .get(scope)
+            .map(|s| (&s.phone, s.phone_attributes.as_slice()))
+    }
+
     /// Answers one call.
     pub async fn answer(&self, call: &CallDetails) -> Result<Answer, LookupError> {
         let phone = call.phone.as_deref().ok_or(LookupError::MissingPhone)?;

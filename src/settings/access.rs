@@ -12,7 +12,7 @@ const DEFAULT_PER_IP: (u32, u32) = (20, 40);
 const DEFAULT_GLOBAL: (u32, u32) = (500, 1000);
 const DEFAULT_PREFIXES: (u8, u8) = (32, 64);
 /// A shorter shared secret is guessable.
-const MIN_TOKEN_CHARS: usize = 16;
+pub(super) const MIN_TOKEN_CHARS: usize = 16;
 
 pub(super) fn access(raw: RawAccess, base: &Path) -> Result<AccessSettings, ConfigError> {
     let token = SecretSource {
@@ -32,17 +32,19 @@ pub(super) fn access(raw: RawAccess, base: &Path) -> Result<AccessSettings, Conf
             format!("the token must be at least {MIN_TOKEN_CHARS} characters (try: openssl rand -hex 24)"),
         ));
     }
-    let networks = |key: &str, list: Option<Vec<String>>| {
-        list.unwrap_or_default()
-            .iter()
-            .map(|n| n.parse::<Cidr>().map_err(|e| invalid(key, e.to_string())))
-            .collect::<Result<Vec<_>, _>>()
-    };
     Ok(AccessSettings {
         token,
         allow: networks("access.allow", raw.allow)?,
         trusted_proxies: networks("access.trusted_proxies", raw.trusted_proxies)?,
     })
+}
+
+/// A list of networks under `key`.
+pub(super) fn networks(key: &str, list: Option<Vec<String>>) -> Result<Vec<Cidr>, ConfigError> {
+    list.unwrap_or_default()
+        .iter()
+        .map(|n| n.parse::<Cidr>().map_err(|e| invalid(key, e.to_string())))
+        .collect()
 }
 
 pub(super) fn rate_limit(raw: RawRateLimit) -> Result<Option<RateLimitSettings>, ConfigError> {

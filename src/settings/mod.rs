@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::phone::PhoneNormalizer;
 
 mod access;
+mod admin;
 mod answer;
 mod directory;
 mod index;
@@ -24,6 +25,7 @@ use log::log;
 use raw::{RawPhone, RawResponse};
 use server::{metrics_listen, server};
 
+use crate::admin::AdminSettings;
 use crate::directory::{KerberosSettings, LdifData, SourceSettings};
 use crate::http::{self, AccessSettings, RateLimitSettings, ServerSettings};
 use crate::logging::LogSettings;
@@ -88,6 +90,8 @@ pub struct Config {
     pub log: LogSettings,
     /// `[metrics] listen`: where Prometheus scrapes `/metrics`; `None` serves none.
     pub metrics_listen: Option<SocketAddr>,
+    /// `[admin]`: the console; `None` serves none.
+    pub admin: Option<AdminSettings>,
 }
 
 const DEFAULT_REGION: &str = "IL";
@@ -133,6 +137,7 @@ impl Config {
             rate_limit: rate_limit(raw.rate_limit)?,
             log: log(raw.log)?,
             metrics_listen: metrics_listen(raw.metrics, &server)?,
+            admin: admin::admin(raw.admin, base, &server)?,
             server,
         })
     }

@@ -44,6 +44,19 @@ pub(super) struct RawConfig {
     pub(super) log: RawLog,
     #[serde(default)]
     pub(super) metrics: RawMetrics,
+    pub(super) admin: Option<RawAdmin>,
+}
+
+/// `[admin]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    pub(super) listen: Option<String>,
+    pub(super) token_file: Option<String>,
+    pub(super) token_env: Option<String>,
+    pub(super) token_credential: Option<String>,
+    pub(super) allow: Option<Vec<String>>,
+    pub(super) recent_calls: Option<bool>,
 }
 
 /// `[server]` as written.

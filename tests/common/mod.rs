@@ -461,6 +461,14 @@ impl Drop for Server {
 
 /// Sends one raw HTTP/1.1 request and reads the whole answer.
 pub fn http(addr: SocketAddr, raw: &str) -> (u16, String) {
+    let (status, text) = http_raw(addr, raw);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    // Chunked answers: keep it simple, the server sends Content-Length for JSON.
+    (status, body.to_owned())
+}
+
+/// [`http`], with the answer's head and body as they came.
+pub fn http_raw(addr: SocketAddr, raw: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -473,9 +481,7 @@ pub fn http(addr: SocketAddr, raw: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not HTTP: {text:?}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    // Chunked answers: keep it simple, the server sends Content-Length for JSON.
-    (status, body.to_owned())
+    (status, text)
 }
 
 /// A TCP relay in front of a real server, to make that server fail on cue: [`Relay::cut`]

@@ -1,0 +1,130 @@
+//! The console's JSON: a number previewed as the agent would see it, and the service's state.
+
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::{with_type, Console};
+use crate::call::CallDetails;
+use crate::explain;
+use crate::http::reply::{error_json, popup_json};
+use crate::lookup::LookupError;
+
+/// `GET /admin/api/preview?phone=&did=&state=&format=`: the answer Voicenter would get, the
+/// request it would send, and the `lookup` explanation.
+pub(super) async fn preview(console: &Console, query: &str) -> Response {
+    let field = |name: &str| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let call = CallDetails {
+        phone: field("phone"),
+        did: field("did"),
+        state: field("state"),
+        ..CallDetails::default()
+    };
+    let format = field("format").unwrap_or_else(|| "get".to_owned());
+    let running = console.app.running();
+    let (status, answer, explanation) = match running.lookup.answer(&call).await {
+        Ok(answer) => (
+            200,
+            popup_json(&answer.popup),
+            explain::report(&running.lookup, &call, &answer),
+        ),
+        Err(e @ (LookupError::MissingPhone | LookupError::BadPhone(_))) => {
+            (400, error_json(&e.to_string()), String::new())
+        }
+        Err(e) => (503, error_json(&e.to_string()), e.to_string()),
+    };
+    let answer: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
+    json_response(&json!({
+        "status": status,
+        "request": request(&format, &running.path, &call),
+        "answer": answer,
+        "explanation": explanation,
+    }))
+}
+
+/// The request Voicenter would send for `call`, in `format` (`get`, `form` or `json`).
+fn request(format: &str, path: &str, call: &CallDetails) -> String {
+    let mut fields = Vec::new();
+    for (name, value) in [
+        ("phone", &call.phone),
+        ("did", &call.did),
+        ("statusCall", &call.state),
+    ] {
+        if let Some(value) = value {
+            fields.push((name, value.as_str()));
+        }
+    }
+    let form = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields.iter().copied())
+        .finish();
+    match format {
+        "form" => format!("POST {path}\nContent-Type: application/x-www-form-urlencoded\n\n{form}"),
+        "json" => {
+            let body: serde_json::Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+                .collect();
+            format!(
+                "POST {path}\nContent-Type: application/json\n\n{}",
+                Value::Object(body)
+            )
+        }
+        _ => format!("GET {path}?{form}"),
+    }
+}
+
+/// `GET /admin/api/status`: the source, readiness, the index's syncs, each server, and the
+/// request counters `/metrics` has.
+pub(super) async fn status(console: &Console) -> Response {
+    let running = console.app.running();
+    let directory = running.lookup.directory();
+    let ready = directory.readiness().await;
+    let index = directory.index_figures().map(|f| {
+        json!({
+            "entries": f.entries,
+            "numbers": f.numbers,
+            "synced_seconds_ago": f.status.age().map(|a| a.as_secs()),
+            "last_sync_ms": f.status.last_duration.map(|d| d.as_millis() as u64),
+            "from_saved_state": f.status.from_snapshot,
+            "server": f.status.server,
+            "last_error": f.status.last_error,
+            "syncs_succeeded": f.status.succeeded,
+            "syncs_failed": f.status.failed,
+        })
+    });
+    let servers: Vec<Value> = directory
+        .servers()
+        .into_iter()
+        .map(|s| json!({"url": s.url, "active": s.active, "connects": s.connects, "failures": s.failures}))
+        .collect();
+    let metrics = &console.app.metrics;
+    let outcomes: Vec<Value> = metrics
+        .outcomes()
+        .into_iter()
+        .map(|(outcome, count)| json!({"outcome": outcome, "count": count}))
+        .collect();
+    let (lookups, micros) = metrics.lookup_totals();
+    json_response(&json!({
+        "source": directory.describe(),
+        "ready": ready.is_ok(),
+        "not_ready_because": ready.err(),
+        "index": index,
+        "servers": servers,
+        "requests": outcomes,
+        "lookups": lookups,
+        "mean_lookup_us": micros.checked_div(lookups),
+    }))
+}
+
+fn json_response(value: &Value) -> Response {
+    with_type(
+        StatusCode::OK,
+        value.to_string(),
+        "application/json; charset=utf-8",
+    )
+}
