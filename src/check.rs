@@ -1,7 +1,7 @@
 //! `check-config`: the configuration, the certificate, one connection, bind and sample
 //! search, and a hygiene report of every eligible entry, read once; nothing is saved.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::console::say;
 use crate::directory::ldap::{LdapDirectory, Probe};
@@ -25,6 +25,14 @@ pub enum CheckError {
     /// The HTTPS certificate or key cannot be used.
     #[error("{0}")]
     Tls(#[from] TlsError),
+    /// The repair LDIF could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Checks `config` (read from `path`, or the demo), saying what worked on stdout.
@@ -48,6 +56,47 @@ pub async fn check_config(path: &Option<PathBuf>, config: &Config) -> Result<(),
         check_scope(config, scope).await?;
     }
     say!("OK");
+    Ok(())
+}
+
+/// `hygiene`: each scope's hygiene report and, with `repair_ldif`, the repair LDIF of every
+/// scope written there (nothing is written to the directory).
+pub async fn hygiene(config: &Config, repair_ldif: Option<&Path>) -> Result<(), CheckError> {
+    let mut ldif = String::new();
+    let (mut entries_changed, mut values) = (0, 0);
+    for scope in &config.scopes {
+        if let Some(name) = &scope.directory.name {
+            say!("scope {name}");
+        }
+        let entries = match &scope.directory.source {
+            SourceSettings::Ldif(data) => {
+                crate::directory::ldif::load(data).map_err(DirectoryError::from)?
+            }
+            SourceSettings::Ldap(ldap) => {
+                LdapDirectory::new(ldap, config.lookup_setup().wanted_attributes())?
+                    .read_all()
+                    .await?
+            }
+        };
+        let attrs = &scope.directory.phone_attributes;
+        say!("{}", crate::hygiene::examine(&entries, attrs, &scope.phone));
+        let repair = crate::hygiene::repair_ldif(&entries, attrs, &scope.phone);
+        ldif.push_str(&repair.ldif);
+        entries_changed += repair.entries;
+        values += repair.values;
+    }
+    if let Some(path) = repair_ldif {
+        std::fs::write(path, &ldif).map_err(|source| CheckError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
+        say!(
+            "repair LDIF: {values} values of {entries_changed} entries rewritten into E.164 in {} \
+             (review it, then: ldapmodify -H ldaps://... -D ... -W -f {})",
+            path.display(),
+            path.display()
+        );
+    }
     Ok(())
 }
 

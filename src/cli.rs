@@ -49,6 +49,12 @@ pub enum Command {
     },
     /// Validate the configuration, then connect, bind and run one search, saying what worked.
     CheckConfig,
+    /// Report on the directory's phone data, and write an LDIF that rewrites values into E.164.
+    Hygiene {
+        /// Write the repair LDIF here (ldapmodify change records, to review and apply).
+        #[arg(long)]
+        repair_ldif: Option<PathBuf>,
+    },
     /// Look one number up and explain the answer: forms, filter, entries, matched values, JSON.
     Lookup {
         /// The caller's number, as Voicenter would send it.
@@ -138,6 +144,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(runtime.block_on(server::serve(config, path, listen))?)
         }
         Command::CheckConfig => Ok(runtime.block_on(check::check_config(&cli.config, &config))?),
+        Command::Hygiene { repair_ldif } => {
+            Ok(runtime.block_on(check::hygiene(&config, repair_ldif.as_deref()))?)
+        }
         Command::Lookup { phone, state, did } => {
             let call = CallDetails {
                 phone: Some(phone),

@@ -263,7 +263,105 @@ async fn the_console_previews_explains_and_reports_in_a_browser() {
     let servers = wait_for_text(&browser, "#servers tbody").await;
     assert!(servers.contains(&console.slapd.ldaps_url()), "{servers}");
     screenshot(&browser, "status").await;
+
+    // Directory hygiene: the fixture's value with no number, in a table that filters.
+    browser
+        .find(Locator::Css("a[data-tab=hygiene]"))
+        .await
+        .expect("hygiene tab")
+        .click()
+        .await
+        .expect("click");
+    let findings = wait_for_text(&browser, "#findings tbody").await;
+    assert!(
+        findings.contains("uid=nobody,ou=people,dc=example,dc=com")
+            && findings.contains("ask reception"),
+        "{findings}"
+    );
+    let repairs: u32 = text_of(&browser, "#repairs")
+        .await
+        .parse()
+        .expect("a count");
+    assert!(repairs > 5, "{repairs}");
+    browser
+        .find(Locator::Css("#hygiene-filter"))
+        .await
+        .expect("filter")
+        .send_keys("nobody")
+        .await
+        .expect("type");
+    let rows = browser
+        .find_all(Locator::Css("#findings tbody tr"))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1);
+    browser
+        .find(Locator::Css("#hygiene-filter"))
+        .await
+        .expect("filter")
+        .clear()
+        .await
+        .expect("clear");
+    screenshot(&browser, "hygiene").await;
     browser.close().await.expect("close");
+}
+
+/// The repair LDIF, applied with ldapmodify, leaves nothing to repair; lookups find the
+/// people whose values it rewrote.
+#[test]
+fn the_repair_ldif_applies_and_leaves_nothing_to_repair() {
+    let console = Console::start();
+    let (status, head_and_ldif) = http(
+        console.admin,
+        &format!(
+            "GET /admin/api/repair.ldif HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 200);
+    let ldif = head_and_ldif
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .expect("body");
+    assert!(ldif.contains("changetype: modify"), "{ldif}");
+    assert!(
+        ldif.contains("telephoneNumber: +972722776772")
+            || ldif.contains("telephonenumber: +972722776772"),
+        "{ldif}"
+    );
+    console.slapd.modify(ldif);
+    // The same report from the command line, on the repaired directory: nothing left.
+    let out_file = console.slapd.path("repair-again.ldif");
+    let out = common::binary()
+        .arg("--config")
+        .arg(console.slapd.path("console.toml"))
+        .args(["hygiene", "--repair-ldif"])
+        .arg(&out_file)
+        .output()
+        .expect("hygiene");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("repair LDIF: 0 values of 0 entries"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(&out_file).expect("file"), "");
+    // Dana, rewritten to +972722776772, is found from the repaired directory.
+    let out = common::binary()
+        .arg("--config")
+        .arg(console.slapd.path("console.toml"))
+        .args(["lookup", "0722776772"])
+        .output()
+        .expect("lookup");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("matched telephonenumber: \"+972722776772\""),
+        "{text}"
+    );
 }
 
 #[test]

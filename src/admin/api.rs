@@ -128,3 +128,139 @@ fn json_response(value: &Value) -> Response {
         "application/json; charset=utf-8",
     )
 }
+
+/// What [`hygiene`] answers with.
+pub(super) enum Format {
+    /// The rows and per-attribute counts, for the page's tables.
+    Json,
+    /// The rows as CSV, to download.
+    Csv,
+    /// The repair LDIF, to download.
+    RepairLdif,
+}
+
+/// One row of the hygiene tables.
+struct Row {
+    scope: String,
+    kind: &'static str,
+    dn: String,
+    attribute: String,
+    value: String,
+}
+
+/// `GET /admin/api/hygiene` (`.csv`, and `repair.ldif`): the `check-config` hygiene report of
+/// every scope, read from the directory now.
+pub(super) async fn hygiene(console: &Console, format: Format) -> Response {
+    let running = console.app.running();
+    let lookup = &running.lookup;
+    let (mut rows, mut attributes, mut ldif) = (Vec::new(), Vec::new(), String::new());
+    for scope in 0..lookup.scopes() {
+        let Some((phone, attrs)) = lookup.scope_rules(scope) else {
+            continue;
+        };
+        let entries = match lookup.directory().read_all(scope).await {
+            Ok(entries) => entries,
+            Err(e) => {
+                return with_type(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": e.to_string()}).to_string(),
+                    "application/json; charset=utf-8",
+                )
+            }
+        };
+        let name = lookup
+            .directory()
+            .scope_name(scope)
+            .unwrap_or("")
+            .to_owned();
+        let report = crate::hygiene::examine(&entries, attrs, phone);
+        for (attribute, with, values) in &report.per_attribute {
+            attributes.push(
+                json!({"scope": name, "attribute": attribute, "entries": with, "values": values}),
+            );
+        }
+        rows.extend(report_rows(&name, report));
+        ldif.push_str(&crate::hygiene::repair_ldif(&entries, attrs, phone).ldif);
+    }
+    match format {
+        Format::Json => json_response(&json!({
+            "rows": rows.iter().map(|r| json!({
+                "scope": r.scope, "kind": r.kind, "dn": r.dn, "attribute": r.attribute, "value": r.value,
+            })).collect::<Vec<_>>(),
+            "attributes": attributes,
+            "repairs": ldif.matches("\nchangetype: modify\n").count(),
+        })),
+        Format::Csv => download(
+            csv(&rows),
+            "text/csv; charset=utf-8",
+            "popup-ldap-hygiene.csv",
+        ),
+        Format::RepairLdif => download(ldif, "text/plain; charset=utf-8", "popup-ldap-repair.ldif"),
+    }
+}
+
+fn report_rows(scope: &str, report: crate::hygiene::Report) -> Vec<Row> {
+    let row = |kind, f: crate::hygiene::Finding| Row {
+        scope: scope.to_owned(),
+        kind,
+        dn: f.dn,
+        attribute: f.attribute,
+        value: f.value,
+    };
+    let mut rows: Vec<Row> = Vec::new();
+    rows.extend(report.no_number.into_iter().map(|f| row("no number", f)));
+    rows.extend(
+        report
+            .unknown_to_plan
+            .into_iter()
+            .map(|f| row("no known numbering plan", f)),
+    );
+    rows.extend(
+        report
+            .guessed_country
+            .into_iter()
+            .map(|f| row("country guessed", f)),
+    );
+    for (number, dns) in report.shared {
+        for dn in dns {
+            rows.push(Row {
+                scope: scope.to_owned(),
+                kind: "held by several entries",
+                dn,
+                attribute: String::new(),
+                value: number.clone(),
+            });
+        }
+    }
+    rows
+}
+
+/// RFC 4180 CSV. By hand: five columns of text need quoting and nothing else, less than the
+/// `csv` crate's reader and writer would bring.
+fn csv(rows: &[Row]) -> String {
+    let field = |text: &str| {
+        if text.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text.to_owned()
+        }
+    };
+    let mut out = String::from("scope,kind,dn,attribute,value\r\n");
+    for r in rows {
+        let fields = [r.scope.as_str(), r.kind, &r.dn, &r.attribute, &r.value];
+        out.push_str(&fields.map(field).join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// A file to save.
+fn download(body: String, kind: &'static str, name: &'static str) -> Response {
+    let mut r = with_type(StatusCode::OK, body, kind);
+    let disposition = format!("attachment; filename=\"{name}\"");
+    if let Ok(value) = warp::http::HeaderValue::from_str(&disposition) {
+        r.headers_mut()
+            .insert(warp::http::header::CONTENT_DISPOSITION, value);
+    }
+    r
+}

@@ -112,6 +112,9 @@ async fn page(console: &Console, path: &str, query: &str) -> Response {
         "" => html(StatusCode::OK, INDEX_HTML),
         "api/preview" => api::preview(console, query).await,
         "api/status" => api::status(console).await,
+        "api/hygiene" => api::hygiene(console, api::Format::Json).await,
+        "api/hygiene.csv" => api::hygiene(console, api::Format::Csv).await,
+        "api/repair.ldif" => api::hygiene(console, api::Format::RepairLdif).await,
         _ => not_found(),
     }
 }

@@ -188,6 +188,18 @@ impl Directory {
         self.sources().for_each(Source::follow);
     }
 
+    /// Every eligible entry of scope `scope`, for the hygiene report: read from the directory
+    /// (so that entries the index leaves out, with no usable number, are there too), or a
+    /// file source's entries.
+    pub async fn read_all(&self, scope: usize) -> Result<Vec<Entry>, DirectoryError> {
+        match self.scopes.get(scope).map(|(_, source)| source) {
+            Some(Source::File(index)) => Ok(index.all().map(|(_, e)| (**e).clone()).collect()),
+            Some(Source::Synced(synced)) => synced.ldap().read_all().await,
+            Some(Source::Live(ldap)) => ldap.read_all().await,
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Entries that may hold `number`, per scope in rank order. Several scopes are asked
     /// together; any failing fails the lookup, since a lower scope's match must not stand in
     /// for a higher one's that could not be read.

@@ -12,6 +12,7 @@ function show(tab) {
     link.classList.toggle("active", link.dataset.tab === tab);
   }
   if (tab === "status") refreshStatus();
+  if (tab === "hygiene") loadHygiene();
 }
 
 async function getJson(url) {
@@ -51,7 +52,7 @@ async function runPreview() {
 
 function fromHash() {
   const hash = location.hash.slice(1);
-  if (hash === "status") { show("status"); return; }
+  if (hash === "status" || hash === "hygiene") { show(hash); return; }
   show("preview");
   const params = new URLSearchParams(hash);
   if (!params.get("phone")) return;
@@ -107,7 +108,35 @@ async function refreshStatus() {
   for (const r of s.requests) row($("requests"), [r.outcome, r.count]);
 }
 
+// --- Hygiene -------------------------------------------------------------------------
+
+let findings = [];
+let sortKey = "kind";
+
+function drawFindings() {
+  const filter = $("hygiene-filter").value.trim().toLowerCase();
+  const body = $("findings").querySelector("tbody");
+  body.replaceChildren();
+  const shown = findings
+    .filter((f) => !filter || [f.scope, f.kind, f.dn, f.attribute, f.value].some((v) => v.toLowerCase().includes(filter)))
+    .sort((a, b) => a[sortKey].localeCompare(b[sortKey]));
+  for (const f of shown) row($("findings"), [f.scope || "-", f.kind, f.dn, f.attribute, f.value]);
+}
+
+async function loadHygiene() {
+  const h = await getJson("/admin/api/hygiene");
+  findings = h.rows || [];
+  $("repairs").textContent = String(h.repairs);
+  $("attributes").querySelector("tbody").replaceChildren();
+  for (const a of h.attributes || []) row($("attributes"), [a.scope || "-", a.attribute, a.entries, a.values]);
+  drawFindings();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  $("hygiene-filter").addEventListener("input", drawFindings);
+  for (const th of document.querySelectorAll("#findings th")) {
+    th.addEventListener("click", () => { sortKey = th.dataset.key; drawFindings(); });
+  }
   $("preview-form").addEventListener("submit", (event) => { event.preventDefault(); runPreview(); });
   for (const link of document.querySelectorAll("nav a")) {
     link.addEventListener("click", (event) => { event.preventDefault(); history.replaceState(null, "", "#" + link.dataset.tab); show(link.dataset.tab); });

@@ -9,6 +9,10 @@ use std::fmt;
 use crate::directory::Entry;
 use crate::phone::{PhoneKey, PhoneNormalizer, Reading};
 
+mod repair;
+
+pub use repair::{repair_ldif, Repair};
+
 /// Findings listed per kind before "and N more".
 const LISTED: usize = 20;
 
