@@ -77,10 +77,13 @@ pub async fn serve(
         tracing::error!(error = %e, "directory not reachable yet; lookups will answer 503 until it is");
     }
     let console = config.admin.clone().map(|settings| {
+        let history = Arc::new(admin::History::default());
+        history.follow(app.clone());
         Arc::new(admin::Console {
             app: app.clone(),
             settings,
             sessions: admin::Sessions::default(),
+            history,
         })
     });
     let shared = console

@@ -34,6 +34,7 @@ telephoneNumber: 03-666-1234
 
 struct Console {
     slapd: Slapd,
+    popup: std::net::SocketAddr,
     /// Kept for its drop, which stops the binary.
     _server: Server,
     admin: std::net::SocketAddr,
@@ -53,6 +54,7 @@ impl Console {
         let server = Server::start(&config, ([127, 0, 0, 1], port).into());
         Console {
             slapd,
+            popup: ([127, 0, 0, 1], port).into(),
             _server: server,
             admin: ([127, 0, 0, 1], admin).into(),
         }
@@ -246,7 +248,16 @@ async fn the_console_previews_explains_and_reports_in_a_browser() {
         .expect("no-notification note");
     assert!(none.is_displayed().await.expect("displayed"));
 
-    // The status page: the index's size, the server, the counters.
+    // Two calls from "Voicenter", for the counters and the recent calls.
+    for phone in ["0722776772", "0509999999"] {
+        let (status, _) = common::http(
+            console.popup,
+            &format!("GET /popup?phone={phone} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(status, 200);
+    }
+
+    // The status page: the index's size, the server, the counters, the chart, the calls.
     browser
         .find(Locator::Css("a[data-tab=status]"))
         .await
@@ -262,6 +273,20 @@ async fn the_console_previews_explains_and_reports_in_a_browser() {
     );
     let servers = wait_for_text(&browser, "#servers tbody").await;
     assert!(servers.contains(&console.slapd.ldaps_url()), "{servers}");
+    assert!(servers.contains("active"), "{servers}");
+    let bars = browser
+        .find_all(Locator::Css("#chart svg rect"))
+        .await
+        .expect("chart");
+    assert!(!bars.is_empty(), "no bar in the chart");
+    let recent = wait_for_text(&browser, "#recent tbody").await;
+    // Newest first; numbers masked as in the log, never whole.
+    assert!(
+        recent.contains("unknown") && recent.contains("match"),
+        "{recent}"
+    );
+    assert!(recent.contains("*******772"), "{recent}");
+    assert!(!recent.contains("0722776772"), "{recent}");
     screenshot(&browser, "status").await;
 
     // Directory hygiene: the fixture's value with no number, in a table that filters.

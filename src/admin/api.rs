@@ -90,6 +90,7 @@ pub(super) async fn status(console: &Console) -> Response {
             "numbers": f.numbers,
             "synced_seconds_ago": f.status.age().map(|a| a.as_secs()),
             "last_sync_ms": f.status.last_duration.map(|d| d.as_millis() as u64),
+            "last_sync_kind": f.status.last_full.map(|full| if full { "full" } else { "changes only" }),
             "from_saved_state": f.status.from_snapshot,
             "server": f.status.server,
             "last_error": f.status.last_error,
@@ -100,7 +101,7 @@ pub(super) async fn status(console: &Console) -> Response {
     let servers: Vec<Value> = directory
         .servers()
         .into_iter()
-        .map(|s| json!({"url": s.url, "active": s.active, "connects": s.connects, "failures": s.failures}))
+        .map(|s| json!({"url": s.url, "active": s.active, "resting": s.resting, "connects": s.connects, "failures": s.failures}))
         .collect();
     let metrics = &console.app.metrics;
     let outcomes: Vec<Value> = metrics
@@ -110,6 +111,7 @@ pub(super) async fn status(console: &Console) -> Response {
         .collect();
     let (lookups, micros) = metrics.lookup_totals();
     json_response(&json!({
+        "last_hour": console.history.minutes(&console.app),
         "source": directory.describe(),
         "ready": ready.is_ok(),
         "not_ready_because": ready.err(),
@@ -119,6 +121,29 @@ pub(super) async fn status(console: &Console) -> Response {
         "lookups": lookups,
         "mean_lookup_us": micros.checked_div(lookups),
     }))
+}
+
+/// `GET /admin/api/recent`: the last calls, newest first (numbers as the log shows them; the
+/// full number only when `log.mask_numbers = false`).
+pub(super) fn recent(console: &Console) -> Response {
+    let now = std::time::SystemTime::now();
+    let calls: Vec<Value> = console
+        .app
+        .recent
+        .newest_first()
+        .into_iter()
+        .map(|c| {
+            json!({
+                "seconds_ago": now.duration_since(c.at).map(|d| d.as_secs()).unwrap_or(0),
+                "number": c.shown,
+                "phone": c.phone,
+                "outcome": c.outcome,
+                "total": c.total,
+                "us": c.micros,
+            })
+        })
+        .collect();
+    json_response(&json!({"enabled": console.settings.recent_calls, "calls": calls}))
 }
 
 fn json_response(value: &Value) -> Response {

@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+mod history;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +23,7 @@ use crate::http::App;
 use crate::secret::Secret;
 
 pub use auth::Sessions;
+pub use history::History;
 
 /// `[admin]`: where the console listens and who may use it.
 #[derive(Debug, Clone)]
@@ -44,6 +46,8 @@ pub struct Console {
     pub settings: AdminSettings,
     /// Logged-in browsers.
     pub sessions: Sessions,
+    /// The last hour, a minute a sample.
+    pub history: Arc<History>,
 }
 
 /// The security headers every console answer carries.
@@ -112,6 +116,7 @@ async fn page(console: &Console, path: &str, query: &str) -> Response {
         "" => html(StatusCode::OK, INDEX_HTML),
         "api/preview" => api::preview(console, query).await,
         "api/status" => api::status(console).await,
+        "api/recent" => api::recent(console),
         "api/hygiene" => api::hygiene(console, api::Format::Json).await,
         "api/hygiene.csv" => api::hygiene(console, api::Format::Csv).await,
         "api/repair.ldif" => api::hygiene(console, api::Format::RepairLdif).await,

@@ -15,6 +15,7 @@ use warp::reply::Response;
 use super::access::Presented;
 use super::limit::Limited;
 use super::metrics::Outcome;
+use super::recent::RecentCall;
 use super::request::{self, RequestError};
 use super::{reply, App, Running, HEALTH_PATH, MAX_URL_BYTES, READY_PATH};
 use crate::call::CallDetails;
@@ -215,6 +216,16 @@ async fn answer(
         Ok(answer) => {
             let outcome = Outcome::from(answer.outcome());
             shared.metrics.request(outcome);
+            if app.recent_calls {
+                shared.recent.push(RecentCall {
+                    at: std::time::SystemTime::now(),
+                    shown: phone.to_owned(),
+                    phone: call.phone.clone().filter(|_| !app.mask_numbers),
+                    outcome: outcome.label(),
+                    total: answer.popup.total,
+                    micros: us,
+                });
+            }
             tracing::info!(
                 %client, %ivrid, %state, %phone, outcome = %outcome.label(),
                 total = answer.popup.total,

@@ -9,6 +9,7 @@ mod filters;
 mod handlers;
 pub mod limit;
 pub mod metrics;
+pub mod recent;
 pub mod refusals;
 pub mod reply;
 pub mod request;
@@ -55,6 +56,8 @@ pub struct Setup<'a> {
     pub rate_limit: Option<&'a RateLimitSettings>,
     /// `log.mask_numbers`
     pub mask_numbers: bool,
+    /// `admin.recent_calls` with the console on: keep the last calls for it.
+    pub recent_calls: bool,
     /// The lookup's own settings.
     pub lookup: lookup::Setup<'a>,
 }
@@ -76,6 +79,8 @@ pub struct Running {
     pub limits: Option<RateLimits>,
     /// `log.mask_numbers`
     pub mask_numbers: bool,
+    /// Whether the last calls are kept for the admin console.
+    pub recent_calls: bool,
 }
 
 impl Running {
@@ -91,6 +96,7 @@ impl Running {
             access: Access::new(setup.access.clone()),
             limits: setup.rate_limit.map(RateLimits::new),
             mask_numbers: setup.mask_numbers,
+            recent_calls: setup.recent_calls,
         })
     }
 
@@ -111,6 +117,8 @@ pub struct App {
     pub metrics: Metrics,
     /// Refusals not yet summarised in the log.
     pub refusals: RefusalLog,
+    /// The last calls (when the admin console keeps them; kept across reloads).
+    pub recent: recent::RecentCalls,
 }
 
 impl App {
@@ -121,6 +129,7 @@ impl App {
             current: ArcSwap::from_pointee(Running::open(setup).await?),
             metrics: Metrics::default(),
             refusals: RefusalLog::default(),
+            recent: recent::RecentCalls::default(),
         })
     }
 

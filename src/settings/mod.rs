@@ -167,6 +167,7 @@ impl Config {
             access: &self.access,
             rate_limit: self.rate_limit.as_ref(),
             mask_numbers: self.log.mask_numbers,
+            recent_calls: self.admin.as_ref().is_some_and(|a| a.recent_calls),
             lookup: self.lookup_setup(),
         }
     }

@@ -95,17 +95,67 @@ async function refreshStatus() {
     term(summary, "Last sync", s.index.synced_seconds_ago === null ? "never" :
       s.index.synced_seconds_ago + " s ago from " + (s.index.server || "-") +
       (s.index.from_saved_state ? " (saved state)" : "") +
-      (s.index.last_sync_ms === null ? "" : ", took " + s.index.last_sync_ms + " ms"));
+      (s.index.last_sync_ms === null ? "" : ", took " + s.index.last_sync_ms + " ms") +
+      (s.index.last_sync_kind ? " (" + s.index.last_sync_kind + ")" : ""));
     term(summary, "Syncs", s.index.syncs_succeeded + " succeeded, " + s.index.syncs_failed + " failed" +
       (s.index.last_error ? "; last error: " + s.index.last_error : ""));
   }
   term(summary, "Lookups", s.lookups + (s.mean_lookup_us === null ? "" : ", mean " + s.mean_lookup_us + " µs"));
   for (const id of ["servers", "requests"]) $(id).querySelector("tbody").replaceChildren();
   for (const server of s.servers) {
-    row($("servers"), [server.url, server.active ? "active" : (server.failures ? "resting or standby" : "standby"),
+    row($("servers"), [server.url, server.active ? "active" : (server.resting ? "resting after a failure" : "standby"),
       server.connects, server.failures]);
   }
   for (const r of s.requests) row($("requests"), [r.outcome, r.count]);
+  drawChart(s.last_hour || []);
+  refreshRecent();
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function drawChart(minutes) {
+  const width = 600, height = 120, bar = width / 61;
+  const most = Math.max(1, ...minutes.map((m) => m.requests));
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height + 20}`);
+  svg.setAttribute("width", String(width));
+  svg.setAttribute("class", "chart");
+  minutes.forEach((m, i) => {
+    const h = Math.round((m.requests / most) * height);
+    const rect = document.createElementNS(SVG, "rect");
+    rect.setAttribute("x", String(width - (minutes.length - i) * bar));
+    rect.setAttribute("y", String(height - h));
+    rect.setAttribute("width", String(bar - 1));
+    rect.setAttribute("height", String(h));
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = `${minutes.length - 1 - i} min ago: ${m.requests} requests, mean lookup ${m.mean_us} µs`;
+    rect.append(title);
+    svg.append(rect);
+  });
+  const last = minutes[minutes.length - 1] || { requests: 0, mean_us: 0 };
+  const label = document.createElementNS(SVG, "text");
+  label.setAttribute("x", "0");
+  label.setAttribute("y", String(height + 16));
+  label.textContent = `most: ${most} requests a minute; this minute so far: ${last.requests}, mean lookup ${last.mean_us} µs`;
+  svg.append(label);
+  $("chart").replaceChildren(svg);
+}
+
+async function refreshRecent() {
+  const r = await getJson("/admin/api/recent");
+  $("recent-off").hidden = r.enabled;
+  const body = $("recent").querySelector("tbody");
+  body.replaceChildren();
+  for (const call of r.calls) {
+    row($("recent"), [call.seconds_ago + " s ago", call.number, call.outcome, call.total, call.us + " µs"]);
+    const tr = body.lastElementChild;
+    tr.classList.add("clickable");
+    tr.addEventListener("click", () => {
+      show("preview");
+      $("phone").value = call.phone || "";
+      if (call.phone) runPreview(); else $("phone").focus();
+    });
+  }
 }
 
 // --- Hygiene -------------------------------------------------------------------------

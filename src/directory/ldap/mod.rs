@@ -49,6 +49,8 @@ pub struct ServerStats {
     pub failures: u64,
     /// Whether the shared connection is to this server now.
     pub active: bool,
+    /// Whether it failed lately and is tried last for a while.
+    pub resting: bool,
 }
 
 /// What `check-config` learnt from the directory.

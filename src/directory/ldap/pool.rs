@@ -48,6 +48,7 @@ impl LdapDirectory {
                 connects: s.connects.load(Ordering::Relaxed),
                 failures: s.failures.load(Ordering::Relaxed),
                 active: s.active.load(Ordering::Relaxed),
+                resting: s.resting(Instant::now()),
             })
             .collect()
     }

@@ -35,6 +35,8 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     /// How long the last successful sync took.
     pub last_duration: Option<Duration>,
+    /// Whether the last successful sync read everything (`true`) or only the changes.
+    pub last_full: Option<bool>,
     /// Successful syncs since start.
     pub succeeded: u64,
     /// Failed syncs since start.
@@ -373,6 +375,7 @@ impl SyncedIndex {
             s.from_snapshot = false;
             s.last_error = None;
             s.last_duration = Some(took);
+            s.last_full = Some(full);
             s.succeeded += 1;
         }
     }
