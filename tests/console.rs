@@ -42,12 +42,17 @@ struct Console {
 
 impl Console {
     fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// With `extra` lines after the configuration.
+    fn start_with(extra: &str) -> Self {
         let slapd = Slapd::start_with(&format!("{PEOPLE}\n{HOSTILE}"));
         std::fs::write(slapd.path("admin-token"), TOKEN).expect("token");
         let (port, admin) = (free_port(), free_port());
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\n{}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
-             token_file = \"admin-token\"\n",
+             token_file = \"admin-token\"\n{extra}",
             slapd.config_text("")
         );
         let config = slapd.config_file("console.toml", &text);
@@ -434,4 +439,36 @@ fn without_the_token_nothing_is_shown() {
     );
     assert_eq!(status, 401);
     assert!(!body.to_ascii_lowercase().contains("set-cookie"), "{body}");
+}
+
+/// Recent calls keep the whole number only when the log does, and not at all when turned off.
+#[test]
+fn recent_calls_follow_the_logs_masking() {
+    let get = |console: &Console, path: &str| {
+        common::http(
+            console.admin,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+                 Connection: close\r\n\r\n"
+            ),
+        )
+        .1
+    };
+    let call = |console: &Console| {
+        common::http(
+            console.popup,
+            "GET /popup?phone=0722776772 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    };
+    let console = Console::start_with("[log]\nmask_numbers = false\n");
+    call(&console);
+    let recent = get(&console, "/admin/api/recent");
+    assert!(recent.contains("\"phone\":\"0722776772\""), "{recent}");
+    let console = Console::start_with("recent_calls = false\n");
+    call(&console);
+    let recent = get(&console, "/admin/api/recent");
+    assert!(
+        recent.contains("\"enabled\":false") && recent.contains("\"calls\":[]"),
+        "{recent}"
+    );
 }

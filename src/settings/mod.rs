@@ -637,6 +637,42 @@ mod tests {
     }
 
     #[test]
+    fn the_admin_console_needs_its_own_address_and_a_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("admin"), "a-long-enough-admin-token").expect("write");
+        std::fs::write(dir.path().join("short"), "short").expect("write");
+        let parse_in =
+            |extra: &str| Config::parse(&format!("{LDAP}\n[admin]\n{extra}"), dir.path());
+        let c = parse_in("listen = \"127.0.0.1:9465\"\ntoken_file = \"admin\"").expect("valid");
+        let admin = c.admin.as_ref().expect("admin");
+        assert_eq!(admin.listen.to_string(), "127.0.0.1:9465");
+        assert!(admin.recent_calls);
+        assert_eq!(admin.allow.len(), 2, "this host only by default");
+        assert!(c.http_setup().recent_calls);
+        assert!(!format!("{c:?}").contains("a-long-enough-admin-token"));
+        let cases = [
+            ("token_file = \"admin\"", "admin.listen"),
+            (
+                "listen = \"127.0.0.1:8080\"\ntoken_file = \"admin\"",
+                "admin.listen",
+            ),
+            ("listen = \"127.0.0.1:9465\"", "admin.token_file"),
+            (
+                "listen = \"127.0.0.1:9465\"\ntoken_file = \"short\"",
+                "admin.token_file",
+            ),
+            (
+                "listen = \"127.0.0.1:9465\"\ntoken_file = \"admin\"\nallow = [\"x\"]",
+                "admin.allow",
+            ),
+        ];
+        for (extra, key) in cases {
+            let e = parse_in(extra).expect_err(key).to_string();
+            assert!(e.starts_with(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
     fn kerberos_keys_are_checked() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("svc.keytab"), b"\x05\x02").expect("write");
