@@ -154,7 +154,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 did,
                 ..CallDetails::default()
             };
-            Ok(runtime.block_on(explain::lookup(&config, &call))?)
+            Ok(runtime.block_on(explain::lookup(config.lookup_setup(), &call))?)
         }
     }
 }

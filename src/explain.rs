@@ -7,9 +7,8 @@ use crate::call::CallDetails;
 use crate::console::out;
 use crate::directory::{DirectoryError, Entry};
 use crate::http;
-use crate::lookup::{Answer, Lookup, LookupError, Trace};
+use crate::lookup::{Answer, Lookup, LookupError, Setup, Trace};
 use crate::phone::{Caller, PhoneNormalizer};
-use crate::settings::Config;
 
 /// Why a lookup could not be explained.
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +22,8 @@ pub enum ExplainError {
 }
 
 /// Looks `call` up and prints the explanation on stdout.
-pub async fn lookup(config: &Config, call: &CallDetails) -> Result<(), ExplainError> {
-    let lookup = Lookup::open(config.lookup_setup()).await?;
+pub async fn lookup(setup: Setup<'_>, call: &CallDetails) -> Result<(), ExplainError> {
+    let lookup = Lookup::open(setup).await?;
     let answer = lookup.answer(call).await;
     let text = match &answer {
         Ok(a) => report(&lookup, call, a),

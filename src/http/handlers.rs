@@ -216,16 +216,7 @@ async fn answer(
         Ok(answer) => {
             let outcome = Outcome::from(answer.outcome());
             shared.metrics.request(outcome);
-            if app.recent_calls {
-                shared.recent.push(RecentCall {
-                    at: std::time::SystemTime::now(),
-                    shown: phone.to_owned(),
-                    phone: call.phone.clone().filter(|_| !app.mask_numbers),
-                    outcome: outcome.label(),
-                    total: answer.popup.total,
-                    micros: us,
-                });
-            }
+            remember(shared, app, call, phone, (outcome, answer.popup.total, us));
             tracing::info!(
                 %client, %ivrid, %state, %phone, outcome = %outcome.label(),
                 total = answer.popup.total,
@@ -261,6 +252,27 @@ async fn answer(
                 "the directory is unavailable; try again",
             )
         }
+    }
+}
+
+/// Keeps the call for the admin console's recent calls, when it keeps them: the number as
+/// the log shows it (`shown`), the whole one only when numbers are not masked.
+fn remember(
+    shared: &App,
+    app: &Running,
+    call: &CallDetails,
+    shown: &str,
+    (outcome, total, micros): (Outcome, usize, u64),
+) {
+    if app.recent_calls {
+        shared.recent.push(RecentCall {
+            at: std::time::SystemTime::now(),
+            shown: shown.to_owned(),
+            phone: call.phone.clone().filter(|_| !app.mask_numbers),
+            outcome: outcome.label(),
+            total,
+            micros,
+        });
     }
 }
 

@@ -5,7 +5,8 @@ use std::path::Path;
 use super::index::index_config;
 use super::kerberos::kerberos;
 use super::raw::{
-    RawDirectory, RawIndex, RawMode, RawScope, RawScopeResponse, RawScopes, RawSource,
+    RawDirectory, RawIndex, RawMode, RawScope, RawScopeResponse, RawScopeTable, RawScopes,
+    RawSource,
 };
 use super::secrets::SecretSource;
 use super::{invalid, millis, ConfigError};
@@ -123,23 +124,11 @@ fn ldap_scopes(
     let list = match raw.scope.take() {
         Some(RawScopes::List(list)) => list,
         search => {
-            let target = Target {
-                key: "directory".to_owned(),
-                base_dn: raw.base_dn.take(),
-                filter: raw.filter.take(),
-                scope: match search {
-                    Some(RawScopes::Search(s)) => Some(s),
-                    _ => None,
-                },
-                phone_attributes: default_attributes,
+            let search = match search {
+                Some(RawScopes::Search(s)) => Some(s),
+                _ => None,
             };
-            let ldap = ldap_source(raw, index, base, target)?;
-            let directory = DirectorySettings {
-                name: None,
-                phone_attributes: ldap.phone_attributes.clone(),
-                source: SourceSettings::Ldap(Box::new(ldap)),
-            };
-            return Ok(vec![ScopePlan::single(directory)]);
+            return single_ldap_scope(raw, index, base, search, default_attributes);
         }
     };
     if list.is_empty() {
@@ -156,18 +145,12 @@ fn ldap_scopes(
             ));
         }
     }
-    let mut names = std::collections::BTreeSet::new();
+    unique_names(&list)?;
     let mut plans = Vec::with_capacity(list.len());
     let mut shared = None;
     for (i, table) in list.into_iter().enumerate() {
         let key = format!("directory.scope[{i}]");
         let name = scope_name(&key, table.name)?;
-        if !names.insert(name.to_ascii_lowercase()) {
-            return Err(invalid(
-                &format!("{key}.name"),
-                format!("{name:?} is used twice"),
-            ));
-        }
         let target = Target {
             key: key.clone(),
             base_dn: table.base_dn,
@@ -196,6 +179,46 @@ fn ldap_scopes(
         });
     }
     Ok(plans)
+}
+
+/// Each scope's name, once (case aside).
+fn unique_names(list: &[RawScopeTable]) -> Result<(), ConfigError> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, table) in list.iter().enumerate() {
+        let key = format!("directory.scope[{i}]");
+        let name = scope_name(&key, table.name.clone())?;
+        if !names.insert(name.to_ascii_lowercase()) {
+            return Err(invalid(
+                &format!("{key}.name"),
+                format!("{name:?} is used twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `[directory]`'s own scope, without `[[directory.scope]]`.
+fn single_ldap_scope(
+    mut raw: RawDirectory,
+    index: Option<RawIndex>,
+    base: &Path,
+    scope: Option<RawScope>,
+    phone_attributes: Vec<String>,
+) -> Result<Vec<ScopePlan>, ConfigError> {
+    let target = Target {
+        key: "directory".to_owned(),
+        base_dn: raw.base_dn.take(),
+        filter: raw.filter.take(),
+        scope,
+        phone_attributes,
+    };
+    let ldap = ldap_source(raw, index, base, target)?;
+    let directory = DirectorySettings {
+        name: None,
+        phone_attributes: ldap.phone_attributes.clone(),
+        source: SourceSettings::Ldap(Box::new(ldap)),
+    };
+    Ok(vec![ScopePlan::single(directory)])
 }
 
 /// A scope's `name`: letters, digits, `-` and `_`, as it names the scope's state file.
