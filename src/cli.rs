@@ -55,6 +55,12 @@ pub enum Command {
         #[arg(long)]
         repair_ldif: Option<PathBuf>,
     },
+    /// Write the man page and shell completions into a folder (for packaging).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Where to write `popup-ldap.8` and `completions/`.
+        dir: PathBuf,
+    },
     /// Look one number up and explain the answer: forms, filter, entries, matched values, JSON.
     Lookup {
         /// The caller's number, as Voicenter would send it.
@@ -86,6 +92,9 @@ pub enum CliError {
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// The man page or completions could not be written.
+    #[error("cannot write the documentation: {0}")]
+    Docs(std::io::Error),
 }
 
 impl CliError {
@@ -118,6 +127,10 @@ pub fn main() -> ExitCode {
 
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    if let Some(Command::GenerateDocs { dir }) = &cli.command {
+        use clap::CommandFactory as _;
+        return crate::docs::generate(Cli::command(), dir).map_err(CliError::Docs);
+    }
     let config = match &cli.config {
         Some(path) => Config::load(path)?,
         None => Config::embedded_demo()?,
@@ -144,6 +157,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(runtime.block_on(server::serve(config, path, listen))?)
         }
         Command::CheckConfig => Ok(runtime.block_on(check::check_config(&cli.config, &config))?),
+        Command::GenerateDocs { .. } => Ok(()),
         Command::Hygiene { repair_ldif } => {
             Ok(runtime.block_on(check::hygiene(&config, repair_ldif.as_deref()))?)
         }

@@ -17,6 +17,7 @@ pub mod cidr;
 pub mod cli;
 mod console;
 pub mod directory;
+pub mod docs;
 pub mod explain;
 pub mod http;
 pub mod hygiene;

@@ -182,6 +182,8 @@ struct Served {
     server: Server,
     metrics: Client,
     log: tempfile::NamedTempFile,
+    /// Kept for the service to read again on SIGHUP.
+    _config: tempfile::NamedTempFile,
 }
 
 impl Served {
@@ -210,6 +212,7 @@ impl Served {
             server,
             metrics,
             log,
+            _config: config,
         }
     }
 

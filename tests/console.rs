@@ -42,16 +42,16 @@ struct Console {
 
 impl Console {
     fn start() -> Self {
-        Self::start_with("")
+        Self::start_with("", "")
     }
 
-    /// With `extra` lines after the configuration.
-    fn start_with(extra: &str) -> Self {
+    /// With `server` lines in `[server]` and `extra` lines after the configuration.
+    fn start_with(server: &str, extra: &str) -> Self {
         let slapd = Slapd::start_with(&format!("{PEOPLE}\n{HOSTILE}"));
         std::fs::write(slapd.path("admin-token"), TOKEN).expect("token");
         let (port, admin) = (free_port(), free_port());
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n{}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n{server}\n{}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
              token_file = \"admin-token\"\n{extra}",
             slapd.config_text("")
         );
@@ -460,15 +460,75 @@ fn recent_calls_follow_the_logs_masking() {
             "GET /popup?phone=0722776772 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         )
     };
-    let console = Console::start_with("[log]\nmask_numbers = false\n");
+    let console = Console::start_with("", "[log]\nmask_numbers = false\n");
     call(&console);
     let recent = get(&console, "/admin/api/recent");
     assert!(recent.contains("\"phone\":\"0722776772\""), "{recent}");
-    let console = Console::start_with("recent_calls = false\n");
+    let console = Console::start_with("", "recent_calls = false\n");
     call(&console);
     let recent = get(&console, "/admin/api/recent");
     assert!(
         recent.contains("\"enabled\":false") && recent.contains("\"calls\":[]"),
         "{recent}"
     );
+}
+
+/// A page served from `port` (another origin than the endpoint's) that calls the popup path
+/// with `fetch` and puts the outcome in its title.
+fn serve_page(port: u16, endpoint: std::net::SocketAddr) {
+    let page = format!(
+        "<!doctype html><title>waiting</title><script>\
+         fetch('http://{endpoint}/popup?phone=0722776772')\
+         .then((r) => r.json()).then((j) => {{ document.title = 'ok:' + j.CLIENTNAME; }})\
+         .catch((e) => {{ document.title = 'blocked'; }});</script>"
+    );
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("page port");
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+}
+
+/// What the page's `fetch` got, once it has finished.
+async fn fetched(browser: &Client, url: &str) -> String {
+    browser.goto(url).await.expect("open the page");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let title = browser.title().await.expect("title");
+        if title != "waiting" {
+            return title;
+        }
+        assert!(Instant::now() < deadline, "the page's fetch never finished");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// In Chromium: a page on a listed origin reads the answer of a cross-origin `fetch`; a page
+/// on another origin is blocked by the browser.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listed_origin_calls_the_endpoint_from_the_browser() {
+    let (listed, other) = (free_port(), free_port());
+    let console = Console::start_with(
+        &format!("cors_origins = [\"http://127.0.0.1:{listed}\"]"),
+        "",
+    );
+    serve_page(listed, console.popup);
+    serve_page(other, console.popup);
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    let title = fetched(&browser, &format!("http://127.0.0.1:{listed}/")).await;
+    assert_eq!(title, "ok:דנה לוי");
+    let title = fetched(&browser, &format!("http://127.0.0.1:{other}/")).await;
+    assert_eq!(title, "blocked");
+    browser.close().await.expect("close");
 }

@@ -560,3 +560,66 @@ async fn health_and_readiness_reveal_nothing_and_need_no_token() {
     assert_eq!((r.status, r.json["STATUS"].as_str()), (503, Some("ERROR")));
     assert_eq!(send(&index, probe("/healthz")).await.status, 200);
 }
+
+/// Calls from a browser: with `server.cors_origins`, preflights and answers carry CORS headers
+/// for listed origins only (and Private Network Access's when Chrome asks); without the key,
+/// nothing changes.
+#[tokio::test]
+async fn browser_origins_listed_in_cors_origins_may_call() {
+    let slapd = Slapd::start();
+    let origin = "chrome-extension://abcdefghijklmnopabcdefghijklmnop";
+    let listed = app(
+        &slapd,
+        &format!("[server]\ncors_origins = [\"{origin}\", \"https://crm.example.com\"]"),
+    )
+    .await;
+    let plain = routes(app(&slapd, "").await);
+    let with_cors = routes(listed);
+    let preflight = |from: &str| {
+        warp::test::request()
+            .method("OPTIONS")
+            .path("/popup")
+            .header("origin", from)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-private-network", "true")
+            .remote_addr(CLIENT.parse().expect("addr"))
+    };
+    let r = preflight(origin).reply(&with_cors).await;
+    assert_eq!(r.status(), 204);
+    let h = r.headers();
+    assert_eq!(h["access-control-allow-origin"], origin);
+    assert_eq!(h["access-control-allow-methods"], "GET, POST");
+    assert_eq!(h["access-control-allow-private-network"], "true");
+    assert_eq!(h["vary"], "Origin");
+    let r = preflight("https://evil.example.net")
+        .reply(&with_cors)
+        .await;
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    let call = |from: &str| {
+        warp::test::request()
+            .path("/popup?phone=0722776772")
+            .header("origin", from)
+            .remote_addr(CLIENT.parse().expect("addr"))
+    };
+    let r = call("https://crm.example.com").reply(&with_cors).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://crm.example.com"
+    );
+    let r = call("https://evil.example.net").reply(&with_cors).await;
+    assert_eq!(
+        r.status(),
+        200,
+        "the call itself is answered; the browser withholds it"
+    );
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    // Without the key: no preflight answer, no CORS header.
+    let r = preflight(origin).reply(&plain).await;
+    assert_eq!(r.status(), 405);
+    let r = call(origin).reply(&plain).await;
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}

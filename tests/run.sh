@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs everything CI runs: installs what the tests need (slapd, ldap-utils, Samba's AD DC,
 # iproute2, MIT Kerberos headers and clang for the `kerberos` feature, faketime, Chromium and
-# chromedriver for the admin console's browser tests) when missing,
+# chromedriver for the admin console's browser tests) when missing, and cargo-deb,
 # then formatting, lints and the whole test suite against real directory servers, built with
 # every feature (`kerberos`). Run it as root: the Active Directory tests give Samba a network
 # namespace of its own.
@@ -36,5 +36,14 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings (without and with the kerberos feature)"
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --all-targets --features kerberos -- -D warnings
+# The Debian package is built alongside the tests (its own target folder, so neither waits
+# for the other's lock; the tests spend minutes waiting on a Kerberos ticket), then installed.
+echo "== the Debian package, built in the background (target/deb/build-deb.log)"
+mkdir -p target/deb
+CARGO_TARGET_DIR=target/deb packaging/build-deb.sh >target/deb/build-deb.log 2>&1 &
+deb_build=$!
 echo "== cargo test --features kerberos"
 cargo test --locked --features kerberos
+echo "== dpkg -i the package, check it, purge it"
+wait "$deb_build" || { cat target/deb/build-deb.log; exit 1; }
+CARGO_TARGET_DIR=target/deb packaging/check-deb.sh

@@ -28,6 +28,10 @@ pub fn routes(
         .and(warp::header::optional::<String>("x-forwarded-for"))
         .and(warp::header::optional::<String>(TOKEN_HEADER))
         .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>(
+            "access-control-request-private-network",
+        ))
         .map(
             |method,
              path,
@@ -38,7 +42,9 @@ pub fn routes(
              peer: Option<Peer>,
              forwarded_for,
              token,
-             authorization| RawRequest {
+             authorization,
+             origin,
+             private_network: Option<String>| RawRequest {
                 method,
                 path,
                 query,
@@ -48,6 +54,8 @@ pub fn routes(
                 forwarded_for,
                 token,
                 authorization,
+                origin,
+                private_network: private_network.is_some_and(|v| v.eq_ignore_ascii_case("true")),
             },
         );
     warp::any()

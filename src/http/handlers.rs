@@ -13,6 +13,7 @@ use warp::path::FullPath;
 use warp::reply::Response;
 
 use super::access::Presented;
+use super::cors::BrowserHeaders;
 use super::limit::Limited;
 use super::metrics::Outcome;
 use super::recent::RecentCall;
@@ -33,21 +34,55 @@ pub(super) struct RawRequest {
     pub(super) forwarded_for: Option<String>,
     pub(super) token: Option<String>,
     pub(super) authorization: Option<String>,
+    pub(super) origin: Option<String>,
+    pub(super) private_network: bool,
 }
 
-/// Answers one request on the popup listener.
+impl RawRequest {
+    fn browser(&self) -> BrowserHeaders<'_> {
+        BrowserHeaders {
+            origin: self.origin.as_deref(),
+            private_network: self.private_network,
+        }
+    }
+}
+
+/// Answers one request on the popup listener; with `server.cors_origins`, preflights too, and
+/// every answer to a listed origin carries its CORS headers.
 pub(super) async fn handle<S, B>(shared: Arc<App>, request: RawRequest, body: S) -> Response
 where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
 {
-    let started = Instant::now();
     let app = shared.running();
-    if let Some(probed) = probe(&app, request.path.as_str()).await {
+    let Some(cors) = &app.cors else {
+        return handle_call(&shared, &app, request, body).await;
+    };
+    if request.method == Method::OPTIONS && request.path.as_str() == app.path {
+        return cors.preflight(request.browser());
+    }
+    let (origin, private_network) = (request.origin.clone(), request.private_network);
+    let mut response = handle_call(&shared, &app, request, body).await;
+    let browser = BrowserHeaders {
+        origin: origin.as_deref(),
+        private_network,
+    };
+    cors.decorate(browser, &mut response);
+    response
+}
+
+/// Answers a probe or a popup call.
+async fn handle_call<S, B>(shared: &App, app: &Running, request: RawRequest, body: S) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send,
+    B: Buf,
+{
+    let started = Instant::now();
+    if let Some(probed) = probe(app, request.path.as_str()).await {
         return probed;
     }
-    let client = match check_shape(&shared, &app, &request)
-        .and_then(|()| check_client(&shared, &app, &request))
+    let client = match check_shape(shared, app, &request)
+        .and_then(|()| check_client(shared, app, &request))
     {
         Ok(client) => client,
         Err(refused) => return refused.reply(),
@@ -56,8 +91,8 @@ where
         content_type: request.content_type.as_deref(),
         content_length: request.content_length,
     };
-    match read_call(&app, &request.method, &request.query, headers, body).await {
-        Ok(call) => answer(&shared, &app, client, &call, started).await,
+    match read_call(app, &request.method, &request.query, headers, body).await {
+        Ok(call) => answer(shared, app, client, &call, started).await,
         Err(e) => {
             let status = match e {
                 RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

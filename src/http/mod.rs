@@ -5,6 +5,7 @@ pub mod accept;
 pub mod access;
 pub mod budget;
 pub mod clock;
+pub mod cors;
 mod filters;
 mod handlers;
 pub mod limit;
@@ -81,6 +82,8 @@ pub struct Running {
     pub mask_numbers: bool,
     /// Whether the last calls are kept for the admin console.
     pub recent_calls: bool,
+    /// `server.cors_origins`, when any.
+    pub cors: Option<cors::Cors>,
 }
 
 impl Running {
@@ -97,6 +100,8 @@ impl Running {
             limits: setup.rate_limit.map(RateLimits::new),
             mask_numbers: setup.mask_numbers,
             recent_calls: setup.recent_calls,
+            cors: (!setup.server.cors_origins.is_empty())
+                .then(|| cors::Cors::new(setup.server.cors_origins.clone())),
         })
     }
 

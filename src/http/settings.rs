@@ -26,6 +26,8 @@ pub struct ServerSettings {
     pub max_connections: Option<usize>,
     /// `http2_max_streams`: concurrent requests on one HTTP/2 connection.
     pub http2_max_streams: u32,
+    /// `cors_origins`: browser origins that may call the popup path (none by default).
+    pub cors_origins: Vec<String>,
 }
 
 /// `[server]` timeouts: every phase of a client connection ends.

@@ -322,6 +322,22 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins_are_kept_as_browsers_send_them() {
+        let c = parse(&format!(
+            "{LDAP}\n[server]\ncors_origins = [\"chrome-extension://abcdefghijklmnopabcdefghijklmnop\", \"HTTPS://CRM.example.com:8443\"]"
+        ))
+        .expect("valid");
+        assert_eq!(
+            c.server.cors_origins,
+            [
+                "chrome-extension://abcdefghijklmnopabcdefghijklmnop",
+                "https://crm.example.com:8443"
+            ]
+        );
+        assert!(parse(LDAP).expect("valid").server.cors_origins.is_empty());
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = error(&format!("{LDAP}\nbind_pasword = \"x\""));
         assert!(e.contains("bind_pasword"), "{e}");
@@ -386,6 +402,9 @@ mod tests {
             ("[response]\nmax_url_chars = 1", "response.max_url_chars"),
             ("[rate_limit]\nipv6_prefix = 129", "rate_limit.ipv6_prefix"),
             ("[index]\nmax_entries = 0", "index.max_entries"),
+            ("[server]\ncors_origins = [\"https://crm.example.com/\"]", "server.cors_origins"),
+            ("[server]\ncors_origins = [\"https://crm.example.com/app\"]", "server.cors_origins"),
+            ("[server]\ncors_origins = [\"crm.example.com\"]", "server.cors_origins"),
         ];
         for (extra, key) in cases {
             let e = error(&format!("{LDAP}\n{extra}"));

@@ -73,6 +73,7 @@ pub(super) struct RawServer {
     pub(super) idle_timeout_s: Option<u64>,
     pub(super) max_connections: Option<usize>,
     pub(super) http2_max_streams: Option<u32>,
+    pub(super) cors_origins: Option<Vec<String>>,
 }
 
 /// `[directory]` as written.

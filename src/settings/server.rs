@@ -56,6 +56,7 @@ pub(super) fn server(raw: RawServer, base: &Path) -> Result<ServerSettings, Conf
         timeouts,
         max_connections: raw.max_connections,
         http2_max_streams,
+        cors_origins: cors_origins(raw.cors_origins)?,
     })
 }
 
@@ -105,6 +106,42 @@ fn timeouts(raw: &RawServer) -> Result<ConnectionTimeouts, ConfigError> {
             3600,
         )?,
     })
+}
+
+/// `cors_origins`: each an origin as browsers send it, `https://crm.example.com` or
+/// `chrome-extension://<id>` (scheme and host, a port if any, no path), kept in lower case.
+fn cors_origins(origins: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+    origins
+        .unwrap_or_default()
+        .into_iter()
+        .map(|origin| {
+            let bad = || {
+                invalid(
+                    "server.cors_origins",
+                    format!(
+                        "{origin:?} is not an origin such as \"https://crm.example.com\" or \
+                         \"chrome-extension://<extension id>\" (no path, no trailing /)"
+                    ),
+                )
+            };
+            let url = url::Url::parse(&origin).map_err(|_| bad())?;
+            let plain = url.host_str().is_some_and(|h| !h.is_empty())
+                && url.path().is_empty()
+                && url.query().is_none()
+                && url.fragment().is_none()
+                && url.username().is_empty()
+                && !origin.ends_with('/');
+            let special_plain = matches!(url.scheme(), "http" | "https")
+                && url.path() == "/"
+                && !origin.ends_with('/')
+                && url.query().is_none();
+            if plain || special_plain {
+                Ok(origin.to_ascii_lowercase())
+            } else {
+                Err(bad())
+            }
+        })
+        .collect()
 }
 
 /// `server.path`, or the default: absolute, without query or trailing `/`, and not a probe's.
