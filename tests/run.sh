@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs everything CI runs: installs what the tests need (slapd, ldap-utils, Samba's AD DC,
 # iproute2, MIT Kerberos headers and clang for the `kerberos` feature, faketime, Chromium and
-# chromedriver for the admin console's browser tests) when missing, and cargo-deb,
+# chromedriver for the admin console's browser tests, HAProxy for the two-replica test) when
+# missing, and cargo-deb,
 # then formatting, lints and the whole test suite against real directory servers, built with
 # every feature (`kerberos`). Run it as root: the Active Directory tests give Samba a network
 # namespace of its own.
@@ -22,6 +23,7 @@ command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     sudo=""

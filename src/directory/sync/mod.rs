@@ -210,6 +210,22 @@ impl SyncedIndex {
 
     /// The first sync (or, when the directory cannot be read, the state file).
     async fn open(&self) -> Result<(), DirectoryError> {
+        // A saved index young enough answers at once (a restarted replica serves before its
+        // first sync ends, which the sync thread starts straight away); an older one only
+        // when the directory cannot be read.
+        let saved = match self.state {
+            Some(_) => Some(self.load_state().await),
+            None => None,
+        };
+        if let Some(Ok(age)) = &saved {
+            if *age <= self.config.ready_max_age {
+                tracing::info!(
+                    age_s = age.as_secs(),
+                    "answering from the saved index while the first sync runs"
+                );
+                return Ok(());
+            }
+        }
         let sync_error = match self.full_sync().await {
             Ok(report) => {
                 tracing::info!(
@@ -222,13 +238,13 @@ impl SyncedIndex {
             }
             Err(e) => e,
         };
-        let Some(path) = &self.config.state_file else {
+        let (Some(path), Some(saved)) = (&self.config.state_file, saved) else {
             return Err(DirectoryError::Startup(format!(
                 "the first sync failed ({sync_error}) and no index.state_file is configured to \
                  start from"
             )));
         };
-        match self.load_state().await {
+        match saved {
             Ok(age) => {
                 tracing::warn!(
                     error = %sync_error,
@@ -490,7 +506,9 @@ fn log_synced(report: &SyncReport) {
 /// The poll loop: delta syncs every poll interval, presence checks and full resyncs when due;
 /// after a failure, retries sooner with backoff, keeping the last good index.
 async fn follow(weak: Weak<SyncedIndex>, poll: Duration) {
-    let mut delay = poll;
+    // Started from the saved index: the first (full) sync runs at once.
+    let from_saved = weak.upgrade().is_some_and(|s| s.status().from_snapshot);
+    let mut delay = if from_saved { Duration::ZERO } else { poll };
     let mut retry = FIRST_RETRY;
     loop {
         tokio::time::sleep(delay).await;
