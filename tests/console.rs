@@ -128,6 +128,16 @@ async fn screenshot(browser: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).expect("save screenshot");
 }
 
+async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
 async fn text_of(browser: &Client, css: &str) -> String {
     browser
         .find(Locator::Css(css))
@@ -163,13 +173,7 @@ async fn preview(browser: &Client, phone: &str) {
         )
         .await
         .expect("clear");
-    browser
-        .find(Locator::Css("#look-up"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("click");
+    click(browser, "#look-up").await;
     wait_for_text(browser, "#explanation").await;
 }
 
@@ -188,13 +192,7 @@ async fn the_console_previews_explains_and_reports_in_a_browser() {
         .send_keys(TOKEN)
         .await
         .expect("type");
-    browser
-        .find(Locator::Css("#login"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("log in");
+    click(&browser, "#login").await;
     browser
         .wait()
         .for_element(Locator::Css("#preview-form"))
@@ -263,13 +261,7 @@ async fn the_console_previews_explains_and_reports_in_a_browser() {
     }
 
     // The status page: the index's size, the server, the counters, the chart, the calls.
-    browser
-        .find(Locator::Css("a[data-tab=status]"))
-        .await
-        .expect("status tab")
-        .click()
-        .await
-        .expect("click");
+    click(&browser, "a[data-tab=status]").await;
     let summary = wait_for_text(&browser, "#status-summary").await;
     assert!(summary.contains("Index entries"), "{summary}");
     assert!(
@@ -295,13 +287,7 @@ async fn the_console_previews_explains_and_reports_in_a_browser() {
     screenshot(&browser, "status").await;
 
     // Directory hygiene: the fixture's value with no number, in a table that filters.
-    browser
-        .find(Locator::Css("a[data-tab=hygiene]"))
-        .await
-        .expect("hygiene tab")
-        .click()
-        .await
-        .expect("click");
+    click(&browser, "a[data-tab=hygiene]").await;
     let findings = wait_for_text(&browser, "#findings tbody").await;
     assert!(
         findings.contains("uid=nobody,ou=people,dc=example,dc=com")

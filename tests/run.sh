@@ -33,17 +33,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The Debian package is built alongside the checks and tests (its own target folder, so
+# neither waits for the other's lock; the tests spend minutes waiting on a Kerberos ticket),
+# then installed at the end.
+echo "== the Debian package, built in the background (target/deb/build-deb.log)"
+mkdir -p target/deb
+CARGO_TARGET_DIR=target/deb packaging/build-deb.sh >target/deb/build-deb.log 2>&1 &
+deb_build=$!
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings (without and with the kerberos feature)"
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --all-targets --features kerberos -- -D warnings
-# The Debian package is built alongside the tests (its own target folder, so neither waits
-# for the other's lock; the tests spend minutes waiting on a Kerberos ticket), then installed.
-echo "== the Debian package, built in the background (target/deb/build-deb.log)"
-mkdir -p target/deb
-CARGO_TARGET_DIR=target/deb packaging/build-deb.sh >target/deb/build-deb.log 2>&1 &
-deb_build=$!
 echo "== cargo test --features kerberos"
 cargo test --locked --features kerberos
 echo "== dpkg -i the package, check it, purge it"
