@@ -10,8 +10,9 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::accept::Peer;
-use super::handlers::{handle, RawRequest};
+use super::handlers::{handle, preflight, RawRequest};
 use super::{reply, App, TOKEN_HEADER};
+use warp::path::FullPath;
 
 /// The assembled routes: every request gets a JSON answer.
 pub fn routes(
@@ -29,9 +30,6 @@ pub fn routes(
         .and(warp::header::optional::<String>(TOKEN_HEADER))
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::header::optional::<String>("origin"))
-        .and(warp::header::optional::<String>(
-            "access-control-request-private-network",
-        ))
         .map(
             |method,
              path,
@@ -43,8 +41,7 @@ pub fn routes(
              forwarded_for,
              token,
              authorization,
-             origin,
-             private_network: Option<String>| RawRequest {
+             origin| RawRequest {
                 method,
                 path,
                 query,
@@ -55,14 +52,36 @@ pub fn routes(
                 token,
                 authorization,
                 origin,
-                private_network: private_network.is_some_and(|v| v.eq_ignore_ascii_case("true")),
             },
         );
-    warp::any()
-        .map(move || app.clone())
-        .and(parts)
-        .and(warp::body::stream())
-        .then(handle)
+    // Preflights are a route of their own, so that only OPTIONS requests pay for reading
+    // Private Network Access's header; without `cors_origins` they fall through to the
+    // popup route's 405.
+    let preflight_app = app.clone();
+    let preflights = warp::options()
+        .and(warp::path::full())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>(
+            "access-control-request-private-network",
+        ))
+        .and_then(
+            move |path: FullPath, origin: Option<String>, private_network: Option<String>| {
+                let app = preflight_app.clone();
+                async move {
+                    let private_network =
+                        private_network.is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                    preflight(&app, path.as_str(), origin.as_deref(), private_network)
+                        .ok_or_else(warp::reject)
+                }
+            },
+        );
+    preflights
+        .or(warp::any()
+            .map(move || app.clone())
+            .and(parts)
+            .and(warp::body::stream())
+            .then(handle))
+        .unify()
         .recover(reply::recover)
         .unify()
 }

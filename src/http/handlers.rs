@@ -35,76 +35,74 @@ pub(super) struct RawRequest {
     pub(super) token: Option<String>,
     pub(super) authorization: Option<String>,
     pub(super) origin: Option<String>,
-    pub(super) private_network: bool,
 }
 
-impl RawRequest {
-    fn browser(&self) -> BrowserHeaders<'_> {
-        BrowserHeaders {
-            origin: self.origin.as_deref(),
-            private_network: self.private_network,
-        }
-    }
+/// The answer to a CORS preflight (`OPTIONS` on the popup path with `server.cors_origins`);
+/// `None` leaves the request to the popup route (which answers 405).
+pub(super) fn preflight(
+    shared: &App,
+    path: &str,
+    origin: Option<&str>,
+    private_network: bool,
+) -> Option<Response> {
+    let app = shared.running();
+    let cors = app.cors.as_ref().filter(|_| path == app.path)?;
+    Some(cors.preflight(BrowserHeaders {
+        origin,
+        private_network,
+    }))
 }
 
-/// Answers one request on the popup listener; with `server.cors_origins`, preflights too, and
-/// every answer to a listed origin carries its CORS headers.
+/// Answers one request on the popup listener; with `server.cors_origins`, every answer to a
+/// listed origin carries its CORS headers. (One function with a labelled
+/// block rather than a nested `async fn`: a nested future is copied whole on every call.)
 pub(super) async fn handle<S, B>(shared: Arc<App>, request: RawRequest, body: S) -> Response
 where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
 {
+    let started = Instant::now();
     let app = shared.running();
-    let Some(cors) = &app.cors else {
-        return handle_call(&shared, &app, request, body).await;
+    let mut response = 'reply: {
+        if let Some(probed) = probe(&app, request.path.as_str()).await {
+            break 'reply probed;
+        }
+        let client = match check_shape(&shared, &app, &request)
+            .and_then(|()| check_client(&shared, &app, &request))
+        {
+            Ok(client) => client,
+            Err(refused) => break 'reply refused.reply(),
+        };
+        let headers = BodyHeaders {
+            content_type: request.content_type.as_deref(),
+            content_length: request.content_length,
+        };
+        match read_call(&app, &request.method, &request.query, headers, body).await {
+            Ok(call) => answer(&shared, &app, client, &call, started).await,
+            Err(e) => unreadable(&shared, &app, client, &e),
+        }
     };
-    if request.method == Method::OPTIONS && request.path.as_str() == app.path {
-        return cors.preflight(request.browser());
+    if let Some(cors) = &app.cors {
+        let browser = BrowserHeaders {
+            origin: request.origin.as_deref(),
+            private_network: false,
+        };
+        cors.decorate(browser, &mut response);
     }
-    let (origin, private_network) = (request.origin.clone(), request.private_network);
-    let mut response = handle_call(&shared, &app, request, body).await;
-    let browser = BrowserHeaders {
-        origin: origin.as_deref(),
-        private_network,
-    };
-    cors.decorate(browser, &mut response);
     response
 }
 
-/// Answers a probe or a popup call.
-async fn handle_call<S, B>(shared: &App, app: &Running, request: RawRequest, body: S) -> Response
-where
-    S: Stream<Item = Result<B, warp::Error>> + Send,
-    B: Buf,
-{
-    let started = Instant::now();
-    if let Some(probed) = probe(app, request.path.as_str()).await {
-        return probed;
-    }
-    let client = match check_shape(shared, app, &request)
-        .and_then(|()| check_client(shared, app, &request))
-    {
-        Ok(client) => client,
-        Err(refused) => return refused.reply(),
+/// The answer to a request whose call cannot be read, counted and logged as a bad request.
+fn unreadable(shared: &App, app: &Running, client: IpAddr, e: &RequestError) -> Response {
+    let status = match e {
+        RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        RequestError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+        _ => StatusCode::BAD_REQUEST,
     };
-    let headers = BodyHeaders {
-        content_type: request.content_type.as_deref(),
-        content_length: request.content_length,
-    };
-    match read_call(app, &request.method, &request.query, headers, body).await {
-        Ok(call) => answer(shared, app, client, &call, started).await,
-        Err(e) => {
-            let status = match e {
-                RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-                RequestError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            shared.refused(app.group(client), Outcome::BadRequest, || {
-                tracing::info!(%client, error = %e, "unreadable request");
-            });
-            reply::error(status, &e.to_string())
-        }
-    }
+    shared.refused(app.group(client), Outcome::BadRequest, || {
+        tracing::info!(%client, error = %e, "unreadable request");
+    });
+    reply::error(status, &e.to_string())
 }
 
 /// The liveness and readiness probes' answers; `None` for other paths.
