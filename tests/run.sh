@@ -43,9 +43,8 @@ deb_build=$!
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy -- -D warnings (every target with the kerberos feature; the library"
-echo "   and binary without it, whose code alone differs)"
-cargo clippy --locked --lib --bins -- -D warnings
+echo "== cargo clippy --all-targets -- -D warnings (without and with the kerberos feature)"
+cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --all-targets --features kerberos -- -D warnings
 echo "== cargo test --features kerberos"
 cargo test --locked --features kerberos
