@@ -78,17 +78,13 @@ impl Driver {
         let driver = common::installed("chromedriver", "apt-get install chromium chromium-driver");
         common::installed("chromium", "apt-get install chromium chromium-driver");
         let port = free_port();
-        let child = Command::new(driver)
+        let mut child = Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::wait_for_port_within(port, &mut child, "chromedriver", Duration::from_secs(10));
         Driver(child, port)
     }
 

@@ -27,7 +27,7 @@ impl Haproxy {
         );
         let path = slapd.config_file("haproxy.cfg", &config);
         let haproxy = common::installed("haproxy", "apt-get install haproxy");
-        let child = Command::new(haproxy)
+        let mut child = Command::new(haproxy)
             .arg("-db")
             .arg("-f")
             .arg(&path)
@@ -35,11 +35,7 @@ impl Haproxy {
             .stderr(Stdio::null())
             .spawn()
             .expect("haproxy");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", front)).is_err() {
-            assert!(Instant::now() < deadline, "haproxy did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::wait_for_port_within(front, &mut child, "haproxy", Duration::from_secs(10));
         Haproxy(child)
     }
 }

@@ -82,7 +82,7 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     wait_for_port_within(port, child, what, SLAPD_START)
 }
 
-fn wait_for_port_within(port: u16, child: &mut Child, what: &str, within: Duration) {
+pub fn wait_for_port_within(port: u16, child: &mut Child, what: &str, within: Duration) {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
