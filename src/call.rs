@@ -1,5 +1,7 @@
 //! One call as Voicenter describes it, whichever of its three request formats carried it.
 
+use std::collections::BTreeSet;
+
 /// The fields of a Pop Up Screen request; every one is optional on the wire.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CallDetails {
@@ -15,14 +17,6 @@ pub struct CallDetails {
     pub state: Option<String>,
 }
 
-impl CallDetails {
-    /// The call state in canonical form: lower case, with Voicenter's `Ringin` read as
-    /// `ringing`.
-    pub fn canonical_state(&self) -> Option<String> {
-        self.state.as_deref().map(canonical_state)
-    }
-}
-
 /// Lower-cases a call state and folds the spelling variants Voicenter's documents use.
 pub fn canonical_state(state: &str) -> String {
     let state = state.trim().to_lowercase();
@@ -31,6 +25,21 @@ pub fn canonical_state(state: &str) -> String {
     } else {
         state
     }
+}
+
+/// Whether `state`, as sent, is one of `listed` (canonical forms); without allocating when it
+/// is ASCII, as Voicenter's states are.
+pub fn state_in(listed: &BTreeSet<String>, state: &str) -> bool {
+    let state = state.trim();
+    if !state.is_ascii() {
+        return listed.contains(&canonical_state(state));
+    }
+    let state = if state.eq_ignore_ascii_case("ringin") {
+        "ringing"
+    } else {
+        state
+    };
+    listed.iter().any(|l| l.eq_ignore_ascii_case(state))
 }
 
 #[cfg(test)]
@@ -43,5 +52,15 @@ mod tests {
         assert_eq!(canonical_state("RINGING"), "ringing");
         assert_eq!(canonical_state(" Dialing "), "dialing");
         assert_eq!(canonical_state("Answer"), "answer");
+    }
+
+    #[test]
+    fn states_are_found_in_any_case_and_spelling() {
+        let listed: BTreeSet<String> = ["ringing", "ánswer"].map(String::from).into();
+        assert!(state_in(&listed, "Ringin"));
+        assert!(state_in(&listed, " RINGING "));
+        assert!(state_in(&listed, "ÁNSWER"));
+        assert!(!state_in(&listed, "Dialing"));
+        assert!(!state_in(&listed, "ring"));
     }
 }

@@ -49,7 +49,12 @@ pub fn report(lookup: &Lookup, call: &CallDetails, answer: &Answer) -> String {
             out,
             "caller            {raw:?} -> {}\nread as           {}\nforms             e164 {}  \
              national {}  digits {}  significant {}",
-            n.key, n.reading, n.forms.e164, n.forms.national, n.forms.digits, n.forms.significant
+            n.key,
+            n.reading,
+            n.forms.e164(),
+            n.forms.national(),
+            n.forms.digits(),
+            n.forms.significant()
         ),
         _ => writeln!(out, "caller            {raw:?} -> withheld number"),
     };

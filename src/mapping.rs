@@ -136,7 +136,7 @@ impl Template {
 
     /// Renders the template, or `None` when a placeholder has no value.
     pub fn render(&self, ctx: &Context<'_>) -> Option<String> {
-        let mut out = String::new();
+        let mut out = String::with_capacity(64);
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
@@ -151,8 +151,11 @@ impl Template {
                 }
             }
         }
-        let out = out.trim();
-        (!out.is_empty()).then(|| out.to_owned())
+        let kept = out.trim_end().len();
+        out.truncate(kept);
+        let leading = out.len() - out.trim_start().len();
+        out.drain(..leading);
+        (!out.is_empty()).then_some(out)
     }
 }
 

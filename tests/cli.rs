@@ -299,6 +299,14 @@ fn the_demo_serves_without_any_configuration_and_masks_numbers_in_logs() {
     ));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"TOTAL\":1"), "{body}");
+    // Values that try to start log lines of their own, or to colour a terminal.
+    let forged = "%0A2026-01-01T00:00:00.000000Z%20%20INFO%20forged%20line";
+    let (status, _) = server.get(&format!(
+        "/popup?phone=0722776772&statusCall=Ringing&ivrid=x{forged}%1B[31m"
+    ));
+    assert_eq!(status, 200);
+    let (status, _) = server.get(&format!("/popup?phone=07227{forged}"));
+    assert_eq!(status, 400);
     terminate(&child);
     let out = child.wait_with_output().expect("output");
     assert!(
@@ -310,6 +318,16 @@ fn the_demo_serves_without_any_configuration_and_masks_numbers_in_logs() {
     assert!(log.contains("*******772"), "{log}");
     assert!(
         !log.contains("0722776772") && !log.contains("972541234567"),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .all(|l| !l.contains("forged") || l.contains(" popup ")),
+        "a value started a line of its own: {log}"
+    );
+    assert!(!log.contains('\u{1b}'), "{log}");
+    assert!(
+        log.contains(r#"ivrid="x\n2026-01-01T00:00:00.000000Z  INFO forged line\u{1b}[31m""#),
         "{log}"
     );
 }

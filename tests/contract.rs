@@ -535,6 +535,13 @@ async fn the_allow_list_uses_forwarded_for_only_from_trusted_proxies() {
         assert_eq!(r.status, status, "{}", r.json);
         assert_eq!(r.status == 200, r.json["CLIENTNAME"] == DANA, "{}", r.json);
     }
+    // A forwarded address that is not text is refused, not guessed at.
+    let binary = warp::http::HeaderValue::from_bytes(b"203.0.113.9\xff").expect("value");
+    let req = get("phone=0722776772")
+        .remote_addr("10.0.0.1:1".parse().expect("addr"))
+        .header("x-forwarded-for", binary);
+    let r = send(&app, req).await;
+    assert_eq!((r.status, r.json["STATUS"].as_str()), (400, Some("ERROR")));
 }
 
 #[tokio::test]

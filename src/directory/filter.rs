@@ -59,15 +59,7 @@ impl FilterTemplate {
             source: source.to_owned(),
             parts,
         };
-        let sample = template.render_forms(
-            &NumberForms {
-                e164: "+97235551234".to_owned(),
-                national: "035551234".to_owned(),
-                digits: "97235551234".to_owned(),
-                significant: "35551234".to_owned(),
-            },
-            false,
-        );
+        let sample = template.render_forms(&NumberForms::sample(), false);
         if !is_filter(&sample) {
             return Err(FilterError(format!(
                 "{source:?} is not a valid LDAP filter once filled in (gives {sample:?})"
@@ -117,13 +109,13 @@ impl FilterTemplate {
                 Part::Text(t) => out.push_str(t),
                 Part::Form(form) => {
                     let value = match form {
-                        Form::E164 => ldap_escape(&forms.e164),
-                        Form::National => ldap_escape(&forms.national),
-                        Form::Digits => ldap_escape(&forms.digits),
-                        Form::Significant => ldap_escape(&forms.significant),
+                        Form::E164 => ldap_escape(forms.e164()),
+                        Form::National => ldap_escape(forms.national()),
+                        Form::Digits => ldap_escape(forms.digits()),
+                        Form::Significant => ldap_escape(forms.significant()),
                         Form::Last(n) => ldap_escape(forms.last(*n)),
                         // An extension or unparsed number is matched as it is.
-                        Form::Wildcard if exact => ldap_escape(&forms.digits),
+                        Form::Wildcard if exact => ldap_escape(forms.digits()),
                         // Digits and `*` only: nothing to escape.
                         Form::Wildcard => forms.wildcard().into(),
                     };

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use futures_util::{Stream, StreamExt};
-use warp::http::{header, HeaderValue, Method, StatusCode};
+use warp::http::header::HeaderName;
+use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use warp::path::FullPath;
 use warp::reply::Response;
 
@@ -18,7 +19,7 @@ use super::limit::Limited;
 use super::metrics::Outcome;
 use super::recent::RecentCall;
 use super::request::{self, RequestError};
-use super::{reply, App, Running, HEALTH_PATH, MAX_URL_BYTES, READY_PATH};
+use super::{reply, App, Running, HEALTH_PATH, MAX_URL_BYTES, READY_PATH, TOKEN_HEADER};
 use crate::call::CallDetails;
 use crate::logging::phone_for_log;
 use crate::lookup::LookupError;
@@ -28,13 +29,23 @@ pub(super) struct RawRequest {
     pub(super) method: Method,
     pub(super) path: FullPath,
     pub(super) query: String,
-    pub(super) content_type: Option<String>,
-    pub(super) content_length: Option<usize>,
+    pub(super) headers: HeaderMap,
     pub(super) remote: Option<SocketAddr>,
-    pub(super) forwarded_for: Option<String>,
-    pub(super) token: Option<String>,
-    pub(super) authorization: Option<String>,
-    pub(super) origin: Option<String>,
+}
+
+/// `X-Popup-Token`, parsed once.
+static TOKEN: HeaderName = HeaderName::from_static(TOKEN_HEADER);
+/// `X-Forwarded-For` (the `http` crate names no constant for it).
+static FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+impl RawRequest {
+    /// A header's value; `Err` when it is there but not visible ASCII text.
+    fn text(&self, name: &HeaderName) -> Result<Option<&str>, ()> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().map_err(drop))
+            .transpose()
+    }
 }
 
 /// The answer to a CORS preflight (`OPTIONS` on the popup path with `server.cors_origins`);
@@ -74,8 +85,12 @@ where
             Err(refused) => break 'reply refused.reply(),
         };
         let headers = BodyHeaders {
-            content_type: request.content_type.as_deref(),
-            content_length: request.content_length,
+            content_type: request.text(&header::CONTENT_TYPE).ok().flatten(),
+            content_length: request
+                .text(&header::CONTENT_LENGTH)
+                .ok()
+                .flatten()
+                .and_then(|n| n.parse().ok()),
         };
         match read_call(&app, &request.method, &request.query, headers, body).await {
             Ok(call) => answer(&shared, &app, client, &call, started).await,
@@ -84,7 +99,7 @@ where
     };
     if let Some(cors) = &app.cors {
         let browser = BrowserHeaders {
-            origin: request.origin.as_deref(),
+            origin: request.text(&header::ORIGIN).ok().flatten(),
             private_network: false,
         };
         cors.decorate(browser, &mut response);
@@ -134,6 +149,8 @@ enum Refused {
     RateLimited(Limited),
     /// A missing or wrong token (401).
     Unauthorized,
+    /// A header the endpoint reads that is not text (400).
+    Unreadable,
 }
 
 impl Refused {
@@ -159,6 +176,11 @@ impl Refused {
                     Limited::Global => "too many requests",
                 },
                 Some((header::RETRY_AFTER, "1")),
+            ),
+            Refused::Unreadable => (
+                StatusCode::BAD_REQUEST,
+                "the request could not be read",
+                None,
             ),
             Refused::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
@@ -199,7 +221,13 @@ fn check_client(shared: &App, app: &Running, request: &RawRequest) -> Result<IpA
         .remote
         .map(|a| a.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let client = app.access.client(peer, request.forwarded_for.as_deref());
+    let Ok(forwarded_for) = request.text(&FORWARDED_FOR) else {
+        shared.refused(app.group(peer), Outcome::BadRequest, || {
+            tracing::warn!(%peer, "refused: X-Forwarded-For is not text");
+        });
+        return Err(Refused::Unreadable);
+    };
+    let client = app.access.client(peer, forwarded_for);
     if app.access.check_address(client).is_err() {
         shared.refused(app.group(client), Outcome::Forbidden, || {
             tracing::warn!(%client, %peer, "refused: address not in access.allow");
@@ -214,8 +242,8 @@ fn check_client(shared: &App, app: &Running, request: &RawRequest) -> Result<IpA
     }
     let presented = Presented {
         query: &request.query,
-        header: request.token.as_deref(),
-        authorization: request.authorization.as_deref(),
+        header: request.text(&TOKEN).ok().flatten(),
+        authorization: request.text(&header::AUTHORIZATION).ok().flatten(),
     };
     if app.access.check_token(presented).is_err() {
         shared.refused(app.group(client), Outcome::Unauthorized, || {
@@ -251,7 +279,7 @@ async fn answer(
             shared.metrics.request(outcome);
             remember(shared, app, call, phone, (outcome, answer.popup.total, us));
             tracing::info!(
-                %client, %ivrid, %state, %phone, outcome = %outcome.label(),
+                %client, ivrid, state, phone, outcome = %outcome.label(),
                 total = answer.popup.total,
                 server = %answer.trace.server().unwrap_or("-"),
                 us,
@@ -262,7 +290,7 @@ async fn answer(
         Err(e) if e.is_bad_request() => {
             shared.refused(app.group(client), Outcome::BadRequest, || {
                 tracing::warn!(
-                    %client, %ivrid, %state, %phone,
+                    %client, ivrid, state, phone,
                     outcome = %Outcome::BadRequest.label(), error = %e, us, "popup"
                 );
             });
@@ -276,7 +304,7 @@ async fn answer(
             };
             shared.metrics.directory_error(kind);
             tracing::warn!(
-                %client, %ivrid, %state, %phone,
+                %client, ivrid, state, phone,
                 outcome = %Outcome::DirectoryError.label(), %kind, error = %e, us, "popup"
             );
             // Directory details are for the log, not for whoever calls the endpoint.

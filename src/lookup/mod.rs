@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::call::CallDetails;
+use crate::call::{canonical_state, state_in, CallDetails};
 pub use crate::directory::Match;
 use crate::directory::{Directory, DirectoryError, Entry};
 use crate::mapping::{Context, Template};
@@ -216,9 +216,9 @@ impl Lookup {
         let phone = call.phone.as_deref().ok_or(LookupError::MissingPhone)?;
         let caller = self.phone.caller(phone)?;
         let mut trace = Trace::default();
-        if let (Some(states), Some(state)) = (&self.states, call.canonical_state()) {
-            if !states.contains(&state) {
-                trace.skipped_state = Some(state);
+        if let (Some(states), Some(state)) = (&self.states, call.state.as_deref()) {
+            if !state_in(states, state) {
+                trace.skipped_state = Some(canonical_state(state));
                 trace.caller = Some(caller);
                 return Ok(Answer {
                     popup: PopupAnswer::default(),

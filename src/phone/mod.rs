@@ -14,6 +14,7 @@
 //! kept unless only the other one is in a known range. What fits nowhere is compared digit for
 //! digit, so it never stands for a number of the wrong country.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -66,17 +67,15 @@ impl fmt::Display for PhoneKey {
     }
 }
 
-/// The forms of the caller's number that a filter template may use.
+/// The forms of the caller's number that a filter template may use, kept in two strings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NumberForms {
-    /// `+97235551234`
-    pub e164: String,
-    /// The national dialling form, digits only: `035551234`
-    pub national: String,
-    /// International digits without `+`: `97235551234`
-    pub digits: String,
-    /// The national significant number: `35551234`
-    pub significant: String,
+    /// `+97235551234` (for a number of no country: its digits).
+    e164: String,
+    /// The national dialling form, digits only: `035551234`.
+    national: String,
+    /// Where the significant number starts in `e164`.
+    significant_at: usize,
 }
 
 impl NumberForms {
@@ -84,18 +83,47 @@ impl NumberForms {
         NumberForms {
             e164: digits.to_owned(),
             national: digits.to_owned(),
-            digits: digits.to_owned(),
-            significant: digits.to_owned(),
+            significant_at: 0,
         }
+    }
+
+    /// The forms of +972 3 555 1234, to try a filter template with.
+    pub fn sample() -> Self {
+        NumberForms {
+            e164: "+97235551234".to_owned(),
+            national: "035551234".to_owned(),
+            significant_at: 4,
+        }
+    }
+
+    /// `+97235551234`
+    pub fn e164(&self) -> &str {
+        &self.e164
+    }
+
+    /// The national dialling form, digits only: `035551234`
+    pub fn national(&self) -> &str {
+        &self.national
+    }
+
+    /// International digits without `+`: `97235551234`
+    pub fn digits(&self) -> &str {
+        self.e164.strip_prefix('+').unwrap_or(&self.e164)
+    }
+
+    /// The national significant number: `35551234`
+    pub fn significant(&self) -> &str {
+        &self.e164[self.significant_at..]
     }
 
     /// The significant digits with `*` around each one (`*3*5*5*5*1*2*3*4*`): a substring
     /// filter that matches the number whatever separators a stored value uses. Only ASCII
     /// digits are kept, so it needs no LDAP escaping.
     pub fn wildcard(&self) -> String {
-        let mut out = String::with_capacity(self.significant.len() * 2 + 1);
+        let significant = self.significant();
+        let mut out = String::with_capacity(significant.len() * 2 + 1);
         out.push('*');
-        for d in self.significant.chars().filter(char::is_ascii_digit) {
+        for d in significant.chars().filter(char::is_ascii_digit) {
             out.push(d);
             out.push('*');
         }
@@ -104,7 +132,7 @@ impl NumberForms {
 
     /// The last `n` digits (all of them when there are fewer).
     pub fn last(&self, n: usize) -> &str {
-        let d = &self.digits;
+        let d = self.digits();
         &d[d.len().saturating_sub(n)..]
     }
 }
@@ -216,7 +244,14 @@ pub struct PhoneNormalizer {
 /// One reading of a number: how, and the number when it is one.
 struct Read {
     reading: Reading,
-    number: Option<(String, String)>,
+    number: Option<Full>,
+}
+
+/// A full number in one string: `+`, the country code, the significant number.
+struct Full {
+    e164: String,
+    /// Where the significant number starts.
+    significant_at: usize,
 }
 
 impl Read {
@@ -228,21 +263,29 @@ impl Read {
         }
     }
 
-    fn number(reading: Reading, code: impl ToString, significant: impl Into<String>) -> Self {
+    fn number(reading: Reading, code: &str, significant: &str) -> Self {
+        let mut e164 = String::with_capacity(1 + code.len() + significant.len());
+        e164.push('+');
+        e164.push_str(code);
+        e164.push_str(significant);
         Read {
             reading,
-            number: Some((code.to_string(), significant.into())),
+            number: Some(Full {
+                e164,
+                significant_at: 1 + code.len(),
+            }),
         }
     }
 
     fn parsed(reading: Reading, n: &phonenumber::PhoneNumber) -> Self {
-        Read::number(reading, n.code().value(), significant(n))
+        let code = itoa::Buffer::new().format(n.code().value()).to_owned();
+        Read::number(reading, &code, &significant(n))
     }
 
     fn key(&self, digits: &str) -> PhoneKey {
         match (&self.reading, &self.number) {
             (Reading::Extension, _) => PhoneKey::Extension(digits.to_owned()),
-            (_, Some((code, significant))) => PhoneKey::E164(format!("+{code}{significant}")),
+            (_, Some(full)) => PhoneKey::E164(full.e164.clone()),
             (_, None) => PhoneKey::Digits(digits.to_owned()),
         }
     }
@@ -526,7 +569,11 @@ impl PhoneNormalizer {
     fn number(&self, plus: bool, digits: &str) -> CallerNumber {
         let read = self.read(plus, digits, self.region);
         let key = read.key(digits);
-        let Some((code, significant)) = read.number else {
+        let Some(Full {
+            e164,
+            significant_at,
+        }) = read.number
+        else {
             return CallerNumber {
                 key,
                 forms: NumberForms::same(digits),
@@ -535,23 +582,26 @@ impl PhoneNormalizer {
         };
         // The national dialling form is the trunk prefix (0 in Israel) and the significant
         // number: computed rather than formatted (a regex per call).
-        let trunk = match (&self.plan, read.reading) {
-            (Some(plan), Reading::National(_)) => plan.trunk.clone().unwrap_or_default(),
+        let trunk: Cow<'_, str> = match (&self.plan, read.reading) {
+            (Some(plan), Reading::National(_)) => plan.trunk.as_deref().unwrap_or("").into(),
             _ => DATABASE
-                .by_code(&code.parse().unwrap_or(0))
+                .by_code(&e164[1..significant_at].parse().unwrap_or(0))
                 .and_then(|all| {
                     all.first()
                         .and_then(|m| m.national_prefix().map(str::to_owned))
                 })
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into(),
         };
-        let e164 = format!("+{code}{significant}");
+        let significant = &e164[significant_at..];
+        let mut national = String::with_capacity(trunk.len() + significant.len());
+        national.push_str(&trunk);
+        national.push_str(significant);
         CallerNumber {
             forms: NumberForms {
-                digits: e164[1..].to_owned(),
-                national: format!("{trunk}{significant}"),
-                significant,
                 e164,
+                national,
+                significant_at,
             },
             key,
             reading: read.reading,
@@ -599,10 +649,10 @@ mod tests {
         let Caller::Number(n) = il().caller("035551234").expect("number") else {
             panic!("withheld")
         };
-        assert_eq!(n.forms.e164, "+97235551234");
-        assert_eq!(n.forms.national, "035551234");
-        assert_eq!(n.forms.digits, "97235551234");
-        assert_eq!(n.forms.significant, "35551234");
+        assert_eq!(n.forms.e164(), "+97235551234");
+        assert_eq!(n.forms.national(), "035551234");
+        assert_eq!(n.forms.digits(), "97235551234");
+        assert_eq!(n.forms.significant(), "35551234");
         assert_eq!(n.forms.wildcard(), "*3*5*5*5*1*2*3*4*");
         assert_eq!(n.forms.last(7), "5551234");
         assert_eq!(n.forms.last(40), "97235551234");

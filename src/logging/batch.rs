@@ -1,14 +1,11 @@
-//! Logging through `tracing`: plain lines suited to journald, and numbers masked by default.
+//! The log's writer: lines collected in memory and written to stderr in batches.
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::EnvFilter;
 
-/// Digits of a phone number left visible when masking.
-const VISIBLE_DIGITS: usize = 3;
 /// Log lines wait at most this long before they are written.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// A buffer this full is written at once.
@@ -16,43 +13,11 @@ const FLUSH_AT: usize = 64 * 1024;
 /// A buffer this full makes loggers wait for the writer (the log is never dropped).
 const BLOCK_AT: usize = 8 * 1024 * 1024;
 
-/// Starts logging to stderr at `level`, unless `RUST_LOG` says otherwise. Returns the guard
-/// that writes out what is left when dropped: keep it until exit.
-pub fn init(level: &str) -> LogGuard {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let writer = BatchedStderr::start();
-    // Under systemd the journal adds its own timestamps.
-    let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer.clone())
-        .with_ansi(false);
-    let result = if under_systemd {
-        builder.without_time().try_init()
-    } else {
-        builder.try_init()
-    };
-    // A second initialisation (tests) keeps the first subscriber.
-    drop(result);
-    LogGuard(writer)
-}
-
-/// Writes the remaining log lines when dropped.
-pub struct LogGuard(BatchedStderr);
-
-impl Drop for LogGuard {
-    fn drop(&mut self) {
-        self.0.flush_now();
-    }
-}
-
 /// Log lines collected in memory and written to stderr in batches by a background thread:
 /// a request handler copies its line and moves on, and the kernel sees one write per batch
 /// instead of one per request.
 #[derive(Clone)]
-struct BatchedStderr(Arc<Shared>);
+pub(super) struct BatchedStderr(Arc<Shared>);
 
 struct Shared {
     buffer: Mutex<Vec<u8>>,
@@ -60,7 +25,7 @@ struct Shared {
 }
 
 impl BatchedStderr {
-    fn start() -> Self {
+    pub(super) fn start() -> Self {
         let shared = Arc::new(Shared {
             buffer: Mutex::new(Vec::with_capacity(FLUSH_AT)),
             wake: Condvar::new(),
@@ -91,7 +56,7 @@ impl BatchedStderr {
         crate::locks::lock(&self.0.buffer)
     }
 
-    fn flush_now(&self) {
+    pub(super) fn flush_now(&self) {
         let pending = std::mem::take(&mut *self.lock());
         write_out(&pending);
     }
@@ -132,54 +97,5 @@ impl<'a> MakeWriter<'a> for BatchedStderr {
 
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
-    }
-}
-
-/// A phone value for logs: all but the last digits replaced by `*` when `mask` is set.
-pub fn phone_for_log(value: &str, mask: bool) -> String {
-    if !mask {
-        return value.to_owned();
-    }
-    let digits = value.chars().filter(char::is_ascii_digit).count();
-    let mut seen = 0;
-    value
-        .chars()
-        .map(|c| {
-            if c.is_ascii_digit() {
-                seen += 1;
-                if seen + VISIBLE_DIGITS > digits {
-                    return c;
-                }
-                return '*';
-            }
-            if c.is_alphanumeric() {
-                '*'
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
-/// `[log]`
-#[derive(Debug, Clone)]
-pub struct LogSettings {
-    /// `level`: a tracing filter such as `info` or `popup_ldap=debug`; `RUST_LOG` wins.
-    pub level: String,
-    /// `mask_numbers`: show only the last 3 digits of phone numbers in logs.
-    pub mask_numbers: bool,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn masks_all_but_the_last_three_digits() {
-        assert_eq!(phone_for_log("0722776772", true), "*******772");
-        assert_eq!(phone_for_log("+972-72-277-6772", true), "+***-**-***-*772");
-        assert_eq!(phone_for_log("12", true), "12");
-        assert_eq!(phone_for_log("Anonymous", true), "*********");
-        assert_eq!(phone_for_log("0722776772", false), "0722776772");
     }
 }
