@@ -65,3 +65,18 @@ pub fn rss_mib(pid: u32) -> f64 {
 pub fn hwm_mib(pid: u32) -> f64 {
     proc_field(pid, "status", "VmHWM:").map_or(f64::NAN, |kb| kb / 1024.0)
 }
+
+/// Sets the nice value of every thread of `pid` (on Linux nice is a thread's, not a
+/// process's); threads started later inherit their creator's.
+pub fn renice(pid: u32, nice: i32) {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("threads of slapd");
+    for task in tasks.flatten() {
+        let status = std::process::Command::new("renice")
+            .args(["-n", &nice.to_string(), "-p"])
+            .arg(task.file_name())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("renice");
+        assert!(status.success(), "renice {nice} failed");
+    }
+}

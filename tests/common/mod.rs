@@ -194,6 +194,11 @@ impl Slapd {
     }
 
     /// Kills slapd (as a crash would).
+    /// The running slapd's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
