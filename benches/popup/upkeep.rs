@@ -45,6 +45,21 @@ pub fn idle_polls(pid: u32, window: Duration) -> (f64, f64) {
     Usage::of(pid).per(&before, window.as_secs_f64())
 }
 
+/// Waits (at most `limit`) until `pid` used under 50 ms of CPU in a second: slapd goes on
+/// with live mode's abandoned full scans after the clients are gone, and the next runs must
+/// not share the cores with them.
+pub fn wait_idle(pid: u32, limit: Duration) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        let before = Usage::of(pid);
+        std::thread::sleep(Duration::from_secs(1));
+        if Usage::of(pid).per(&before, 1.0).0 < 50.0 {
+            return;
+        }
+    }
+    eprintln!("slapd still busy after {limit:?}");
+}
+
 fn proc_field(pid: u32, file: &str, name: &str) -> Option<f64> {
     std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .ok()?

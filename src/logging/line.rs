@@ -34,34 +34,38 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
+        // Built in a string of its own, then handed over whole: pushing to a `String` is
+        // inlined, writing to the `Writer` is a dynamic call per piece.
+        let mut line = String::with_capacity(256);
         let meta = event.metadata();
         if self.time {
-            write_time(&mut writer, SystemTime::now())?;
+            write_time(&mut line, SystemTime::now());
         }
-        writer.write_str(level(meta.level()))?;
+        line.push_str(level(meta.level()));
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
-                writer.write_str(span.metadata().name())?;
+                line.push_str(span.metadata().name());
                 if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
                     if !fields.is_empty() {
-                        writer.write_char('{')?;
-                        writer.write_str(fields)?;
-                        writer.write_char('}')?;
+                        line.push('{');
+                        line.push_str(fields);
+                        line.push('}');
                     }
                 }
-                writer.write_char(':')?;
+                line.push(':');
             }
-            writer.write_char(' ')?;
+            line.push(' ');
         }
-        writer.write_str(meta.target())?;
-        writer.write_char(':')?;
+        line.push_str(meta.target());
+        line.push(':');
         let mut fields = Fields {
-            out: Escaped(&mut writer),
+            out: Escaped(&mut line),
             result: Ok(()),
         };
         event.record(&mut fields);
         fields.result?;
-        writer.write_char('\n')
+        line.push('\n');
+        writer.write_str(&line)
     }
 }
 
@@ -83,7 +87,7 @@ thread_local! {
 
 /// `2026-11-29T17:49:47.123456Z ` (RFC 3339 in UTC, microseconds), the date and time
 /// formatted once a second per thread.
-fn write_time(out: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
+fn write_time(out: &mut String, now: SystemTime) {
     let since = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -94,17 +98,15 @@ fn write_time(out: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
             cached.1 = second_text(seconds);
             cached.0 = seconds;
         }
-        out.write_str(&cached.1)
-    })?;
-    let mut micros = [b'0'; 6];
-    let mut n = since.subsec_micros();
-    for digit in micros.iter_mut().rev() {
-        *digit = b'0' + (n % 10) as u8;
-        n /= 10;
+        out.push_str(&cached.1);
+    });
+    let micros = since.subsec_micros();
+    let mut divisor = 100_000;
+    while divisor > 0 {
+        out.push(char::from(b'0' + (micros / divisor % 10) as u8));
+        divisor /= 10;
     }
-    // Six ASCII digits.
-    out.write_str(std::str::from_utf8(&micros).unwrap_or("000000"))?;
-    out.write_str("Z ")
+    out.push_str("Z ");
 }
 
 /// `2026-11-29T17:49:47.` for `seconds` since the epoch.
@@ -126,56 +128,58 @@ fn second_text(seconds: u64) -> String {
 
 /// Writes an event's message and fields as the default layout does (` message name=value`,
 /// strings in quotes as `{:?}` shows them), integers and plain strings without `core::fmt`.
-struct Fields<'w, 'a> {
-    out: Escaped<'w, 'a>,
+struct Fields<'a> {
+    out: Escaped<'a>,
     result: fmt::Result,
 }
 
-impl Fields<'_, '_> {
+impl Fields<'_> {
     /// ` name=`, or ` ` before the message.
-    fn name(&mut self, field: &Field) -> fmt::Result {
-        self.out.0.write_char(' ')?;
-        match field.name() {
-            "message" => Ok(()),
-            name => {
-                self.out
-                    .0
-                    .write_str(name.strip_prefix("r#").unwrap_or(name))?;
-                self.out.0.write_char('=')
-            }
+    fn name(&mut self, field: &Field) {
+        let out = &mut self.out.0;
+        out.push(' ');
+        let name = field.name();
+        if name != "message" {
+            out.push_str(name.strip_prefix("r#").unwrap_or(name));
+            out.push('=');
         }
     }
 
     fn record(&mut self, field: &Field, value: impl FnOnce(&mut Escaped) -> fmt::Result) {
         // `log` crate records carry their metadata as fields; the layout shows it already.
         if self.result.is_ok() && !field.name().starts_with("log.") {
-            self.result = self.name(field).and_then(|()| value(&mut self.out));
+            self.name(field);
+            self.result = value(&mut self.out);
         }
+    }
+
+    fn plain(&mut self, field: &Field, text: &str) {
+        self.record(field, |out| {
+            out.0.push_str(text);
+            Ok(())
+        });
     }
 }
 
-impl Visit for Fields<'_, '_> {
+impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         let quoted = field.name() != "message";
-        self.record(field, |out| out.string(value, quoted));
+        self.record(field, |out| {
+            out.string(value, quoted);
+            Ok(())
+        });
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.record(field, |out| {
-            out.0.write_str(itoa::Buffer::new().format(value))
-        });
+        self.plain(field, itoa::Buffer::new().format(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.record(field, |out| {
-            out.0.write_str(itoa::Buffer::new().format(value))
-        });
+        self.plain(field, itoa::Buffer::new().format(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.record(field, |out| {
-            out.0.write_str(if value { "true" } else { "false" })
-        });
+        self.plain(field, if value { "true" } else { "false" });
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
@@ -197,41 +201,51 @@ impl Visit for Fields<'_, '_> {
 
 /// The line being written, with C0 and C1 control characters (newlines, terminal escapes)
 /// replaced by Rust escapes, so that no value can end a line or colour a terminal.
-struct Escaped<'w, 'a>(&'w mut Writer<'a>);
+struct Escaped<'a>(&'a mut String);
 
-impl Escaped<'_, '_> {
+impl Escaped<'_> {
     /// A string as `{:?}` shows it when `quoted`, else as it is (escaped either way); plain
     /// ASCII without `core::fmt`.
-    fn string(&mut self, value: &str, quoted: bool) -> fmt::Result {
+    fn string(&mut self, value: &str, quoted: bool) {
         let plain = value
             .bytes()
             .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
         match (quoted, plain) {
-            (false, _) => self.write_str(value),
+            (false, _) => self.escape(value),
             (true, true) => {
-                self.0.write_char('"')?;
-                self.0.write_str(value)?;
-                self.0.write_char('"')
+                self.0.push('"');
+                self.0.push_str(value);
+                self.0.push('"');
             }
-            (true, false) => write!(self, "{value:?}"),
+            // `str`'s `Debug` escapes every control character itself.
+            (true, false) => {
+                let _ = write!(self.0, "{value:?}");
+            }
         }
     }
-}
 
-impl fmt::Write for Escaped<'_, '_> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
+    fn escape(&mut self, text: &str) {
         let mut rest = text;
         while let Some((at, c)) = rest.char_indices().find(|&(_, c)| c.is_control()) {
-            self.0.write_str(&rest[..at])?;
+            self.0.push_str(&rest[..at]);
             match c {
-                '\n' => self.0.write_str("\\n")?,
-                '\r' => self.0.write_str("\\r")?,
-                '\t' => self.0.write_str("\\t")?,
-                other => write!(self.0, "\\u{{{:x}}}", u32::from(other))?,
+                '\n' => self.0.push_str("\\n"),
+                '\r' => self.0.push_str("\\r"),
+                '\t' => self.0.push_str("\\t"),
+                other => {
+                    let _ = write!(self.0, "\\u{{{:x}}}", u32::from(other));
+                }
             }
             rest = &rest[at + c.len_utf8()..];
         }
-        self.0.write_str(rest)
+        self.0.push_str(rest);
+    }
+}
+
+impl fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.escape(text);
+        Ok(())
     }
 }
 
@@ -241,8 +255,7 @@ mod tests {
 
     fn escaped(text: &str) -> String {
         let mut out = String::new();
-        let mut writer = Writer::new(&mut out);
-        Escaped(&mut writer).write_str(text).unwrap();
+        Escaped(&mut out).escape(text);
         out
     }
 
@@ -266,8 +279,7 @@ mod tests {
             "\u{1b}",
         ] {
             let mut out = String::new();
-            let mut writer = Writer::new(&mut out);
-            Escaped(&mut writer).string(value, true).unwrap();
+            Escaped(&mut out).string(value, true);
             assert_eq!(out, format!("{value:?}"));
         }
     }
@@ -276,10 +288,10 @@ mod tests {
     fn time_is_rfc3339_with_microseconds() {
         let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_796_000_987_000_042);
         let mut out = String::new();
-        write_time(&mut out, at).unwrap();
+        write_time(&mut out, at);
         assert_eq!(out, "2026-11-30T01:09:47.000042Z ");
         let mut again = String::new();
-        write_time(&mut again, at + std::time::Duration::from_millis(5)).unwrap();
+        write_time(&mut again, at + std::time::Duration::from_millis(5));
         assert_eq!(again, "2026-11-30T01:09:47.005042Z ");
     }
 }
