@@ -11,8 +11,8 @@
 //!   longest call again with slapd at nice 19, as if the directory had a host of its own;
 //! - the maximum request rate of index mode, live mode, and a bare warp handler answering a
 //!   constant JSON body (the ceiling of the HTTP stack), under the same closed-loop load
-//!   cycling through 1,000 callers in national form (ceiling and index: best of two
-//!   alternating runs);
+//!   cycling through 1,000 callers in national form (ceiling and index: five alternating
+//!   runs each, the median of the five pairs' ratios);
 //! - index mode's latency at half its maximum rate (open loop, best of two).
 //!
 //! These machines are noisy: every figure is the best of two or three tries, and the targets
@@ -37,6 +37,8 @@ use load::{Outcome, Pace};
 const BASELINE_FLAG: &str = "--baseline-server";
 const MILLION_FLAG: &str = "--million";
 const CALLERS: usize = 1000;
+/// Alternating runs of the ceiling and index mode whose ratios are compared.
+const PAIRS: usize = 5;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -172,6 +174,8 @@ struct Upkeep {
     /// Calls at half rate during resyncs with slapd at nice 19, as if the directory ran on
     /// a host of its own (as it does in production): what popup-ldap's own work costs calls.
     resync_half_remote: Outcome,
+    /// The server's own time per call during `resync_half` (its log's `us=`): p99 and max, ms.
+    resync_handling: (f64, f64),
     resync_memory: (f64, f64),
 }
 
@@ -210,7 +214,13 @@ fn measure_upkeep(
     );
     let before = upkeep::rss_mib(resync.child.id());
     let resync_closed = run(resync.addr, Pace::Closed);
+    let resync_log = slapd.path("resync.log");
+    let logged = || std::fs::metadata(&resync_log).map_or(0, |m| m.len());
+    let from = logged();
     let resync_half = run(resync.addr, Pace::Fixed(half_rate));
+    // The log is written in batches at most 50 ms apart.
+    std::thread::sleep(Duration::from_millis(200));
+    let resync_handling = upkeep::handling_ms(&resync_log, from, logged());
     let slapd_pid = slapd.pid().expect("slapd runs");
     upkeep::renice(slapd_pid, 19);
     let resync_half_remote = run(resync.addr, Pace::Fixed(half_rate));
@@ -234,6 +244,7 @@ fn measure_upkeep(
         resync_closed,
         resync_half,
         resync_half_remote,
+        resync_handling,
         resync_memory: (before, peak),
     }
 }
@@ -306,13 +317,21 @@ fn main() {
         .map(|n| format!("/popup?phone={n}&statusCall=Ringing"))
         .collect();
     let run = |addr, pace| load::run(addr, &callers, connections, pace, warmup, seconds);
-    // Ceiling and index alternate twice and keep their best run: the machine is noisy, and
-    // the ratio is what matters.
+    // Ceiling and index alternate: the ratio of each pair of neighbouring runs is kept, and
+    // the median of them reported (the ceiling alone moves by a third within minutes on these
+    // machines); the tables show each server's best run.
     let best = |a: Outcome, b: Outcome| if a.rate() >= b.rate() { a } else { b };
-    let base1 = run(baseline.addr, Pace::Closed);
-    let idx1 = run(index.addr, Pace::Closed);
-    let base = best(base1, run(baseline.addr, Pace::Closed));
-    let idx = best(idx1, run(index.addr, Pace::Closed));
+    let mut base = run(baseline.addr, Pace::Closed);
+    let mut idx = run(index.addr, Pace::Closed);
+    let mut ratios = vec![idx.rate() / base.rate()];
+    for _ in 1..PAIRS {
+        let b = run(baseline.addr, Pace::Closed);
+        let i = run(index.addr, Pace::Closed);
+        ratios.push(i.rate() / b.rate());
+        base = best(base, b);
+        idx = best(idx, i);
+    }
+    ratios.sort_by(f64::total_cmp);
     let half_rate = Pace::Fixed(idx.rate() / 2.0);
     let lower_p99 = |a: Outcome, b: Outcome| if a.ms(0.99) <= b.ms(0.99) { a } else { b };
     let half = lower_p99(run(index.addr, half_rate), run(index.addr, half_rate));
@@ -335,7 +354,7 @@ fn main() {
                 .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
             .unwrap_or_default()
     );
-    let ratio = idx.rate() / base.rate();
+    let ratio = ratios[ratios.len() / 2];
     let over_live = idx.rate() / liv.rate();
     let sync_ratio = sync_ms / dump_ms;
     let check = |ok: bool| if ok { "met" } else { "MISSED" };
@@ -363,9 +382,11 @@ fn main() {
     println!("| measure | value | target | |");
     println!("|---|---|---|---|");
     println!(
-        "| index / bare warp req/s | {:.0}% | >= 70% | {} |",
+        "| index / bare warp req/s, median of {PAIRS} alternating pairs | {:.0}% ({:.0}-{:.0}%) | >= 85% | {} |",
         ratio * 100.0,
-        check(ratio >= 0.70)
+        ratios[0] * 100.0,
+        ratios[ratios.len() - 1] * 100.0,
+        check(ratio >= 0.85)
     );
     println!(
         "| index p99 at half max rate | {:.3} ms | <= 2 ms | {} |",
@@ -412,6 +433,10 @@ fn main() {
         during.ms(0.99) / half.ms(0.99),
         during.ms(1.0),
         check(during.ms(0.99) <= 2.0 * half.ms(0.99) && during.ms(1.0) <= 20.0)
+    );
+    let (handling_p99, handling_max) = upkeep.resync_handling;
+    println!(
+        "| the same calls, popup-ldap's own time (its log's `us=`, from reading the request to the answer) | p99 {handling_p99:.3} ms, longest {handling_max:.1} ms | (figure) | - |"
     );
     let remote = &upkeep.resync_half_remote;
     println!(

@@ -95,3 +95,30 @@ pub fn renice(pid: u32, nice: i32) {
         assert!(status.success(), "renice {nice} failed");
     }
 }
+
+/// The `us=` of the popup lines a server logged between byte offsets `from` and `to` of its
+/// log: p99 and max, in milliseconds (NaN when there are none).
+pub fn handling_ms(log: &std::path::Path, from: u64, to: u64) -> (f64, f64) {
+    let text = std::fs::read(log).unwrap_or_default();
+    let part = text
+        .get(usize::try_from(from).unwrap_or(0)..usize::try_from(to).unwrap_or(0))
+        .unwrap_or_default();
+    let mut micros: Vec<u64> = String::from_utf8_lossy(part)
+        .lines()
+        .filter(|l| l.contains("handlers: popup "))
+        .filter_map(|l| {
+            l.rsplit_once(" us=")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    micros.sort_unstable();
+    let at = |p: f64| {
+        let i = ((micros.len().max(1) - 1) as f64 * p).round() as usize;
+        micros.get(i).map_or(f64::NAN, |&us| us as f64 / 1000.0)
+    };
+    (at(0.99), at(1.0))
+}
