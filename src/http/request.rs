@@ -205,6 +205,19 @@ fn merge(primary: CallDetails, fallback: CallDetails) -> CallDetails {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The short cut decodes every piece as `form_urlencoded` does, whatever it holds:
+        /// escapes, broken escapes, `+`, bytes that are not UTF-8 once decoded.
+        #[test]
+        fn pieces_decode_as_form_urlencoded_does(piece in "([a-zA-Z0-9 +%.~*-]|%[0-9a-fA-F]{2}|%[89a-fA-F][0-9a-fA-F]|\\PC){0,24}") {
+            let piece = piece.replace(['&', '='], "");
+            let text = format!("x={piece}");
+            let expected = form_urlencoded::parse(text.as_bytes()).next().map(|(_, v)| v.into_owned());
+            prop_assert_eq!(Some(form_decoded(&piece).into_owned()), expected);
+        }
+    }
 
     fn voicenter_get() -> CallDetails {
         CallDetails {
