@@ -46,6 +46,11 @@ impl RawRequest {
             .map(|v| v.to_str().map_err(drop))
             .transpose()
     }
+
+    /// A header's value, a value that is not text counted as absent.
+    fn optional(&self, name: &HeaderName) -> Option<&str> {
+        self.text(name).ok().flatten()
+    }
 }
 
 /// The answer to a CORS preflight (`OPTIONS` on the popup path with `server.cors_origins`);
@@ -85,11 +90,9 @@ where
             Err(refused) => break 'reply refused.reply(),
         };
         let headers = BodyHeaders {
-            content_type: request.text(&header::CONTENT_TYPE).ok().flatten(),
+            content_type: request.optional(&header::CONTENT_TYPE),
             content_length: request
-                .text(&header::CONTENT_LENGTH)
-                .ok()
-                .flatten()
+                .optional(&header::CONTENT_LENGTH)
                 .and_then(|n| n.parse().ok()),
         };
         match read_call(&app, &request.method, &request.query, headers, body).await {
@@ -99,7 +102,7 @@ where
     };
     if let Some(cors) = &app.cors {
         let browser = BrowserHeaders {
-            origin: request.text(&header::ORIGIN).ok().flatten(),
+            origin: request.optional(&header::ORIGIN),
             private_network: false,
         };
         cors.decorate(browser, &mut response);
@@ -242,8 +245,8 @@ fn check_client(shared: &App, app: &Running, request: &RawRequest) -> Result<IpA
     }
     let presented = Presented {
         query: &request.query,
-        header: request.text(&TOKEN).ok().flatten(),
-        authorization: request.text(&header::AUTHORIZATION).ok().flatten(),
+        header: request.optional(&TOKEN),
+        authorization: request.optional(&header::AUTHORIZATION),
     };
     if app.access.check_token(presented).is_err() {
         shared.refused(app.group(client), Outcome::Unauthorized, || {

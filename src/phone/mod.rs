@@ -278,8 +278,8 @@ impl Read {
     }
 
     fn parsed(reading: Reading, n: &phonenumber::PhoneNumber) -> Self {
-        let code = itoa::Buffer::new().format(n.code().value()).to_owned();
-        Read::number(reading, &code, &significant(n))
+        let mut code = itoa::Buffer::new();
+        Read::number(reading, code.format(n.code().value()), &significant(n))
     }
 
     fn key(&self, digits: &str) -> PhoneKey {
