@@ -129,6 +129,17 @@ pub struct Candidates {
     pub server: Option<Arc<String>>,
 }
 
+impl Candidates {
+    /// The same, found in scope `scope`.
+    fn in_scope(mut self, scope: usize) -> Self {
+        self.scope = scope;
+        for m in &mut self.matches {
+            m.scope = scope;
+        }
+        self
+    }
+}
+
 /// What an index that follows a directory holds and how its syncs went: for metrics.
 pub struct IndexFigures {
     /// Entries held.
@@ -198,6 +209,22 @@ impl Directory {
             Some(Source::Live(ldap)) => ldap.read_all().await,
             None => Ok(Vec::new()),
         }
+    }
+
+    /// Whether every scope is held in memory (an LDIF file or an index): lookups never wait.
+    pub fn in_memory(&self) -> bool {
+        self.sources().all(|s| !matches!(s, Source::Live(_)))
+    }
+
+    /// Entries that may hold `number`, per scope in rank order, when every scope is held in
+    /// memory (an LDIF file or an index); `None` when one searches live (see
+    /// [`Directory::candidates`]). No future: a request's future is moved whole by warp and
+    /// hyper, and the live search's would make it several kilobytes.
+    pub fn held_candidates(&self, number: &CallerNumber) -> Option<Vec<Candidates>> {
+        self.sources()
+            .enumerate()
+            .map(|(i, source)| Some(source.held(number).ok()?.in_scope(i)))
+            .collect()
     }
 
     /// Entries that may hold `number`, per scope in rank order. Several scopes are asked
@@ -326,7 +353,17 @@ impl Source {
         number: &CallerNumber,
         scope: usize,
     ) -> Result<Candidates, DirectoryError> {
-        let mut found = match self {
+        let found = match self.held(number) {
+            Ok(found) => found,
+            Err(ldap) => ldap.candidates(number).await?,
+        };
+        Ok(found.in_scope(scope))
+    }
+
+    /// The entries an LDIF file or an index holds under `number`'s key; the live source's
+    /// client when it searches instead.
+    fn held(&self, number: &CallerNumber) -> Result<Candidates, &LdapDirectory> {
+        Ok(match self {
             Source::File(index) => Candidates {
                 matches: index.find(&number.key),
                 ..Candidates::default()
@@ -336,13 +373,8 @@ impl Source {
                 server: synced.server(),
                 ..Candidates::default()
             },
-            Source::Live(ldap) => ldap.candidates(number).await?,
-        };
-        found.scope = scope;
-        for m in &mut found.matches {
-            m.scope = scope;
-        }
-        Ok(found)
+            Source::Live(ldap) => return Err(ldap),
+        })
     }
 
     /// Whether lookups can be answered now: a file source always; an index when young enough;

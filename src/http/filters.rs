@@ -61,11 +61,9 @@ pub fn routes(
             },
         );
     preflights
-        .or(warp::any()
-            .map(move || app.clone())
-            .and(parts)
+        .or(parts
             .and(warp::body::stream())
-            .then(handle))
+            .then(move |request, body| handle(&app, request, body)))
         .unify()
         .recover(reply::recover)
         .unify()

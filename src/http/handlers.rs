@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::future::{BoxFuture, Either, Ready};
+use futures_util::{FutureExt, Stream, StreamExt};
 use warp::http::header::HeaderName;
 use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use warp::path::FullPath;
@@ -21,8 +22,8 @@ use super::recent::RecentCall;
 use super::request::{self, RequestError};
 use super::{reply, App, Running, HEALTH_PATH, MAX_URL_BYTES, READY_PATH, TOKEN_HEADER};
 use crate::call::CallDetails;
-use crate::logging::phone_for_log;
-use crate::lookup::LookupError;
+use crate::logging::{phone_for_log, Address};
+use crate::lookup::{Answer, LookupError};
 
 /// Everything about a request but its body.
 pub(super) struct RawRequest {
@@ -69,37 +70,72 @@ pub(super) fn preflight(
     }))
 }
 
+/// A request's answer: ready at once when nothing is awaited (a refusal, the health probe, a
+/// GET looked up in memory), else a boxed future. warp and hyper move a request's future
+/// whole, several times; the lookup's and the body's awaits would make it kilobytes.
+pub(super) type Handling = Either<Ready<Response>, BoxFuture<'static, Response>>;
+
 /// Answers one request on the popup listener; with `server.cors_origins`, every answer to a
-/// listed origin carries its CORS headers. (One function with a labelled
-/// block rather than a nested `async fn`: a nested future is copied whole on every call.)
-pub(super) async fn handle<S, B>(shared: Arc<App>, request: RawRequest, body: S) -> Response
+/// listed origin carries its CORS headers.
+pub(super) fn handle<S, B>(shared: &Arc<App>, request: RawRequest, body: S) -> Handling
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send,
+    S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
     B: Buf,
 {
     let started = Instant::now();
     let app = shared.running();
-    let mut response = 'reply: {
-        if let Some(probed) = probe(&app, request.path.as_str()).await {
-            break 'reply probed;
+    if request.path.as_str() == READY_PATH {
+        return Either::Right(Box::pin(async move {
+            let probed = readiness(&app).await;
+            decorated(&app, &request, probed)
+        }));
+    }
+    if request.path.as_str() == HEALTH_PATH {
+        return now(&app, &request, reply::status(true));
+    }
+    let client = match check_shape(shared, &app, &request)
+        .and_then(|()| check_client(shared, &app, &request))
+    {
+        Ok(client) => client,
+        Err(refused) => return now(&app, &request, refused.reply()),
+    };
+    if request.method == Method::GET && app.lookup.directory().in_memory() {
+        let call = request::from_form(&request.query);
+        // A directory held in memory is never waited for: the lookup is done on its first
+        // poll (were it not, the call is answered below as in live mode).
+        if let Some(result) = app.lookup.answer(&call).now_or_never() {
+            let answered = answered(shared, &app, (client, started), &call, result);
+            return now(&app, &request, answered);
         }
-        let client = match check_shape(&shared, &app, &request)
-            .and_then(|()| check_client(&shared, &app, &request))
-        {
-            Ok(client) => client,
-            Err(refused) => break 'reply refused.reply(),
-        };
+    }
+    let shared = Arc::clone(shared);
+    Either::Right(Box::pin(async move {
         let headers = BodyHeaders {
             content_type: request.optional(&header::CONTENT_TYPE),
             content_length: request
                 .optional(&header::CONTENT_LENGTH)
                 .and_then(|n| n.parse().ok()),
         };
-        match read_call(&app, &request.method, &request.query, headers, body).await {
-            Ok(call) => answer(&shared, &app, client, &call, started).await,
+        let answer = match read_call(&app, &request.method, &request.query, headers, body).await {
+            Ok(call) => {
+                let result = app.lookup.answer(&call).await;
+                answered(&shared, &app, (client, started), &call, result)
+            }
             Err(e) => unreadable(&shared, &app, client, &e),
-        }
-    };
+        };
+        decorated(&app, &request, answer)
+    }))
+}
+
+/// `response`, answered at once.
+fn now(app: &Running, request: &RawRequest, response: Response) -> Handling {
+    Either::Left(futures_util::future::ready(decorated(
+        app, request, response,
+    )))
+}
+
+/// `response` with the CORS headers its origin calls for.
+fn decorated(app: &Running, request: &RawRequest, mut response: Response) -> Response {
     if let Some(cors) = &app.cors {
         let browser = BrowserHeaders {
             origin: request.optional(&header::ORIGIN),
@@ -123,19 +159,13 @@ fn unreadable(shared: &App, app: &Running, client: IpAddr, e: &RequestError) -> 
     reply::error(status, &e.to_string())
 }
 
-/// The liveness and readiness probes' answers; `None` for other paths.
-async fn probe(app: &Running, path: &str) -> Option<Response> {
-    match path {
-        HEALTH_PATH => Some(reply::status(true)),
-        READY_PATH => {
-            let ready = app.lookup.directory().readiness().await;
-            if let Err(why) = &ready {
-                tracing::warn!(reason = %why, "not ready");
-            }
-            Some(reply::status(ready.is_ok()))
-        }
-        _ => None,
+/// The readiness probe's answer.
+async fn readiness(app: &Running) -> Response {
+    let ready = app.lookup.directory().readiness().await;
+    if let Err(why) = &ready {
+        tracing::warn!(reason = %why, "not ready");
     }
+    reply::status(ready.is_ok())
 }
 
 /// Why a request is refused before its call is read.
@@ -257,15 +287,14 @@ fn check_client(shared: &App, app: &Running, request: &RawRequest) -> Result<IpA
     Ok(client)
 }
 
-/// Looks the call up, counts and logs it (one line per popup), and answers.
-async fn answer(
+/// Counts and logs a looked-up call (one line per popup), and answers it.
+fn answered(
     shared: &App,
     app: &Running,
-    client: IpAddr,
+    (client, started): (IpAddr, Instant),
     call: &CallDetails,
-    started: Instant,
+    result: Result<Answer, LookupError>,
 ) -> Response {
-    let result = app.lookup.answer(call).await;
     let took = started.elapsed();
     shared.metrics.lookup(took);
     let us = took.as_micros() as u64;
@@ -282,7 +311,7 @@ async fn answer(
             shared.metrics.request(outcome);
             remember(shared, app, call, phone, (outcome, answer.popup.total, us));
             tracing::info!(
-                %client, ivrid, state, phone, outcome = %outcome.label(),
+                client = %Address(client), ivrid, state, phone, outcome = %outcome.label(),
                 total = answer.popup.total,
                 server = %answer.trace.server().unwrap_or("-"),
                 us,

@@ -1,5 +1,6 @@
 //! Logging through `tracing`: plain lines suited to journald, and numbers masked by default.
 
+mod address;
 mod batch;
 mod line;
 
@@ -7,6 +8,8 @@ use tracing_subscriber::EnvFilter;
 
 use batch::BatchedStderr;
 use line::Line;
+
+pub use address::Address;
 
 /// Digits of a phone number left visible when masking.
 const VISIBLE_DIGITS: usize = 3;

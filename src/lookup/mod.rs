@@ -264,9 +264,17 @@ impl Lookup {
     /// Asks the directory for candidates within the deadline and keeps in `trace` the
     /// verified ones, best first and each entry once, and the rejected ones.
     async fn find(&self, number: &CallerNumber, trace: &mut Trace) -> Result<(), LookupError> {
-        let found = tokio::time::timeout(self.deadline, self.directory.candidates(number))
+        let found = match self.directory.held_candidates(number) {
+            Some(found) => found,
+            // Boxed: the live search's future is kilobytes, and the request's future (moved
+            // whole by warp and hyper) would carry it in index mode too.
+            None => Box::pin(tokio::time::timeout(
+                self.deadline,
+                self.directory.candidates(number),
+            ))
             .await
-            .map_err(|_| LookupError::Deadline(self.deadline))??;
+            .map_err(|_| LookupError::Deadline(self.deadline))??,
+        };
         for found in found {
             trace.searches.push(Search {
                 scope: self.directory.scope_name(found.scope).map(str::to_owned),
