@@ -281,7 +281,12 @@ impl Lookup {
                 filter: found.filter,
                 server: found.server,
             });
-            trace.matches.extend(found.matches);
+            if trace.matches.is_empty() {
+                // The one scope's (or the first's) matches as they are: no copy.
+                trace.matches = found.matches;
+            } else {
+                trace.matches.extend(found.matches);
+            }
             for entry in found.unverified {
                 match self.verify(found.scope, &entry, &number.key) {
                     Some((rank, attribute, value)) => trace.matches.push(Match {
