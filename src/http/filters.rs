@@ -10,9 +10,8 @@ use warp::reply::Response;
 use warp::Filter;
 
 use super::accept::Peer;
-use super::handlers::{handle, preflight, RawRequest};
+use super::handlers::{handle, RawRequest};
 use super::{reply, App};
-use warp::path::FullPath;
 
 /// The assembled routes: every request gets a JSON answer.
 pub fn routes(
@@ -39,32 +38,11 @@ pub fn routes(
                 }
             },
         );
-    // Preflights are a route of their own, so that only OPTIONS requests pay for reading
-    // Private Network Access's header; without `cors_origins` they fall through to the
-    // popup route's 405.
-    let preflight_app = app.clone();
-    let preflights = warp::options()
-        .and(warp::path::full())
-        .and(warp::header::optional::<String>("origin"))
-        .and(warp::header::optional::<String>(
-            "access-control-request-private-network",
-        ))
-        .and_then(
-            move |path: FullPath, origin: Option<String>, private_network: Option<String>| {
-                let app = preflight_app.clone();
-                async move {
-                    let private_network =
-                        private_network.is_some_and(|v| v.eq_ignore_ascii_case("true"));
-                    preflight(&app, path.as_str(), origin.as_deref(), private_network)
-                        .ok_or_else(warp::reject)
-                }
-            },
-        );
-    preflights
-        .or(parts
-            .and(warp::body::stream())
-            .then(move |request, body| handle(&app, request, body)))
-        .unify()
+    // CORS preflights too are answered by `handle`: a route of their own made every other
+    // request fail it first (a boxed rejection, dropped).
+    parts
+        .and(warp::body::stream())
+        .then(move |request, body| handle(&app, request, body))
         .recover(reply::recover)
         .unify()
 }

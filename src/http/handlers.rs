@@ -38,6 +38,9 @@ pub(super) struct RawRequest {
 static TOKEN: HeaderName = HeaderName::from_static(TOKEN_HEADER);
 /// `X-Forwarded-For` (the `http` crate names no constant for it).
 static FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// Private Network Access's request header, sent with preflights.
+static PRIVATE_NETWORK: HeaderName =
+    HeaderName::from_static("access-control-request-private-network");
 
 impl RawRequest {
     /// A header's value; `Err` when it is there but not visible ASCII text.
@@ -55,19 +58,20 @@ impl RawRequest {
 }
 
 /// The answer to a CORS preflight (`OPTIONS` on the popup path with `server.cors_origins`);
-/// `None` leaves the request to the popup route (which answers 405).
-pub(super) fn preflight(
-    shared: &App,
-    path: &str,
-    origin: Option<&str>,
-    private_network: bool,
-) -> Option<Response> {
-    let app = shared.running();
-    let cors = app.cors.as_ref().filter(|_| path == app.path)?;
-    Some(cors.preflight(BrowserHeaders {
-        origin,
-        private_network,
-    }))
+/// `None` for other requests, answered as any other (an `OPTIONS` one with 405).
+fn preflight(app: &Running, request: &RawRequest) -> Option<Response> {
+    if request.method != Method::OPTIONS || request.path.as_str() != app.path {
+        return None;
+    }
+    let cors = app.cors.as_ref()?;
+    Some(
+        cors.preflight(BrowserHeaders {
+            origin: request.optional(&header::ORIGIN),
+            private_network: request
+                .optional(&PRIVATE_NETWORK)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        }),
+    )
 }
 
 /// A request's answer: ready at once when nothing is awaited (a refusal, the health probe, a
@@ -92,6 +96,10 @@ where
     }
     if request.path.as_str() == HEALTH_PATH {
         return now(&app, &request, reply::status(true));
+    }
+    if let Some(preflight) = preflight(&app, &request) {
+        // With the CORS headers it calls for already.
+        return Either::Left(futures_util::future::ready(preflight));
     }
     let client = match check_shape(shared, &app, &request)
         .and_then(|()| check_client(shared, &app, &request))
