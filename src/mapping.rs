@@ -14,7 +14,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::braces::{self, Piece};
 use crate::call::CallDetails;
-use crate::directory::Entry;
+use crate::directory::{Entry, Name};
 
 /// Characters left as they are in URL values: RFC 3986 unreserved.
 const URL_VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -31,8 +31,10 @@ pub struct TemplateError(String);
 /// Where a placeholder's value comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Source {
-    /// An entry attribute, by its lower-cased name.
-    Attribute(String),
+    /// An entry attribute: its lower-cased name, and the name interned (compared with an
+    /// entry's as a number; `None` when the table of names is full, and no entry can hold
+    /// it then either).
+    Attribute(String, Option<Name>),
     /// The entry's DN.
     Dn,
     /// TOTAL: how many entries hold the number.
@@ -126,7 +128,7 @@ impl Template {
             Part::Value(sources) => sources
                 .iter()
                 .filter_map(|s| match s {
-                    Source::Attribute(a) => Some(a.as_str()),
+                    Source::Attribute(a, _) => Some(a.as_str()),
                     _ => None,
                 })
                 .collect::<Vec<_>>(),
@@ -191,13 +193,15 @@ fn parse_source(name: &str) -> Result<Source, TemplateError> {
             "`{{{name}}}` is not an attribute name (letters, digits and `-`, starting with a letter)"
         )));
     }
-    Ok(Source::Attribute(name.to_ascii_lowercase()))
+    let name = name.to_ascii_lowercase();
+    let interned = Name::of(&name);
+    Ok(Source::Attribute(name, interned))
 }
 
 fn resolve<'a>(source: &Source, ctx: &Context<'a>) -> Option<Cow<'a, str>> {
     let value = match source {
         Source::Total => return Some(Cow::Owned(ctx.total.to_string())),
-        Source::Attribute(a) => ctx.entry?.first(a),
+        Source::Attribute(_, name) => ctx.entry?.first((*name)?),
         Source::Dn => ctx.entry.map(Entry::dn),
         Source::Call(field) => match field {
             CallField::Phone => ctx.call.phone.as_deref(),

@@ -151,9 +151,9 @@ impl Entry {
     }
 
     /// The first value of an attribute that is not blank.
-    pub fn first(&self, name: &str) -> Option<&str> {
+    pub fn first(&self, name: Name) -> Option<&str> {
         self.spans()
-            .find(|(n, v)| n.as_str() == name && !v.trim().is_empty())
+            .find(|(n, v)| *n == name && !v.trim().is_empty())
             .map(|(_, v)| v)
     }
 
@@ -250,7 +250,7 @@ mod tests {
         assert_eq!(e.dn(), "uid=a,dc=x");
         assert_eq!(e.values("cn").collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(e.values("sn").count(), 0);
-        assert_eq!(e.first("mail"), Some("m"));
+        assert_eq!(e.first(Name::of("mail").expect("name")), Some("m"));
     }
 
     #[test]
@@ -291,7 +291,7 @@ mod tests {
         assert_eq!(e.field(1), Some(("cn", "A")));
         assert_eq!(e.field(2), Some(("mobile", "1")));
         assert_eq!(e.field(3), None);
-        assert_eq!(e.first("cn"), Some("A"));
+        assert_eq!(e.first(Name::of("cn").expect("name")), Some("A"));
         assert_eq!(e.positions("mobile").collect::<Vec<_>>(), [(2, "1")]);
     }
 

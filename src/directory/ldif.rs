@@ -160,6 +160,7 @@ fn attribute_line(line: &str) -> Result<(&str, Value), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::directory::Name;
 
     #[test]
     fn reads_records_folding_base64_and_options() {
@@ -184,12 +185,15 @@ mod tests {
             ["AviCohen", "אבי כהן"]
         );
         assert_eq!(
-            entries[0].first("objectguid"),
+            entries[0].first(Name::of("objectguid").expect("name")),
             Some("12345678-1234-5678-9abc-def012345678")
         );
         assert_eq!(entries[0].values("jpegphoto").count(), 0);
         assert_eq!(entries[1].dn(), "uid=b,dc=x");
-        assert_eq!(entries[1].first("mobile"), Some("054-1234567"));
+        assert_eq!(
+            entries[1].first(Name::of("mobile").expect("name")),
+            Some("054-1234567")
+        );
     }
 
     #[test]
