@@ -12,7 +12,8 @@
 //! - the maximum request rate of index mode, live mode, and a bare warp handler answering a
 //!   constant JSON body (the ceiling of the HTTP stack), under the same closed-loop load
 //!   cycling through 1,000 callers in national form (ceiling and index: five alternating
-//!   runs each, the median of the five pairs' ratios);
+//!   runs each, the median of the five pairs' ratios, and each server's CPU time a request
+//!   in the median pair: what the load generator's share of the two cores leaves out);
 //! - index mode's latency at half its maximum rate (open loop, best of two).
 //!
 //! These machines are noisy: every figure is the best of two or three tries, and the targets
@@ -321,17 +322,27 @@ fn main() {
     // the median of them reported (the ceiling alone moves by a third within minutes on these
     // machines); the tables show each server's best run.
     let best = |a: Outcome, b: Outcome| if a.rate() >= b.rate() { a } else { b };
-    let mut base = run(baseline.addr, Pace::Closed);
-    let mut idx = run(index.addr, Pace::Closed);
+    let closed_run = |server: &Server| {
+        let before = upkeep::Usage::of(server.child.id());
+        let outcome = run(server.addr, Pace::Closed);
+        // The server's CPU over the warm-up too, at the measured rate.
+        let requests = outcome.rate() * (warmup + seconds).as_secs_f64();
+        let (ms, _) = upkeep::Usage::of(server.child.id()).per(&before, requests);
+        (outcome, ms * 1000.0)
+    };
+    let ((mut base, base_cpu), (mut idx, idx_cpu)) = (closed_run(&baseline), closed_run(&index));
     let mut ratios = vec![idx.rate() / base.rate()];
+    let mut cpu = vec![(base_cpu, idx_cpu)];
     for _ in 1..PAIRS {
-        let b = run(baseline.addr, Pace::Closed);
-        let i = run(index.addr, Pace::Closed);
+        let (b, b_cpu) = closed_run(&baseline);
+        let (i, i_cpu) = closed_run(&index);
         ratios.push(i.rate() / b.rate());
+        cpu.push((b_cpu, i_cpu));
         base = best(base, b);
         idx = best(idx, i);
     }
     ratios.sort_by(f64::total_cmp);
+    cpu.sort_by(|a, b| (a.1 / a.0).total_cmp(&(b.1 / b.0)));
     let half_rate = Pace::Fixed(idx.rate() / 2.0);
     let lower_p99 = |a: Outcome, b: Outcome| if a.ms(0.99) <= b.ms(0.99) { a } else { b };
     let half = lower_p99(run(index.addr, half_rate), run(index.addr, half_rate));
@@ -355,6 +366,7 @@ fn main() {
             .unwrap_or_default()
     );
     let ratio = ratios[ratios.len() / 2];
+    let (base_us, idx_us) = cpu[cpu.len() / 2];
     let over_live = idx.rate() / liv.rate();
     let sync_ratio = sync_ms / dump_ms;
     let check = |ok: bool| if ok { "met" } else { "MISSED" };
@@ -392,6 +404,10 @@ fn main() {
         "| index p99 at half max rate | {:.3} ms | <= 2 ms | {} |",
         half.ms(0.99),
         check(half.ms(0.99) <= 2.0)
+    );
+    println!(
+        "| server CPU a request (user + system, all threads), the pair with the median ratio | ceiling {base_us:.1} µs, index {idx_us:.1} µs ({:.2}x) | (figure) | - |",
+        idx_us / base_us
     );
     println!(
         "| index / live req/s | {over_live:.0}x | >= 20x | {} |",
