@@ -624,6 +624,21 @@ async fn browser_origins_listed_in_cors_origins_may_call() {
     );
     assert!(r.headers().get("access-control-allow-origin").is_none());
 
+    // A preflight elsewhere is no preflight; one where a token is required is answered
+    // (browsers send no credentials with preflights).
+    let elsewhere = preflight(origin).path("/other").reply(&with_cors).await;
+    assert_eq!(elsewhere.status(), 404);
+    std::fs::write(slapd.path("token"), "0123456789abcdef0123\n").expect("write");
+    let guarded = routes(
+        app(
+            &slapd,
+            &format!("[server]\ncors_origins = [\"{origin}\"]\n[access]\ntoken_file = \"token\""),
+        )
+        .await,
+    );
+    assert_eq!(preflight(origin).reply(&guarded).await.status(), 204);
+    assert_eq!(call(origin).reply(&guarded).await.status(), 401);
+
     // Without the key: no preflight answer, no CORS header.
     let r = preflight(origin).reply(&plain).await;
     assert_eq!(r.status(), 405);

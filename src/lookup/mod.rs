@@ -402,6 +402,7 @@ fn e164(number: &CallerNumber) -> Option<&str> {
 mod tests {
     use super::*;
     use crate::settings::Config;
+    use futures_util::FutureExt;
 
     const LDIF: &str = "\
 dn: uid=zed,dc=x
@@ -439,6 +440,23 @@ ipPhone: 1234
             phone: Some(phone.to_owned()),
             ..CallDetails::default()
         }
+    }
+
+    #[tokio::test]
+    async fn a_lookup_from_memory_is_done_on_its_first_poll() {
+        // The HTTP handler answers these without a future of their own; an await on this
+        // path would send every GET the slow way.
+        let l = lookup("").await;
+        assert!(l.directory().in_memory());
+        let a = l
+            .answer(&call("972-3-5551234"))
+            .now_or_never()
+            .expect("done on the first poll")
+            .expect("answer");
+        assert_eq!(
+            (a.popup.client_name.as_deref(), a.popup.total),
+            (Some("Amy Office"), 3)
+        );
     }
 
     #[tokio::test]
