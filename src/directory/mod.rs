@@ -217,10 +217,12 @@ impl Directory {
     }
 
     /// Entries that may hold `number`, per scope in rank order, when every scope is held in
-    /// memory (an LDIF file or an index); `None` when one searches live (see
-    /// [`Directory::candidates`]). No future: a request's future is moved whole by warp and
-    /// hyper, and the live search's would make it several kilobytes.
+    /// memory (an LDIF file or an index); `None`, at once, when one searches live (see
+    /// [`Directory::candidates`]). No future: a lookup from memory never waits.
     pub fn held_candidates(&self, number: &CallerNumber) -> Option<Vec<Candidates>> {
+        if !self.in_memory() {
+            return None;
+        }
         self.sources()
             .enumerate()
             .map(|(i, source)| Some(source.held(number).ok()?.in_scope(i)))

@@ -266,8 +266,8 @@ impl Lookup {
     async fn find(&self, number: &CallerNumber, trace: &mut Trace) -> Result<(), LookupError> {
         let found = match self.directory.held_candidates(number) {
             Some(found) => found,
-            // Boxed: the live search's future is kilobytes, and the request's future (moved
-            // whole by warp and hyper) would carry it in index mode too.
+            // Boxed: the live search's future is kilobytes, and this one (built and moved
+            // for every call from memory too) would carry it.
             None => Box::pin(tokio::time::timeout(
                 self.deadline,
                 self.directory.candidates(number),
