@@ -1,6 +1,7 @@
 //! Hostile and broken clients against the real binary: idle floods past the connection budget
 //! and the descriptor limit, slow drips, bodies that never end, HTTP/2 stream floods, and
-//! hyper's own error answers; real popups must keep answering throughout.
+//! hyper's own error answers; real popups must keep answering throughout. And the request
+//! shapes `tests/contract.rs` sends through warp's test filter, through the real listener.
 
 mod common;
 
@@ -400,6 +401,69 @@ fn hyper_level_errors_answer_json() {
         assert_eq!(json["STATUS"], "ERROR");
         assert_eq!(json["MESSAGE"], message);
     }
+}
+
+/// The listener hands hyper's requests to the handler without warp's filters (the contract
+/// tests go through them): every part of a request must still be read the same way.
+#[test]
+fn the_listener_reads_every_part_of_a_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = short_timeouts(dir.path());
+    let client = Client(served.addr);
+    let post = |content_type: &str, body: &str| {
+        format!(
+            "POST /popup?ivrid=7 HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let found = [
+        client.get(POPUP),
+        client.get("http://x/popup?phone=0722776772"),
+        client.request(&post(
+            "application/x-www-form-urlencoded",
+            "phone=0722776772",
+        )),
+        client.request(&post("application/json", r#"{"phone":"0722776772"}"#)),
+    ];
+    for (status, body) in found {
+        assert_eq!(status, 200, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(json["CLIENTNAME"], DANA, "{body}");
+    }
+    let refused = [
+        (client.get("/popup"), 400, "phone"),
+        (client.get("/popup?"), 400, "phone"),
+        (client.get("/elsewhere?phone=0722776772"), 404, "not found"),
+        (
+            client.request("DELETE /popup HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            405,
+            "GET or POST",
+        ),
+        (
+            client.request(&format!(
+                "GET {POPUP} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: é\r\nConnection: close\r\n\r\n"
+            )),
+            400,
+            "could not be read",
+        ),
+        (
+            client.request(&post("text/xml", "<phone/>")),
+            400,
+            "text/xml",
+        ),
+    ];
+    for ((status, body), expected, needle) in refused {
+        assert_eq!(status, expected, "{body}");
+        assert!(body.contains(needle), "{body} lacks {needle}");
+    }
+    assert_eq!(
+        client.get("/healthz"),
+        (200, r#"{"STATUS":"OK"}"#.to_owned())
+    );
+    // The peer's address reaches the log line; the POST's query was read with its body.
+    let log = served.wait_for_log("ivrid=\"7\"", Duration::from_secs(5));
+    assert!(log.contains("client=127.0.0.1 ivrid=\"7\""), "{log}");
 }
 
 /// HTTP/2 frames by hand (plaintext, prior knowledge), to open streams the way an attacker

@@ -49,17 +49,13 @@ pub struct ConnectionLimits {
     pub http2_max_streams: u32,
 }
 
-/// The peer of a connection, handed to the routes.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Peer(pub SocketAddr);
-
 /// A connection's byte stream, plain or TLS.
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// What every connection shares.
-struct Shared<S> {
-    service: S,
+struct Shared {
+    app: Arc<App>,
     http: Http,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     timeouts: ConnectionTimeouts,
@@ -79,7 +75,7 @@ pub async fn serve(
     let stats = app.metrics.connections.clone();
     let budget = Budget::new(limits.max_connections, stats.clone());
     let shared = Arc::new(Shared {
-        service: warp::service(super::routes(app.clone())),
+        app: app.clone(),
         http: http(&limits),
         acceptor: tls.map(tokio_rustls::TlsAcceptor::from),
         timeouts: limits.timeouts,
@@ -160,9 +156,9 @@ fn out_of_resources(e: &std::io::Error) -> bool {
 /// Runs a connection in a task of its own and watches its clock: when a phase runs out or
 /// the budget evicts it, the task is aborted (its socket closed). The connection's own task
 /// thus polls nothing but hyper, whatever the number of requests.
-async fn supervise<S>(
+async fn supervise(
     serve: impl Future<Output = ()> + Send + 'static,
-    shared: Arc<Shared<S>>,
+    shared: Arc<Shared>,
     clock: Arc<Clock>,
     slot: Slot,
 ) {
@@ -180,22 +176,13 @@ async fn supervise<S>(
 
 /// Serves one connection (after its TLS handshake) until the client closes it or shutdown
 /// drains it.
-async fn connection<S>(
+async fn connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared<S>>,
+    shared: Arc<Shared>,
     clock: Arc<Clock>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
-) where
-    S: hyper::service::Service<
-            hyper::Request<hyper::Body>,
-            Response = Response,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+) {
     let wire = match &shared.acceptor {
         None => Wire::new(Box::new(stream) as Box<dyn Io>, clock.clone(), true),
         Some(acceptor) => match acceptor.accept(stream).await {
@@ -209,15 +196,14 @@ async fn connection<S>(
             }
         },
     };
-    let service = shared.service.clone();
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::Body>| {
-        request.extensions_mut().insert(Peer(peer));
-        let mut service = service.clone();
+    let app = shared.app.clone();
+    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::Body>| {
         let answering = clock.request();
+        let handling = super::handlers::answer(&app, peer, request);
         async move {
-            let response = hyper::service::Service::call(&mut service, request).await;
+            let response = handling.await;
             drop(answering);
-            response
+            Ok::<Response, Infallible>(response)
         }
     });
     let served = shared.http.serve_connection(wire, service);
@@ -234,7 +220,7 @@ async fn connection<S>(
     }
 }
 
-impl<S> Shared<S> {
+impl Shared {
     fn count(&self, why: Expiry) {
         let closed = match why {
             Expiry::FirstRequest => Closed::FirstRequest,

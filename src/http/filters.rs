@@ -2,49 +2,60 @@
 //! metrics listener's `/metrics`.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use warp::http::{header, HeaderValue};
+use futures_util::future::Either;
+use warp::http::{header, HeaderValue, StatusCode, Uri};
+use warp::path::FullPath;
 use warp::reply::Response;
 use warp::Filter;
 
-use super::accept::Peer;
 use super::handlers::{handle, RawRequest};
 use super::{reply, App};
 
-/// The assembled routes: every request gets a JSON answer.
+/// The popup listener's requests as a warp filter, for `warp::test`; the server itself
+/// hands hyper's requests to the same handler without warp's filters
+/// ([`super::handlers::answer`]).
 pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    // The headers are read from one copy of the map (reference-counted values): a
-    // `warp::header::optional` filter per header parses and hashes its name on every
-    // request and adds a layer of futures (about 600 instructions each).
-    let parts = warp::method()
+    warp::method()
         .and(warp::path::full())
         .and(query)
         .and(warp::header::headers_cloned())
         .and(warp::addr::remote())
-        .and(warp::ext::optional::<Peer>())
-        .map(
-            |method, path, query, headers, remote: Option<SocketAddr>, peer: Option<Peer>| {
-                RawRequest {
-                    method,
-                    path,
-                    query,
-                    headers,
-                    remote: peer.map(|p| p.0).or(remote),
-                }
-            },
-        );
-    // CORS preflights too are answered by `handle`: a route of their own made every other
-    // request fail it first (a boxed rejection, dropped).
-    parts
         .and(warp::body::stream())
-        .then(move |request, body| handle(&app, request, body))
+        .then(
+            move |method, path: FullPath, query: String, headers, remote, body| match uri(
+                &path, &query,
+            ) {
+                Ok(uri) => {
+                    let request = RawRequest {
+                        method,
+                        uri,
+                        headers,
+                        remote,
+                    };
+                    handle(&app, request, body)
+                }
+                Err(_) => Either::Left(futures_util::future::ready(reply::error(
+                    StatusCode::BAD_REQUEST,
+                    "the request could not be read",
+                ))),
+            },
+        )
         .recover(reply::recover)
         .unify()
+}
+
+/// The request's path and query as one URI again (warp hands them over apart).
+fn uri(path: &FullPath, query: &str) -> Result<Uri, warp::http::uri::InvalidUri> {
+    if query.is_empty() {
+        path.as_str().parse()
+    } else {
+        format!("{}?{query}", path.as_str()).parse()
+    }
 }
 
 /// The metrics listener's routes: `GET /metrics` in Prometheus' text format.
