@@ -466,6 +466,27 @@ fn the_listener_reads_every_part_of_a_request() {
     assert!(log.contains("client=127.0.0.1 ivrid=\"7\""), "{log}");
 }
 
+/// The popup line has a writer of its own, but the log filter still decides.
+#[test]
+fn popup_lines_follow_the_log_filter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let quiet = "[log]\nlevel = \"info,popup_ldap::http::handlers=warn\"";
+    let served = Served::start(dir.path(), &config(dir.path(), port, "", quiet), port, None);
+    let (status, body) = Client(served.addr).get(POPUP);
+    assert_eq!((status, body.contains(DANA)), (200, true), "{body}");
+    // A bad request's line is a WARN from the same target: it shows, after the popup's
+    // would have (one writer, in order).
+    let (status, _) = Client(served.addr).get("/popup?phone=*");
+    assert_eq!(status, 400);
+    let log = served.wait_for_log("outcome=bad_request", Duration::from_secs(5));
+    assert!(
+        log.contains("WARN popup_ldap::http::handlers: popup client=127.0.0.1"),
+        "{log}"
+    );
+    assert!(!log.contains("outcome=match"), "{log}");
+}
+
 /// HTTP/2 frames by hand (plaintext, prior knowledge), to open streams the way an attacker
 /// would, without a client library's manners.
 mod h2 {

@@ -21,7 +21,7 @@ use super::recent::RecentCall;
 use super::request::{self, RequestError};
 use super::{reply, App, Running, HEALTH_PATH, MAX_URL_BYTES, READY_PATH, TOKEN_HEADER};
 use crate::call::CallDetails;
-use crate::logging::{phone_for_log, Address};
+use crate::logging::{phone_for_log, PopupLine};
 use crate::lookup::{Answer, LookupError};
 
 /// Everything about a request but its body.
@@ -345,13 +345,17 @@ fn answered(
             let outcome = Outcome::from(answer.outcome());
             shared.metrics.request(outcome);
             remember(shared, app, call, phone, (outcome, answer.popup.total, us));
-            tracing::info!(
-                client = %Address(client), ivrid, state, phone, outcome = %outcome.label(),
-                total = answer.popup.total,
-                server = %answer.trace.server().unwrap_or("-"),
+            PopupLine {
+                client,
+                ivrid,
+                state,
+                phone,
+                outcome: outcome.label(),
+                total: answer.popup.total,
+                server: answer.trace.server().unwrap_or("-"),
                 us,
-                "popup"
-            );
+            }
+            .log();
             reply::popup(&answer.popup)
         }
         Err(e) if e.is_bad_request() => {

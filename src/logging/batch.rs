@@ -56,6 +56,22 @@ impl BatchedStderr {
         crate::locks::lock(&self.0.buffer)
     }
 
+    /// Adds `line` to the next batch.
+    pub(super) fn append(&self, line: &[u8]) {
+        let mut buffer = self.lock();
+        if buffer.len() >= BLOCK_AT {
+            // The writer is behind (stderr blocked): write synchronously rather than drop.
+            let pending = std::mem::take(&mut *buffer);
+            drop(buffer);
+            write_out(&pending);
+            buffer = self.lock();
+        }
+        buffer.extend_from_slice(line);
+        if buffer.len() >= FLUSH_AT {
+            self.0.wake.notify_one();
+        }
+    }
+
     pub(super) fn flush_now(&self) {
         let pending = std::mem::take(&mut *self.lock());
         write_out(&pending);
@@ -72,18 +88,7 @@ fn write_out(bytes: &[u8]) {
 
 impl Write for BatchedStderr {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        let mut buffer = self.lock();
-        if buffer.len() >= BLOCK_AT {
-            // The writer is behind (stderr blocked): write synchronously rather than drop.
-            let pending = std::mem::take(&mut *buffer);
-            drop(buffer);
-            write_out(&pending);
-            buffer = self.lock();
-        }
-        buffer.extend_from_slice(line);
-        if buffer.len() >= FLUSH_AT {
-            self.0.wake.notify_one();
-        }
+        self.append(line);
         Ok(line.len())
     }
 

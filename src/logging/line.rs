@@ -70,7 +70,7 @@ where
 }
 
 /// The level as the default layout shows it: right-aligned in five columns, then a space.
-fn level(level: &Level) -> &'static str {
+pub(super) fn level(level: &Level) -> &'static str {
     match *level {
         Level::ERROR => "ERROR ",
         Level::WARN => " WARN ",
@@ -87,7 +87,7 @@ thread_local! {
 
 /// `2026-11-29T17:49:47.123456Z ` (RFC 3339 in UTC, microseconds), the date and time
 /// formatted once a second per thread.
-fn write_time(out: &mut String, now: SystemTime) {
+pub(super) fn write_time(out: &mut String, now: SystemTime) {
     let since = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -201,12 +201,12 @@ impl Visit for Fields<'_> {
 
 /// The line being written, with C0 and C1 control characters (newlines, terminal escapes)
 /// replaced by Rust escapes, so that no value can end a line or colour a terminal.
-struct Escaped<'a>(&'a mut String);
+pub(super) struct Escaped<'a>(pub(super) &'a mut String);
 
 impl Escaped<'_> {
     /// A string as `{:?}` shows it when `quoted`, else as it is (escaped either way); plain
     /// ASCII without `core::fmt`.
-    fn string(&mut self, value: &str, quoted: bool) {
+    pub(super) fn string(&mut self, value: &str, quoted: bool) {
         let plain = value
             .bytes()
             .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
@@ -224,7 +224,7 @@ impl Escaped<'_> {
         }
     }
 
-    fn escape(&mut self, text: &str) {
+    pub(super) fn escape(&mut self, text: &str) {
         let mut rest = text;
         while let Some((at, c)) = rest.char_indices().find(|&(_, c)| c.is_control()) {
             self.0.push_str(&rest[..at]);

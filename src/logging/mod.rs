@@ -3,13 +3,15 @@
 mod address;
 mod batch;
 mod line;
+mod popup;
 
 use tracing_subscriber::EnvFilter;
 
 use batch::BatchedStderr;
 use line::Line;
 
-pub use address::Address;
+use address::Address;
+pub use popup::{PopupLine, POPUP_TARGET};
 
 /// Digits of a phone number left visible when masking.
 const VISIBLE_DIGITS: usize = 3;
@@ -31,8 +33,10 @@ pub fn init(level: &str) -> LogGuard {
             time: !under_systemd,
         })
         .try_init();
-    // A second initialisation (tests) keeps the first subscriber.
-    drop(result);
+    // A second initialisation (tests) keeps the first subscriber, and its popup lines.
+    if result.is_ok() {
+        popup::install(writer.clone(), !under_systemd);
+    }
     LogGuard(writer)
 }
 
