@@ -66,8 +66,11 @@ impl BatchedStderr {
             write_out(&pending);
             buffer = self.lock();
         }
+        let before = buffer.len();
         buffer.extend_from_slice(line);
-        if buffer.len() >= FLUSH_AT {
+        // Once, as the buffer fills: a notification is a system call even when nobody waits,
+        // and the writer, when it next waits, finds the full buffer without one.
+        if before < FLUSH_AT && buffer.len() >= FLUSH_AT {
             self.0.wake.notify_one();
         }
     }
