@@ -160,8 +160,9 @@ pub struct Metrics {
     pub connections: std::sync::Arc<ConnectionStats>,
     requests: [AtomicU64; OUTCOMES.len()],
     directory_errors: [AtomicU64; ERROR_KINDS.len()],
-    buckets: [AtomicU64; BUCKETS.len()],
-    lookups: AtomicU64,
+    /// Lookups by the first bucket they fit in, the last past every bound: one addition a
+    /// lookup (the exposition's buckets are their running sums).
+    buckets: [AtomicU64; BUCKETS.len() + 1],
     lookup_micros: AtomicU64,
 }
 
@@ -183,12 +184,11 @@ impl Metrics {
     /// Records how long a lookup took.
     pub fn lookup(&self, took: Duration) {
         let seconds = took.as_secs_f64();
-        for (bucket, bound) in self.buckets.iter().zip(BUCKETS) {
-            if seconds <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.lookups.fetch_add(1, Ordering::Relaxed);
+        let bucket = BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.lookup_micros.fetch_add(micros, Ordering::Relaxed);
     }
@@ -204,10 +204,22 @@ impl Metrics {
 
     /// Lookups done and the microseconds they took, in total.
     pub fn lookup_totals(&self) -> (u64, u64) {
-        (
-            self.lookups.load(Ordering::Relaxed),
-            self.lookup_micros.load(Ordering::Relaxed),
-        )
+        let lookups = self
+            .buckets
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add);
+        (lookups, self.lookup_micros.load(Ordering::Relaxed))
+    }
+
+    /// Lookups that took at most each bound, in the order of [`BUCKETS`].
+    fn cumulative_buckets(&self) -> impl Iterator<Item = u64> + '_ {
+        self.buckets[..BUCKETS.len()]
+            .iter()
+            .scan(0u64, |running, n| {
+                *running = running.wrapping_add(n.load(Ordering::Relaxed));
+                Some(*running)
+            })
     }
 
     /// The text exposition, with the directory's own figures.
@@ -228,10 +240,7 @@ impl Metrics {
                 "Popup requests by outcome.",
             ),
             "outcome",
-            OUTCOMES
-                .iter()
-                .map(|(_, name)| *name)
-                .zip(self.requests.iter().map(load)),
+            self.outcomes().into_iter(),
         )?;
         family(
             out,
@@ -258,15 +267,11 @@ impl Metrics {
             bounds
                 .iter()
                 .map(String::as_str)
-                .zip(self.buckets.iter().map(load)),
+                .zip(self.cumulative_buckets()),
         )?;
-        let count = self.lookups.load(Ordering::Relaxed);
+        let (count, micros) = self.lookup_totals();
         writeln!(out, "popup_lookup_seconds_bucket{{le=\"+Inf\"}} {count}")?;
-        writeln!(
-            out,
-            "popup_lookup_seconds_sum {}",
-            self.lookup_micros.load(Ordering::Relaxed) as f64 / 1e6
-        )?;
+        writeln!(out, "popup_lookup_seconds_sum {}", micros as f64 / 1e6)?;
         writeln!(out, "popup_lookup_seconds_count {count}")?;
         self.connections.write(out)?;
         if let Some(index) = directory.index_figures() {
@@ -398,6 +403,7 @@ mod tests {
         m.directory_error("connect");
         m.lookup(Duration::from_micros(300));
         m.lookup(Duration::from_millis(30));
+        m.lookup(Duration::from_secs(3));
         let text = m.render(&Directory::from(Source::File(Box::new(PhoneIndex::build(
             Vec::new(),
             &[],
@@ -409,8 +415,10 @@ mod tests {
             "popup_directory_errors_total{kind=\"connect\"} 1",
             "popup_lookup_seconds_bucket{le=\"0.0005\"} 1",
             "popup_lookup_seconds_bucket{le=\"0.05\"} 2",
-            "popup_lookup_seconds_bucket{le=\"+Inf\"} 2",
-            "popup_lookup_seconds_count 2",
+            "popup_lookup_seconds_bucket{le=\"2.5\"} 2",
+            "popup_lookup_seconds_bucket{le=\"+Inf\"} 3",
+            "popup_lookup_seconds_sum 3.0303",
+            "popup_lookup_seconds_count 3",
             "popup_connections_open 0",
             "popup_connections_closed_total{reason=\"head_timeout\"} 0",
             "popup_accept_errors_total 0",
