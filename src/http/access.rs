@@ -63,6 +63,11 @@ impl Access {
         }
     }
 
+    /// Whether calls must present `access.token` (else [`Access::check_token`] passes all).
+    pub fn requires_token(&self) -> bool {
+        self.0.token.is_some()
+    }
+
     /// Whether the request carries the token (when one is configured).
     pub fn check_token(&self, presented: Presented<'_>) -> Result<(), Refusal> {
         let Some(expected) = &self.0.token else {

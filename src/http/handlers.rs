@@ -308,12 +308,13 @@ fn check_client(shared: &App, app: &Running, request: &RawRequest) -> Result<IpA
         });
         return Err(Refused::RateLimited(which));
     }
-    let presented = Presented {
+    // The token's three places are looked up only when one is set.
+    let presented = || Presented {
         query: request.query(),
         header: request.optional(&TOKEN),
         authorization: request.optional(&header::AUTHORIZATION),
     };
-    if app.access.check_token(presented).is_err() {
+    if app.access.requires_token() && app.access.check_token(presented()).is_err() {
         shared.refused(app.group(client), Outcome::Unauthorized, || {
             tracing::warn!(%client, "refused: missing or wrong token");
         });
