@@ -28,9 +28,6 @@ impl Address {
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_ipv6() {
-            return self.0.fmt(f);
-        }
         // "255.255.255.255": 15 bytes at most.
         let mut text = String::with_capacity(15);
         self.push_to(&mut text);

@@ -11,7 +11,7 @@ use batch::BatchedStderr;
 use line::Line;
 
 use address::Address;
-pub use popup::{PopupLine, POPUP_TARGET};
+pub use popup::PopupLine;
 
 /// Digits of a phone number left visible when masking.
 const VISIBLE_DIGITS: usize = 3;

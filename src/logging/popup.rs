@@ -16,7 +16,7 @@ use super::Address;
 
 /// The popup line's target: the module that logged it through tracing, kept so that filter
 /// directives naming it still apply.
-pub const POPUP_TARGET: &str = "popup_ldap::http::handlers";
+const POPUP_TARGET: &str = "popup_ldap::http::handlers";
 
 /// Where popup lines go once [`super::init`] has installed its subscriber.
 static WRITER: OnceLock<Writer> = OnceLock::new();
