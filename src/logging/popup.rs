@@ -124,19 +124,13 @@ impl PopupLine<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
     use std::sync::{Arc, Mutex};
-
-    use tracing_subscriber::fmt::MakeWriter;
-
-    use super::*;
-    use crate::logging::line::Line;
 
     /// What a subscriber wrote.
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
 
-    impl Write for Captured {
+    impl std::io::Write for Captured {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
             crate::locks::lock(&self.0).extend_from_slice(bytes);
             Ok(bytes.len())
@@ -147,19 +141,15 @@ mod tests {
         }
     }
 
-    impl<'a> MakeWriter<'a> for Captured {
-        type Writer = Captured;
-
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
+    use super::*;
+    use crate::logging::line::Line;
 
     /// The line as the tracing subscriber writes it.
     fn through_tracing(line: &PopupLine<'_>) -> String {
         let captured = Captured::default();
+        let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
-            .with_writer(captured.clone())
+            .with_writer(move || writer.clone())
             .with_ansi(false)
             .event_format(Line { time: false })
             .finish();
