@@ -31,6 +31,10 @@ thread_local! {
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
+/// A line's buffer is kept up to this size; the buffer of a longer line (a huge `ivrid`,
+/// escaped) is freed once the line is written.
+const KEPT_LINE_BYTES: usize = 1024;
+
 /// Sends popup lines to `out`, with the time first when `time`.
 pub(super) fn install(out: BatchedStderr, time: bool) {
     // Installed once, with the one subscriber.
@@ -65,15 +69,25 @@ impl PopupLine<'_> {
             return;
         }
         match WRITER.get() {
-            Some(writer) => LINE.with(|line| {
-                let mut line = line.borrow_mut();
-                line.clear();
-                self.write(writer.time.then(SystemTime::now), &mut line);
-                writer.out.append(line.as_bytes());
+            Some(writer) => self.buffered(writer.time.then(SystemTime::now), |line| {
+                writer.out.append(line);
             }),
             // A subscriber other than ours (tests, a second initialisation).
             None => self.through_tracing(),
         }
+    }
+
+    /// Writes the line in this thread's buffer and hands it to `emit`.
+    fn buffered(&self, now: Option<SystemTime>, emit: impl FnOnce(&[u8])) {
+        LINE.with(|line| {
+            let mut line = line.borrow_mut();
+            line.clear();
+            self.write(now, &mut line);
+            emit(line.as_bytes());
+            if line.capacity() > KEPT_LINE_BYTES {
+                *line = String::new();
+            }
+        });
     }
 
     /// The same line as a tracing event.
@@ -156,6 +170,38 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || line.through_tracing());
         let bytes = crate::locks::lock(&captured.0).clone();
         String::from_utf8(bytes).expect("utf-8")
+    }
+
+    #[test]
+    fn a_huge_line_is_written_whole_and_its_buffer_not_kept() {
+        let ivrid = "\n".repeat(100_000);
+        let line = PopupLine {
+            client: IpAddr::from([10, 0, 0, 1]),
+            ivrid: &ivrid,
+            state: "Ringing",
+            phone: "*******772",
+            outcome: "match",
+            total: 1,
+            server: "-",
+            us: 7,
+        };
+        let mut written = Vec::new();
+        line.buffered(None, |bytes| written.extend_from_slice(bytes));
+        let written = String::from_utf8(written).expect("utf-8");
+        let expected = format!(
+            " INFO popup_ldap::http::handlers: popup client=10.0.0.1 ivrid=\"{}\" \
+             state=\"Ringing\" phone=\"*******772\" outcome=match total=1 server=- us=7\n",
+            "\\n".repeat(100_000)
+        );
+        assert!(written == expected, "{}", &written[..120]);
+        assert!(LINE.with(|l| l.borrow().capacity()) <= KEPT_LINE_BYTES);
+        // A usual line keeps its buffer.
+        let usual = PopupLine {
+            ivrid: "123",
+            ..line
+        };
+        usual.buffered(None, |_| ());
+        assert!(LINE.with(|l| l.borrow().capacity()) > 0);
     }
 
     #[test]
