@@ -81,18 +81,20 @@ pub fn hwm_mib(pid: u32) -> f64 {
     proc_field(pid, "status", "VmHWM:").map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// Sets the nice value of every thread of `pid` (on Linux nice is a thread's, not a
-/// process's); threads started later inherit their creator's.
-pub fn renice(pid: u32, nice: i32) {
+/// Moves every thread of `pid` into Linux's idle scheduling class (`idle`) or back to the
+/// ordinary one: a process that only runs when nothing else wants a core, as if it had a host
+/// of its own. Threads started later inherit their creator's class.
+pub fn idle_class(pid: u32, idle: bool) {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("threads of slapd");
     for task in tasks.flatten() {
-        let status = std::process::Command::new("renice")
-            .args(["-n", &nice.to_string(), "-p"])
+        let status = std::process::Command::new("chrt")
+            .arg(if idle { "--idle" } else { "--other" })
+            .args(["-p", "0"])
             .arg(task.file_name())
             .stdout(std::process::Stdio::null())
             .status()
-            .expect("renice");
-        assert!(status.success(), "renice {nice} failed");
+            .expect("chrt (util-linux)");
+        assert!(status.success(), "chrt failed on slapd's thread");
     }
 }
 
