@@ -79,6 +79,29 @@ pub struct Context<'a> {
     pub total: usize,
 }
 
+/// The request fields, besides the caller's number, that templates read: an answer depends on
+/// these and on the number only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallFieldsRead {
+    /// `{call.did}`
+    pub did: bool,
+    /// `{call.extenUser}`
+    pub exten_user: bool,
+    /// `{call.ivrid}`
+    pub ivrid: bool,
+}
+
+impl CallFieldsRead {
+    /// The fields read by either.
+    pub fn or(self, other: Self) -> Self {
+        CallFieldsRead {
+            did: self.did || other.did,
+            exten_user: self.exten_user || other.exten_user,
+            ivrid: self.ivrid || other.ivrid,
+        }
+    }
+}
+
 impl Template {
     /// Parses a text template (CLIENTNAME, COMPANY).
     pub fn text(source: &str) -> Result<Self, TemplateError> {
@@ -120,6 +143,21 @@ impl Template {
     /// The template as written in the configuration.
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    /// The request fields the template reads, besides the caller's number.
+    pub fn call_fields(&self) -> CallFieldsRead {
+        let reads = |field: CallField| {
+            self.parts.iter().any(|p| match p {
+                Part::Value(sources) => sources.contains(&Source::Call(field)),
+                Part::Text(_) => false,
+            })
+        };
+        CallFieldsRead {
+            did: reads(CallField::Did),
+            exten_user: reads(CallField::ExtenUser),
+            ivrid: reads(CallField::Ivrid),
+        }
     }
 
     /// The entry attributes the template reads, lower-cased.

@@ -87,7 +87,7 @@ async fn answer(lookup: &Lookup, phone: &str) -> PopupAnswer {
         phone: Some(phone.to_owned()),
         ..CallDetails::default()
     };
-    lookup.answer(&call).await.expect("answer").popup
+    lookup.answer(&call).await.expect("answer").popup.clone()
 }
 
 /// Everyone the fixture holds answers with the right name; disabled accounts never do.

@@ -25,7 +25,7 @@ async fn name(lookup: &Lookup, phone: &str) -> Result<Option<String>, LookupErro
     lookup
         .answer(&call(phone))
         .await
-        .map(|a| a.popup.client_name)
+        .map(|a| a.popup.client_name.clone())
 }
 
 const DANA: &str = "דנה לוי";

@@ -216,6 +216,18 @@ impl Directory {
         self.sources().all(|s| !matches!(s, Source::Live(_)))
     }
 
+    /// A number that moves whenever an answer from memory could change (every change to an
+    /// index, every sync from another server); `None` when a scope searches live.
+    pub fn generation(&self) -> Option<u64> {
+        self.sources()
+            .map(|source| match source {
+                Source::File(_) => Some(0),
+                Source::Synced(synced) => Some(synced.version()),
+                Source::Live(_) => None,
+            })
+            .sum()
+    }
+
     /// Entries that may hold `number`, per scope in rank order, when every scope is held in
     /// memory (an LDIF file or an index); `None`, at once, when one searches live (see
     /// [`Directory::candidates`]). No future: a lookup from memory never waits.

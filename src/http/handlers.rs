@@ -329,7 +329,7 @@ fn answered(
     app: &Running,
     (client, started): (IpAddr, Instant),
     call: &CallDetails,
-    result: Result<Answer, LookupError>,
+    result: Result<Arc<Answer>, LookupError>,
 ) -> Response {
     let took = started.elapsed();
     shared.metrics.lookup(took);

@@ -10,7 +10,9 @@ pub use crate::directory::Match;
 use crate::directory::{Directory, DirectoryError, Entry};
 use crate::mapping::{Context, Template};
 use crate::phone::{Caller, CallerError, CallerNumber, PhoneKey, PhoneNormalizer};
+use cache::AnswerCache;
 
+mod cache;
 mod settings;
 
 pub use settings::{AnswerCaps, LookupSettings, ResponseSettings, ScopeSettings};
@@ -133,6 +135,15 @@ pub struct Setup<'a> {
 }
 
 impl Setup<'_> {
+    /// The request fields any template reads, besides the caller's number.
+    fn call_fields(&self) -> crate::mapping::CallFieldsRead {
+        self.scopes
+            .iter()
+            .fold(self.response.call_fields(), |read, s| {
+                read.or(s.response.call_fields())
+            })
+    }
+
     /// Attributes a search must return: the phone attributes, the country attributes and
     /// those the templates read.
     pub fn wanted_attributes(&self) -> Vec<String> {
@@ -158,6 +169,8 @@ pub struct Lookup {
     response: ResponseSettings,
     states: Option<BTreeSet<String>>,
     deadline: Duration,
+    /// `[lookup] answer_cache`: `None` when off.
+    cache: Option<AnswerCache>,
 }
 
 /// How one scope's entries are verified and answered.
@@ -191,6 +204,10 @@ impl Lookup {
             response: setup.response.clone(),
             states: setup.lookup.states.clone(),
             deadline: setup.lookup.deadline,
+            cache: setup
+                .lookup
+                .answer_cache
+                .then(|| AnswerCache::new(setup.call_fields())),
         })
     }
 
@@ -211,22 +228,41 @@ impl Lookup {
             .map(|s| (&s.phone, s.phone_attributes.as_slice()))
     }
 
-    /// Answers one call.
-    pub async fn answer(&self, call: &CallDetails) -> Result<Answer, LookupError> {
+    /// Answers one call: a caller asked about again (another extension ringing, the next
+    /// phase of the call) from the answers kept while the directory has not changed.
+    pub async fn answer(&self, call: &CallDetails) -> Result<Arc<Answer>, LookupError> {
         let phone = call.phone.as_deref().ok_or(LookupError::MissingPhone)?;
-        let caller = self.phone.caller(phone)?;
-        let mut trace = Trace::default();
         if let (Some(states), Some(state)) = (&self.states, call.state.as_deref()) {
             if !state_in(states, state) {
-                trace.skipped_state = Some(canonical_state(state));
-                trace.caller = Some(caller);
-                return Ok(Answer {
+                let trace = Trace {
+                    caller: Some(self.phone.caller(phone)?),
+                    skipped_state: Some(canonical_state(state)),
+                    ..Trace::default()
+                };
+                return Ok(Arc::new(Answer {
                     popup: PopupAnswer::default(),
                     trace,
-                });
+                }));
             }
         }
-        let number = match caller {
+        let cache = self.cache.as_ref().zip(self.directory.generation());
+        if let Some(kept) = cache.and_then(|(cache, at)| cache.get(call, at)) {
+            return Ok(kept);
+        }
+        let answer = Arc::new(self.look_up(call, phone).await?);
+        if let Some((cache, at)) = cache {
+            // Only what the directory was asked for, and only if nothing changed meanwhile.
+            if !answer.trace.searches.is_empty() && self.directory.generation() == Some(at) {
+                cache.keep(call, at, &answer);
+            }
+        }
+        Ok(answer)
+    }
+
+    /// [`Lookup::answer`] without the kept answers, for a state that is looked up.
+    async fn look_up(&self, call: &CallDetails, phone: &str) -> Result<Answer, LookupError> {
+        let mut trace = Trace::default();
+        let number = match self.phone.caller(phone)? {
             Caller::Withheld => {
                 trace.caller = Some(Caller::Withheld);
                 return Ok(Answer {
@@ -560,6 +596,52 @@ ipPhone: 1234
         assert_eq!(l.answer(&c).await.expect("answer").popup.total, 3);
     }
 
+    #[tokio::test]
+    async fn a_repeated_caller_gets_the_kept_answer_in_a_state_that_is_looked_up() {
+        let l = lookup("[lookup]\nstates = [\"ringing\"]").await;
+        let mut c = call("035551234");
+        c.state = Some("Ringin".into());
+        let first = l.answer(&c).await.expect("answer");
+        // Another extension of the ring group: another id, the same caller.
+        c.exten_user = Some("agent-2".into());
+        let again = l.answer(&c).await.expect("answer");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(again.popup.total, 3);
+        // The next phase is not looked up, whatever was kept.
+        c.state = Some("Answer".into());
+        assert_eq!(l.answer(&c).await.expect("answer").popup.total, 0);
+        // The same number written otherwise is looked up again, to the same answer.
+        let other = l.answer(&call("03-5551234")).await.expect("answer");
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!(other.popup, first.popup);
+    }
+
+    #[tokio::test]
+    async fn the_fields_templates_read_are_part_of_the_key() {
+        let l = lookup("[response]\nurl = \"https://crm.example/{uid|cn}?agent={call.extenUser}\"")
+            .await;
+        let mut c = call("035551234");
+        c.exten_user = Some("agent-1".into());
+        let first = l.answer(&c).await.expect("answer");
+        c.exten_user = Some("agent-2".into());
+        let second = l.answer(&c).await.expect("answer");
+        assert_eq!(
+            second.popup.url.as_deref(),
+            Some("https://crm.example/Amy%20Office?agent=agent-2")
+        );
+        assert!(Arc::ptr_eq(&l.answer(&c).await.expect("answer"), &second));
+        assert!(!Arc::ptr_eq(&first, &second));
+    }
+
+    #[tokio::test]
+    async fn with_the_cache_off_every_call_is_looked_up() {
+        let l = lookup("[lookup]\nanswer_cache = false").await;
+        let first = l.answer(&call("035551234")).await.expect("answer");
+        let again = l.answer(&call("035551234")).await.expect("answer");
+        assert!(!Arc::ptr_eq(&first, &again));
+        assert_eq!(first.popup, again.popup);
+    }
+
     #[test]
     fn shortening_cuts_on_characters_and_marks_the_cut() {
         assert_eq!(shorten("דנה לוי".into(), 16), "דנה לוי");
@@ -583,10 +665,13 @@ ipPhone: 1234
         let config = Config::parse(text, dir.path()).expect("config");
         let l = Lookup::open(config.lookup_setup()).await.expect("lookup");
         let a = l.answer(&call("035551234")).await.expect("answer");
-        let client_name = a.popup.client_name.expect("name");
+        let client_name = a.popup.client_name.clone().expect("name");
         assert_eq!(client_name.chars().count(), 256);
         assert!(client_name.ends_with("א…"));
-        assert_eq!(a.popup.company.expect("company").chars().count(), 40);
+        assert_eq!(
+            a.popup.company.clone().expect("company").chars().count(),
+            40
+        );
         assert_eq!(a.popup.url, None, "a cut URL would lead elsewhere");
         assert_eq!(a.popup.total, 1);
     }

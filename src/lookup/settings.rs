@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::directory::DirectorySettings;
-use crate::mapping::Template;
+use crate::mapping::{CallFieldsRead, Template};
 use crate::phone::PhoneNormalizer;
 
 /// One scope as the lookup takes it: where its entries come from, how its stored numbers are
@@ -27,6 +27,9 @@ pub struct LookupSettings {
     pub states: Option<BTreeSet<String>>,
     /// `deadline_ms`: the whole lookup, after which the answer is 503.
     pub deadline: Duration,
+    /// `answer_cache`: answers kept for the requests that repeat a caller, while the
+    /// directory does not change.
+    pub answer_cache: bool,
 }
 
 /// `[response]`: how entries become Voicenter's answer.
@@ -69,6 +72,26 @@ impl ResponseSettings {
         .flatten()
         .flat_map(|t| t.attributes().map(str::to_owned))
         .collect()
+    }
+
+    /// The request fields any of the nine templates reads, besides the caller's number.
+    pub fn call_fields(&self) -> CallFieldsRead {
+        [
+            &self.client_name,
+            &self.company,
+            &self.url,
+            &self.unknown_client_name,
+            &self.unknown_company,
+            &self.unknown_url,
+            &self.multiple_client_name,
+            &self.multiple_company,
+            &self.multiple_url,
+        ]
+        .into_iter()
+        .flatten()
+        .fold(CallFieldsRead::default(), |read, t| {
+            read.or(t.call_fields())
+        })
     }
 
     /// The CLIENTNAME, COMPANY and URL templates for an answer with `total` matches: the

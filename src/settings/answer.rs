@@ -33,6 +33,7 @@ pub(super) fn lookup(raw: RawLookup) -> Result<LookupSettings, ConfigError> {
             "lookup.deadline_ms",
             raw.deadline_ms.unwrap_or(DEFAULT_DEADLINE_MS),
         )?,
+        answer_cache: raw.answer_cache.unwrap_or(true),
     })
 }
 

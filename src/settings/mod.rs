@@ -298,6 +298,7 @@ mod tests {
         assert_eq!(c.server.path, "/popup");
         assert_eq!(c.lookup.deadline, Duration::from_secs(2));
         assert!(c.lookup.states.is_none());
+        assert!(c.lookup.answer_cache);
         assert!(c.log.mask_numbers);
         assert_eq!(
             c.scopes[0].directory.phone_attributes,
@@ -361,6 +362,7 @@ mod tests {
             ),
             ("[lookup]\nstates = []", "lookup.states"),
             ("[lookup]\ndeadline_ms = 0", "lookup.deadline_ms"),
+            ("[lookup]\nanswer_cache = \"yes\"", "lookup.answer_cache"),
             ("[response]\nurl = \"intranet/{uid}\"", "response.url"),
             ("[response]\nclient_name = \"{cn\"", "response.client_name"),
             ("[rate_limit]\nper_ip_burst = 0", "rate_limit.per_ip_burst"),

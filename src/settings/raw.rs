@@ -246,6 +246,7 @@ pub(super) struct RawPhone {
 pub(super) struct RawLookup {
     pub(super) states: Option<Vec<String>>,
     pub(super) deadline_ms: Option<u64>,
+    pub(super) answer_cache: Option<bool>,
 }
 
 /// `[response]` as written.

@@ -291,10 +291,20 @@ impl SyncedIndex {
         (index.entries(), index.numbers())
     }
 
-    /// How many times the index was changed since start: a poll that found nothing to do
-    /// leaves it as it was.
+    /// Moves whenever an answer from the index could change: with every change to the index
+    /// (after it, under the same write lock) and every sync from another server than the
+    /// last; a poll that found nothing to do leaves it as it was.
     pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Relaxed)
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Records the server the index was last synced from (answers name it).
+    fn synced_from(&self, server: &str) {
+        let moved = self.server.load().as_deref().is_none_or(|s| s != server);
+        self.server.store(Some(Arc::new(server.to_owned())));
+        if moved {
+            self.version.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// Whether the index is young enough to answer from (`index.ready_max_age_s`).
@@ -383,7 +393,7 @@ impl SyncedIndex {
                 p.dc = Some(dc.identity.clone());
             }
         }
-        self.server.store(Some(Arc::new(fetched.server.clone())));
+        self.synced_from(&fetched.server);
         {
             let mut s = lock(&self.status);
             s.synced_at = Some(SystemTime::now());

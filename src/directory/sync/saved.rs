@@ -95,7 +95,7 @@ impl SyncedIndex {
             p.last_full = None;
         }
         let server = loaded.header.server;
-        self.server.store(Some(Arc::new(server.clone())));
+        self.synced_from(&server);
         {
             let mut s = lock(&self.status);
             s.synced_at = Some(written);
