@@ -108,6 +108,30 @@ pub fn callers(people: usize, count: usize) -> Vec<String> {
         .collect()
 }
 
+/// The requests of `count` calls from as many callers spread over the directory, as Voicenter
+/// sends them: the caller's number ringing at three extensions of a ring group, then answered
+/// at one and hung up.
+pub fn calls(people: usize, count: usize) -> Vec<String> {
+    let phases = [
+        ("agent-1", "Ringing"),
+        ("agent-2", "Ringing"),
+        ("agent-3", "Ringing"),
+        ("agent-2", "Answer"),
+        ("agent-2", "Hangup"),
+    ];
+    callers(people, count)
+        .into_iter()
+        .enumerate()
+        .flat_map(|(call, number)| {
+            phases.map(|(agent, state)| {
+                format!(
+                    "/popup?phone={number}&ivrid=call-{call}&extenUser={agent}&statusCall={state}"
+                )
+            })
+        })
+        .collect()
+}
+
 fn b64(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)
