@@ -121,13 +121,18 @@ mod tests {
         })
     }
 
+    /// A cache whose templates read `call.did` and `call.ivrid` as told.
+    fn reading(did: bool, ivrid: bool) -> AnswerCache {
+        AnswerCache::new(CallFieldsRead {
+            did,
+            exten_user: false,
+            ivrid,
+        })
+    }
+
     #[test]
     fn an_answer_is_given_again_only_for_the_same_key_and_generation() {
-        let reads = CallFieldsRead {
-            did: true,
-            ..CallFieldsRead::default()
-        };
-        let cache = AnswerCache::new(reads);
+        let cache = reading(true, false);
         let dana = answer("Dana");
         cache.keep(&call("0722776772", "100", "call-1"), 7, &dana);
         let again = cache.get(&call("0722776772", "100", "call-2"), 7);
@@ -145,11 +150,7 @@ mod tests {
 
     #[test]
     fn a_missing_field_is_not_an_empty_one() {
-        let reads = CallFieldsRead {
-            ivrid: true,
-            ..CallFieldsRead::default()
-        };
-        let cache = AnswerCache::new(reads);
+        let cache = reading(false, true);
         let without = CallDetails {
             phone: Some("0722776772".into()),
             ..CallDetails::default()
@@ -161,11 +162,7 @@ mod tests {
 
     #[test]
     fn long_keys_and_answers_holding_many_entries_are_not_kept() {
-        let reads = CallFieldsRead {
-            ivrid: true,
-            ..CallFieldsRead::default()
-        };
-        let cache = AnswerCache::new(reads);
+        let cache = reading(false, true);
         let long = call("0722776772", "", &"x".repeat(MAX_KEY_BYTES));
         cache.keep(&long, 1, &answer("Dana"));
         assert!(cache.get(&long, 1).is_none());
@@ -183,7 +180,7 @@ mod tests {
 
     #[test]
     fn a_newcomer_replaces_the_slot_holder() {
-        let cache = AnswerCache::new(CallFieldsRead::default());
+        let cache = reading(false, false);
         let first = call("0722776772", "", "");
         let slot_of = |c: &CallDetails| cache.slot(&cache.key(c).unwrap()) as *const _;
         let rival = (0..100 * SLOTS)

@@ -599,17 +599,22 @@ ipPhone: 1234
     #[tokio::test]
     async fn a_repeated_caller_gets_the_kept_answer_in_a_state_that_is_looked_up() {
         let l = lookup("[lookup]\nstates = [\"ringing\"]").await;
-        let mut c = call("035551234");
-        c.state = Some("Ringin".into());
-        let first = l.answer(&c).await.expect("answer");
+        let ringing = |agent: &str| CallDetails {
+            state: Some("Ringin".into()),
+            exten_user: Some(agent.into()),
+            ..call("035551234")
+        };
+        let first = l.answer(&ringing("agent-1")).await.expect("answer");
         // Another extension of the ring group: another id, the same caller.
-        c.exten_user = Some("agent-2".into());
-        let again = l.answer(&c).await.expect("answer");
+        let again = l.answer(&ringing("agent-2")).await.expect("answer");
         assert!(Arc::ptr_eq(&first, &again));
         assert_eq!(again.popup.total, 3);
         // The next phase is not looked up, whatever was kept.
-        c.state = Some("Answer".into());
-        assert_eq!(l.answer(&c).await.expect("answer").popup.total, 0);
+        let answered = CallDetails {
+            state: Some("Answer".into()),
+            ..ringing("agent-2")
+        };
+        assert_eq!(l.answer(&answered).await.expect("answer").popup.total, 0);
         // The same number written otherwise is looked up again, to the same answer.
         let other = l.answer(&call("03-5551234")).await.expect("answer");
         assert!(!Arc::ptr_eq(&first, &other));
