@@ -577,14 +577,9 @@ fn an_outage_under_load_fails_no_popup_and_recovery_resyncs() {
         ),
     );
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let mut child = binary()
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let client = client_for(&mut child, addr);
+    // Stopped when dropped, a failed assertion included.
+    let server = common::Server::start(&config, addr);
+    let client = &server.client;
 
     // The load outlasts at least one failed poll (every second) after slapd stops (at 0.3 s).
     let load_thread = std::thread::spawn(move || load(addr, Duration::from_millis(2500)));
@@ -617,8 +612,6 @@ fn an_outage_under_load_fails_no_popup_and_recovery_resyncs() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
