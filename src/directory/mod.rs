@@ -29,10 +29,7 @@ pub use sync::{SyncKind, SyncStatus, SyncedIndex};
 /// Text for a binary attribute value: `objectGUID` and `invocationId` become the GUID string AD shows
 /// (`a0b1c2d3-...`); other binary values have no text and are dropped.
 pub fn binary_value(attribute: &str, bytes: &[u8]) -> Option<String> {
-    let guid = ["objectGUID", "invocationId"]
-        .iter()
-        .any(|name| attribute.eq_ignore_ascii_case(name));
-    if !guid || bytes.len() != 16 {
+    if !guid_attribute(attribute) || bytes.len() != 16 {
         return None;
     }
     let b = bytes;
@@ -50,6 +47,13 @@ pub fn binary_value(attribute: &str, bytes: &[u8]) -> Option<String> {
         b[14],
         b[15]
     ))
+}
+
+/// Whether `attribute` holds GUIDs (16 bytes each), whose text is the GUID string.
+pub fn guid_attribute(attribute: &str) -> bool {
+    ["objectGUID", "invocationId"]
+        .iter()
+        .any(|name| attribute.eq_ignore_ascii_case(name))
 }
 
 /// A directory problem, worded for the admin who must fix it.

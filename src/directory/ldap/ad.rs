@@ -1,11 +1,8 @@
 //! What only Active Directory has: a DC's identity and USN, and tombstones.
 
-use ldap3::SearchEntry;
-
 use super::pool::Connection;
-use super::search::{guid_value, text_value};
 use super::LdapDirectory;
-use crate::directory::DirectoryError;
+use crate::directory::{DirectoryError, Entry};
 
 impl LdapDirectory {
     /// The domain controller behind `conn`: its identity and highest committed USN.
@@ -22,15 +19,15 @@ impl LdapDirectory {
             .await
             .map_err(fail)?;
         let service =
-            text_value(&root, "dsServiceName").ok_or_else(|| fail("no dsServiceName".into()))?;
-        let highest_usn = text_value(&root, "highestCommittedUSN")
+            first(&root, "dsservicename").ok_or_else(|| fail("no dsServiceName".into()))?;
+        let highest_usn = first(&root, "highestcommittedusn")
             .and_then(|u| u.parse().ok())
             .ok_or_else(|| fail("no highestCommittedUSN".into()))?;
         let ntds = self
             .base_entry(conn, &service, &["invocationId"])
             .await
             .map_err(fail)?;
-        let invocation_id = guid_value(&ntds, "invocationId")
+        let invocation_id = first(&ntds, "invocationid")
             .ok_or_else(|| fail(format!("no invocationId on {service}")))?;
         Ok(DcState {
             identity: DcIdentity {
@@ -40,6 +37,11 @@ impl LdapDirectory {
             highest_usn,
         })
     }
+}
+
+/// The first value of an attribute (by lower-cased name).
+fn first(entry: &Entry, name: &str) -> Option<String> {
+    entry.values(name).next().map(str::to_owned)
 }
 
 /// A domain controller as Active Directory names it: the changes it numbers with `uSNChanged`
@@ -77,9 +79,9 @@ pub(super) const LAST_KNOWN_PARENT: &str = "lastKnownParent";
 /// AD shortens relative names of more than about 200 characters to make room for the mark
 /// (keeping the whole one in `msDS-LastKnownRDN`): such entries wait for the next presence
 /// check.
-pub(super) fn deleted_dn(tombstone: &SearchEntry) -> Option<String> {
-    let (rdn, _) = tombstone.dn.split_once(TOMBSTONE_MARK)?;
-    let parent = text_value(tombstone, LAST_KNOWN_PARENT)?;
+pub(super) fn deleted_dn(tombstone: &Entry) -> Option<String> {
+    let (rdn, _) = tombstone.dn().split_once(TOMBSTONE_MARK)?;
+    let parent = first(tombstone, &LAST_KNOWN_PARENT.to_ascii_lowercase())?;
     Some(format!("{rdn},{parent}"))
 }
 
@@ -102,17 +104,9 @@ pub(super) fn domain_of(dn: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn tombstone(dn: &str, attrs: &[(&str, &str)]) -> SearchEntry {
-        SearchEntry {
-            dn: dn.into(),
-            attrs: attrs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
-                .collect(),
-            bin_attrs: HashMap::new(),
-        }
+    fn tombstone(dn: &str, attrs: &[(&str, &str)]) -> Entry {
+        Entry::new(dn, attrs.iter().map(|(k, v)| (k, vec![v])))
     }
 
     #[test]

@@ -2,14 +2,15 @@
 //! their results and entries mean.
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::asn1::StructureTag;
 use ldap3::controls::RawControl;
-use ldap3::{Scope, SearchEntry, SearchOptions};
+use ldap3::{Scope, SearchOptions};
 
 use super::ad::{deleted_dn, domain_of, DcState, LAST_KNOWN_PARENT, SHOW_DELETED};
 use super::error::{describe_ldap_error, no_such_base, result_name};
 use super::pool::{Connection, Fault};
 use super::LdapDirectory;
-use crate::directory::{binary_value, DirectoryError, Entry};
+use crate::directory::{binary_value, guid_attribute, DirectoryError, Entry};
 
 impl LdapDirectory {
     /// Reads every entry matching `filter` under the base with paged searches (see [`Paging`]),
@@ -80,11 +81,12 @@ impl LdapDirectory {
             .await
             .map_err(|e| fail(describe_ldap_error(&e)))?
         {
-            let mut found = SearchEntry::construct(found);
-            for value in take_attribute(&mut found, &change_attribute) {
+            let (found, changes) = read_entry(found.0, Some(&change_attribute))
+                .ok_or_else(|| fail(MALFORMED.to_owned()))?;
+            for value in changes {
                 raise(&mut watermark, value);
             }
-            let Some(entry) = entry_read(found, paging.read) else {
+            let Some(entry) = entry_kept(found, paging.read) else {
                 continue;
             };
             pending.push(entry);
@@ -166,12 +168,13 @@ impl LdapDirectory {
             self.search_done(status.rc, &status.text)
                 .map_err(|why| SearchFailure::Refused(fail(why)))?;
         }
-        Ok(results
+        results
             .into_iter()
             // Search references (AD's referrals to other partitions) carry no entry.
             .filter(|r| !r.is_ref() && !r.is_intermediate())
-            .map(|r| entry_from(SearchEntry::construct(r)))
-            .collect())
+            .map(|r| read_entry(r.0, None).map(|(entry, _)| entry))
+            .collect::<Option<_>>()
+            .ok_or_else(|| SearchFailure::Transport(fail(MALFORMED.to_owned())))
     }
 
     /// How a whole search ended: `Err` with the reason unless it succeeded (referrals are
@@ -190,7 +193,7 @@ impl LdapDirectory {
         conn: &Connection,
         dn: &str,
         attributes: &[&str],
-    ) -> Result<SearchEntry, String> {
+    ) -> Result<Entry, String> {
         let mut ldap = conn.ldap.clone();
         let (found, _) = ldap
             .with_timeout(self.config.timeout)
@@ -198,11 +201,13 @@ impl LdapDirectory {
             .await
             .and_then(ldap3::SearchResult::success)
             .map_err(|e| describe_ldap_error(&e))?;
-        found
+        let found = found
             .into_iter()
             .next()
-            .map(SearchEntry::construct)
-            .ok_or_else(|| format!("{dn:?} cannot be read"))
+            .ok_or_else(|| format!("{dn:?} cannot be read"))?;
+        read_entry(found.0, None)
+            .map(|(entry, _)| entry)
+            .ok_or_else(|| MALFORMED.to_owned())
     }
 }
 
@@ -290,38 +295,53 @@ fn raise(watermark: &mut Option<String>, value: String) {
 
 /// What a read keeps of a found entry: the entry, or for a tombstone the name its object
 /// had (none when the tombstone does not say).
-fn entry_read(found: SearchEntry, read: Read) -> Option<Entry> {
+fn entry_kept(found: Entry, read: Read) -> Option<Entry> {
     if read == Read::Deleted {
         let dn = deleted_dn(&found)?;
         Some(Entry::new(&dn, std::iter::empty::<(String, Vec<String>)>()))
     } else {
-        Some(entry_from(found))
+        Some(found)
     }
 }
 
-pub(super) fn entry_from(mut found: SearchEntry) -> Entry {
-    // A GUID whose 16 bytes happen to be valid UTF-8 arrives as text: move it back.
-    let guids: Vec<String> = found
-        .attrs
-        .keys()
-        .filter(|k| binary_value(k, &[0; 16]).is_some())
-        .cloned()
-        .collect();
-    for name in guids {
-        if let Some(values) = found.attrs.remove(&name) {
-            found
-                .bin_attrs
-                .insert(name, values.into_iter().map(String::into_bytes).collect());
+/// Why a search's entry was refused.
+const MALFORMED: &str = "the directory sent a search result entry that is not valid LDAP";
+
+/// An entry straight from the message the directory sent (RFC 4511 4.5.2): its DN and text
+/// values, GUID attributes as GUID strings (even when their 16 bytes happen to be valid
+/// UTF-8), other binary values dropped. The values of `leave_out` (any case) are returned
+/// apart instead of kept. `None` when the message is not shaped as an entry. (Not ldap3's
+/// `SearchEntry::construct`: it panics on such a message, and copies every value into a
+/// map on the way, a cost a sync pays for every entry of the directory.)
+pub(super) fn read_entry(
+    found: StructureTag,
+    leave_out: Option<&str>,
+) -> Option<(Entry, Vec<String>)> {
+    let mut parts = found.match_id(4)?.expect_constructed()?.into_iter();
+    let dn = String::from_utf8(parts.next()?.expect_primitive()?).ok()?;
+    let mut attributes = Vec::new();
+    let mut left_out = Vec::new();
+    for attribute in parts.next()?.expect_constructed()? {
+        let mut attribute = attribute.expect_constructed()?.into_iter();
+        let name = String::from_utf8(attribute.next()?.expect_primitive()?).ok()?;
+        let guid = guid_attribute(&name);
+        let mut values = Vec::new();
+        for value in attribute.next()?.expect_constructed()? {
+            let bytes = value.expect_primitive()?;
+            let text = if guid {
+                binary_value(&name, &bytes)
+            } else {
+                String::from_utf8(bytes).ok()
+            };
+            values.extend(text);
+        }
+        if leave_out.is_some_and(|l| name.eq_ignore_ascii_case(l)) {
+            left_out.extend(values);
+        } else {
+            attributes.push((name, values));
         }
     }
-    let binary = found.bin_attrs.into_iter().map(|(name, values)| {
-        let text: Vec<String> = values
-            .iter()
-            .filter_map(|v| binary_value(&name, v))
-            .collect();
-        (name, text)
-    });
-    Entry::new(&found.dn, found.attrs.into_iter().chain(binary))
+    Some((Entry::new(&dn, attributes), left_out))
 }
 
 /// How two change values order: numerically when both are numbers (`uSNChanged`), else as
@@ -333,46 +353,10 @@ pub fn change_order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-/// Takes an attribute's values out of an entry, whatever the case of its name.
-pub(super) fn take_attribute(entry: &mut SearchEntry, name: &str) -> Vec<String> {
-    let key = entry
-        .attrs
-        .keys()
-        .find(|k| k.eq_ignore_ascii_case(name))
-        .cloned();
-    key.and_then(|k| entry.attrs.remove(&k)).unwrap_or_default()
-}
-
-/// The first value of a text attribute, whatever the case of its name.
-pub(super) fn text_value(entry: &SearchEntry, name: &str) -> Option<String> {
-    entry
-        .attrs
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| v.first().cloned())
-}
-
-/// The first value of a GUID attribute as a GUID string. ldap3 files values that happen to
-/// be valid UTF-8 under `attrs`, so both maps are looked at.
-pub(super) fn guid_value(entry: &SearchEntry, name: &str) -> Option<String> {
-    let text = entry
-        .attrs
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .and_then(|(k, v)| binary_value(k, v.first()?.as_bytes()));
-    text.or_else(|| {
-        entry
-            .bin_attrs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .and_then(|(k, v)| binary_value(k, v.first()?))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use ldap3::asn1::{TagClass, PL};
 
     #[test]
     fn change_values_order_as_numbers_or_as_text() {
@@ -385,26 +369,132 @@ mod tests {
         assert_eq!(change_order("12", "12"), Equal);
     }
 
+    fn primitive(bytes: &[u8]) -> StructureTag {
+        StructureTag {
+            class: TagClass::Universal,
+            id: 4,
+            payload: PL::P(bytes.to_vec()),
+        }
+    }
+
+    fn constructed(id: u64, inner: Vec<StructureTag>) -> StructureTag {
+        StructureTag {
+            class: TagClass::Universal,
+            id,
+            payload: PL::C(inner),
+        }
+    }
+
+    /// A search result entry as the directory sends it.
+    fn message(dn: &str, attributes: &[(&str, &[&[u8]])]) -> StructureTag {
+        let attributes = attributes
+            .iter()
+            .map(|(name, values)| {
+                let values = values.iter().map(|v| primitive(v)).collect();
+                constructed(
+                    16,
+                    vec![primitive(name.as_bytes()), constructed(17, values)],
+                )
+            })
+            .collect();
+        let entry = StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::C(vec![primitive(dn.as_bytes()), constructed(16, attributes)]),
+        };
+        entry
+    }
+
     #[test]
     fn guids_that_look_like_text_still_render_as_guids() {
-        // 16 ASCII bytes: ldap3 files them under `attrs`, as text.
-        let ascii = "0123456789abcdef";
-        let entry = SearchEntry {
-            dn: "CN=x".into(),
-            attrs: HashMap::from([
-                ("objectGUID".to_owned(), vec![ascii.to_owned()]),
-                ("invocationId".to_owned(), vec![ascii.to_owned()]),
-                ("cn".to_owned(), vec!["x".to_owned()]),
-            ]),
-            bin_attrs: HashMap::new(),
-        };
-        let expected = binary_value("objectGUID", ascii.as_bytes()).expect("guid");
-        assert_eq!(guid_value(&entry, "invocationid"), Some(expected.clone()));
-        let built = entry_from(entry);
+        let ascii = b"0123456789abcdef";
+        let found = message(
+            "CN=x",
+            &[
+                ("objectGUID", &[ascii]),
+                ("cn", &[b"x", b"\xff\xfe"]),
+                ("jpegPhoto", &[b"\xff\xd8"]),
+            ],
+        );
+        let (entry, _) = read_entry(found, None).expect("an entry");
+        let expected = binary_value("objectGUID", ascii).expect("guid");
         assert_eq!(
-            built.values("objectguid").collect::<Vec<_>>(),
+            entry.values("objectguid").collect::<Vec<_>>(),
             [expected.as_str()]
         );
-        assert_eq!(built.values("cn").collect::<Vec<_>>(), ["x"]);
+        // Binary values of other attributes have no text: dropped, the text ones kept.
+        assert_eq!(entry.values("cn").collect::<Vec<_>>(), ["x"]);
+        assert_eq!(entry.values("jpegphoto").count(), 0);
+    }
+
+    #[test]
+    fn the_change_attribute_is_read_apart_whatever_its_case() {
+        let found = message(
+            "uid=a,dc=x",
+            &[
+                ("ModifyTimestamp", &[b"20261130050000Z"]),
+                ("mobile", &[b"1", b"2"]),
+            ],
+        );
+        let (entry, changes) = read_entry(found, Some("modifytimestamp")).expect("an entry");
+        assert_eq!(changes, ["20261130050000Z"]);
+        assert_eq!(entry.dn(), "uid=a,dc=x");
+        assert_eq!(
+            entry.attributes().collect::<Vec<_>>(),
+            [("mobile", "1"), ("mobile", "2")]
+        );
+    }
+
+    #[test]
+    fn a_message_not_shaped_as_an_entry_is_refused_not_a_panic() {
+        let entry = |payload| StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload,
+        };
+        let attribute = |inner| constructed(16, vec![constructed(16, inner)]);
+        let malformed = [
+            // A search result done, or a reference, where an entry was expected.
+            StructureTag {
+                id: 5,
+                ..message("uid=a", &[])
+            },
+            entry(PL::P(b"uid=a".to_vec())),
+            entry(PL::C(vec![])),
+            entry(PL::C(vec![primitive(b"uid=a")])),
+            entry(PL::C(vec![primitive(b"\xff"), constructed(16, vec![])])),
+            entry(PL::C(vec![
+                constructed(16, vec![]),
+                constructed(16, vec![]),
+            ])),
+            entry(PL::C(vec![primitive(b"uid=a"), primitive(b"cn")])),
+            entry(PL::C(vec![primitive(b"uid=a"), attribute(vec![])])),
+            entry(PL::C(vec![
+                primitive(b"uid=a"),
+                attribute(vec![primitive(b"cn")]),
+            ])),
+            entry(PL::C(vec![
+                primitive(b"uid=a"),
+                attribute(vec![primitive(b"cn"), primitive(b"a")]),
+            ])),
+            entry(PL::C(vec![
+                primitive(b"uid=a"),
+                attribute(vec![
+                    primitive(b"cn"),
+                    constructed(17, vec![constructed(16, vec![])]),
+                ]),
+            ])),
+            entry(PL::C(vec![
+                primitive(b"uid=a"),
+                attribute(vec![primitive(b"\xff"), constructed(17, vec![])]),
+            ])),
+        ];
+        for tag in malformed {
+            let shown = format!("{tag:?}");
+            assert!(read_entry(tag, None).is_none(), "{shown}");
+        }
+        // An entry without attributes, and an attribute without values, are entries.
+        let (bare, _) = read_entry(message("uid=a", &[("cn", &[])]), None).expect("an entry");
+        assert_eq!((bare.dn(), bare.attributes().count()), ("uid=a", 0));
     }
 }
