@@ -1,10 +1,10 @@
-//! A directory entry held compactly: its DN and every value in one text buffer, with a table
-//! of (attribute, end) pairs of 8 bytes each. Attribute names are interned for the life of the
-//! process. 100,000 entries of a typical directory take about 25 MiB.
+//! A directory entry held compactly: its DN and every value in one text buffer after a table
+//! of (attribute, end) pairs of 6 bytes each, all in one allocation shared by its clones.
+//! Attribute names are interned for the life of the process.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -60,23 +60,20 @@ impl fmt::Debug for Name {
     }
 }
 
-/// One value: its attribute and where it ends in the text (it starts where the previous one
-/// ends, the first one after the DN). Six bytes, packed: an entry of six values then fits a
-/// 48-byte allocation instead of 64.
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[repr(C, packed(2))]
-struct Field {
-    name: Name,
-    end: u32,
-}
+/// Bytes before the field table: the DN's length and the number of values, u32 each.
+const HEADER: usize = 8;
 
-/// A directory entry: its DN and its textual attribute values, names lower-cased.
+/// Bytes a value takes in the field table: its attribute's name (u16) and where it ends in
+/// the text (u32).
+const FIELD: usize = 6;
+
+/// A directory entry: its DN and its textual attribute values, names lower-cased, in one
+/// shared allocation (cloning an entry shares it): a header, a table of six bytes a value
+/// and the text, DN first. Finding a number's holder then reads the index's slot and this
+/// allocation, nothing else. Each value starts where the previous one ends, the first one
+/// after the DN.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Entry {
-    text: Box<str>,
-    fields: Box<[Field]>,
-    dn_len: u32,
-}
+pub struct Entry(Arc<[u8]>);
 
 impl Entry {
     /// Builds an entry; values keep their order, those of one attribute grouped.
@@ -96,32 +93,31 @@ impl Entry {
                 None => grouped.push((name, values)),
             }
         }
-        // Sized exactly: no growth while building, no shrinking when boxed (a sync builds
-        // every entry of the directory).
+        // Sized exactly: no growth while building (a sync builds every entry of the
+        // directory).
         let values = grouped.iter().flat_map(|(_, vs)| vs);
         let (count, bytes) = values.fold((0, dn.len()), |(n, b), v| (n + 1, b + v.as_ref().len()));
-        let mut text = String::with_capacity(bytes);
-        text.push_str(dn);
-        let mut fields = Vec::with_capacity(count);
-        for (name, values) in grouped {
+        let mut buf = Vec::with_capacity(HEADER + FIELD * count + bytes);
+        buf.extend_from_slice(&offset(dn.len()).to_le_bytes());
+        buf.extend_from_slice(&offset(count).to_le_bytes());
+        let mut end = dn.len();
+        for (name, values) in &grouped {
             for value in values {
-                text.push_str(value.as_ref());
-                fields.push(Field {
-                    name,
-                    end: offset(text.len()),
-                });
+                end += value.as_ref().len();
+                buf.extend_from_slice(&name.0.to_le_bytes());
+                buf.extend_from_slice(&offset(end).to_le_bytes());
             }
         }
-        Entry {
-            text: text.into_boxed_str(),
-            fields: fields.into_boxed_slice(),
-            dn_len: offset(dn.len()),
+        buf.extend_from_slice(dn.as_bytes());
+        for value in grouped.iter().flat_map(|(_, vs)| vs) {
+            buf.extend_from_slice(value.as_ref().as_bytes());
         }
+        Entry(buf.into())
     }
 
     /// The entry's distinguished name.
     pub fn dn(&self) -> &str {
-        self.text.get(..self.dn_len as usize).unwrap_or_default()
+        self.text(0, self.word(0))
     }
 
     /// The values of an attribute (by lower-cased name), in directory order.
@@ -139,15 +135,12 @@ impl Entry {
 
     /// The attribute name and value at a field position.
     pub fn field(&self, position: usize) -> Option<(&'static str, &str)> {
-        let f = self.fields.get(position)?;
+        let (name, end) = self.field_at(position)?;
         let start = match position.checked_sub(1) {
-            Some(before) => self.fields.get(before)?.end,
-            None => self.dn_len,
+            Some(before) => self.field_at(before)?.1,
+            None => self.word(0),
         };
-        Some((
-            f.name.as_str(),
-            self.text.get(start as usize..f.end as usize)?,
-        ))
+        Some((name.as_str(), self.text(start, end)))
     }
 
     /// The first value of an attribute that is not blank.
@@ -160,13 +153,16 @@ impl Entry {
     /// Whether `other` has the same DN and values, whatever the order of its attributes (the
     /// LDAP client hands them over in no fixed order); values of one attribute keep theirs.
     pub fn same_as(&self, other: &Entry) -> bool {
-        if self.text.len() != other.text.len()
-            || self.fields.len() != other.fields.len()
-            || self.dn() != other.dn()
+        if self.0.len() != other.0.len() || self.count() != other.count() || self.dn() != other.dn()
         {
             return false;
         }
         sorted_pairs(self) == sorted_pairs(other)
+    }
+
+    /// Whether `other` is this very entry (a clone of it), not only an equal one.
+    pub fn ptr_eq(&self, other: &Entry) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// Every (attribute, value) pair, names lower-cased.
@@ -176,12 +172,50 @@ impl Entry {
 
     /// Every (name, value) pair, in field order.
     fn spans(&self) -> impl Iterator<Item = (Name, &str)> {
-        let mut start = self.dn_len as usize;
-        self.fields.iter().map(move |f| {
-            let value = self.text.get(start..f.end as usize).unwrap_or_default();
-            start = f.end as usize;
-            (f.name, value)
+        let mut start = self.word(0);
+        (0..self.count()).filter_map(move |i| {
+            let (name, end) = self.field_at(i)?;
+            let value = self.text(start, end);
+            start = end;
+            Some((name, value))
         })
+    }
+
+    /// How many values the entry holds.
+    fn count(&self) -> usize {
+        self.word(4)
+    }
+
+    /// The name and text end of the value at `position`.
+    fn field_at(&self, position: usize) -> Option<(Name, usize)> {
+        if position >= self.count() {
+            return None;
+        }
+        let at = HEADER + FIELD * position;
+        let name = self.0.get(at..at + 2)?;
+        Some((
+            Name(u16::from_le_bytes([name[0], name[1]])),
+            self.word(at + 2),
+        ))
+    }
+
+    /// The u32 at `at`, as a length or an offset.
+    fn word(&self, at: usize) -> usize {
+        self.0
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, |b| u32::from_le_bytes(b) as usize)
+    }
+
+    /// The text from `start` to `end` (offsets after the field table). Built from whole
+    /// strings, so always UTF-8: checked anyway rather than trusted (no `unsafe` here), at the
+    /// cost of a pass over the bytes read.
+    fn text(&self, start: usize, end: usize) -> &str {
+        let table = HEADER + FIELD * self.count();
+        self.0
+            .get(table + start..table + end)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
     }
 }
 
@@ -272,7 +306,7 @@ mod tests {
     fn names_are_interned_case_insensitively() {
         let a = Entry::new("a", [("telephoneNumber", vec!["1"])]);
         let b = Entry::new("b", [("TELEPHONENUMBER", vec!["2"])]);
-        assert_eq!(a.fields[0].name, b.fields[0].name);
+        assert_eq!(a.field_at(0).map(|f| f.0), b.field_at(0).map(|f| f.0));
         assert_eq!(b.field(0), Some(("telephonenumber", "2")));
         assert_eq!(Name::of("Mobile"), Name::of("mobile"));
         assert_ne!(Name::of("mobile"), Name::of("telephonenumber"));
@@ -280,8 +314,9 @@ mod tests {
 
     #[test]
     fn entries_stay_small() {
-        assert_eq!(std::mem::size_of::<Field>(), 6);
-        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        assert_eq!(std::mem::size_of::<Option<Entry>>(), 16);
+        let e = Entry::new("uid=a", [("cn", vec!["A"]), ("mobile", vec!["1", "2"])]);
+        assert_eq!(e.0.len(), HEADER + 3 * FIELD + "uid=aA12".len());
     }
 
     #[test]
