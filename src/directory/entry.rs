@@ -2,6 +2,7 @@
 //! of (attribute, end) pairs of 6 bytes each, all in one allocation shared by its clones.
 //! Attribute names are interned for the life of the process.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -60,20 +61,33 @@ impl fmt::Debug for Name {
     }
 }
 
-/// Bytes before the field table: the DN's length and the number of values, u32 each.
-const HEADER: usize = 8;
+/// Digits (of 7 bits, most significant first) of the DN's length and of the value count,
+/// which open an entry.
+const LENGTH: usize = 5;
 
-/// Bytes a value takes in the field table: its attribute's name (u16) and where it ends in
-/// the text (u32).
-const FIELD: usize = 6;
+/// Digits of an attribute name's id in the field table (`MAX_NAMES` fits in 14 bits).
+const NAME: usize = 2;
+
+/// Digits a value takes in the field table: its attribute's name, then where it ends in the
+/// text.
+const FIELD: usize = NAME + LENGTH;
 
 /// A directory entry: its DN and its textual attribute values, names lower-cased, in one
-/// shared allocation (cloning an entry shares it): a header, a table of six bytes a value
-/// and the text, DN first. Finding a number's holder then reads the index's slot and this
-/// allocation, nothing else. Each value starts where the previous one ends, the first one
-/// after the DN.
+/// shared allocation (cloning an entry shares it): the DN's length and the value count, a
+/// table of each value's attribute and end, then the text, DN first; each value starts where
+/// the previous one ends. Numbers are written in digits of 7 bits, so the whole entry is one
+/// `str` and slicing its text checks nothing (no `unsafe`, no UTF-8 pass on every read).
+/// Finding a number's holder reads the index's slot and this allocation, nothing else.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Entry(Arc<[u8]>);
+pub struct Entry(Arc<str>);
+
+thread_local! {
+    /// Where entries are put together before they get their allocation: one a thread, reused.
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// The most an entry's scratch space keeps between entries.
+const SCRATCH_KEPT: usize = 64 * 1024;
 
 impl Entry {
     /// Builds an entry; values keep their order, those of one attribute grouped.
@@ -93,31 +107,34 @@ impl Entry {
                 None => grouped.push((name, values)),
             }
         }
-        // Sized exactly: no growth while building (a sync builds every entry of the
-        // directory).
-        let values = grouped.iter().flat_map(|(_, vs)| vs);
-        let (count, bytes) = values.fold((0, dn.len()), |(n, b), v| (n + 1, b + v.as_ref().len()));
-        let mut buf = Vec::with_capacity(HEADER + FIELD * count + bytes);
-        buf.extend_from_slice(&offset(dn.len()).to_le_bytes());
-        buf.extend_from_slice(&offset(count).to_le_bytes());
-        let mut end = dn.len();
-        for (name, values) in &grouped {
-            for value in values {
-                end += value.as_ref().len();
-                buf.extend_from_slice(&name.0.to_le_bytes());
-                buf.extend_from_slice(&offset(end).to_le_bytes());
+        SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            let count = grouped.iter().map(|(_, vs)| vs.len()).sum();
+            push_number(buf, dn.len(), LENGTH);
+            push_number(buf, count, LENGTH);
+            let mut end = dn.len();
+            for (name, values) in &grouped {
+                for value in values {
+                    end += value.as_ref().len();
+                    push_number(buf, usize::from(name.0), NAME);
+                    push_number(buf, end, LENGTH);
+                }
             }
-        }
-        buf.extend_from_slice(dn.as_bytes());
-        for value in grouped.iter().flat_map(|(_, vs)| vs) {
-            buf.extend_from_slice(value.as_ref().as_bytes());
-        }
-        Entry(buf.into())
+            buf.push_str(dn);
+            for value in grouped.iter().flat_map(|(_, vs)| vs) {
+                buf.push_str(value.as_ref());
+            }
+            let entry = Entry(Arc::from(buf.as_str()));
+            if buf.capacity() > SCRATCH_KEPT {
+                *buf = String::new();
+            }
+            entry
+        })
     }
 
     /// The entry's distinguished name.
     pub fn dn(&self) -> &str {
-        self.text(0, self.word(0))
+        self.text(0, self.dn_len())
     }
 
     /// The values of an attribute (by lower-cased name), in directory order.
@@ -138,7 +155,7 @@ impl Entry {
         let (name, end) = self.field_at(position)?;
         let start = match position.checked_sub(1) {
             Some(before) => self.field_at(before)?.1,
-            None => self.word(0),
+            None => self.dn_len(),
         };
         Some((name.as_str(), self.text(start, end)))
     }
@@ -172,7 +189,7 @@ impl Entry {
 
     /// Every (name, value) pair, in field order.
     fn spans(&self) -> impl Iterator<Item = (Name, &str)> {
-        let mut start = self.word(0);
+        let mut start = self.dn_len();
         (0..self.count()).filter_map(move |i| {
             let (name, end) = self.field_at(i)?;
             let value = self.text(start, end);
@@ -181,9 +198,14 @@ impl Entry {
         })
     }
 
+    /// Where the DN ends in the text.
+    fn dn_len(&self) -> usize {
+        self.number(0, LENGTH)
+    }
+
     /// How many values the entry holds.
     fn count(&self) -> usize {
-        self.word(4)
+        self.number(LENGTH, LENGTH)
     }
 
     /// The name and text end of the value at `position`.
@@ -191,37 +213,32 @@ impl Entry {
         if position >= self.count() {
             return None;
         }
-        let at = HEADER + FIELD * position;
-        let name = self.0.get(at..at + 2)?;
-        Some((
-            Name(u16::from_le_bytes([name[0], name[1]])),
-            self.word(at + 2),
-        ))
+        let at = 2 * LENGTH + FIELD * position;
+        let name = u16::try_from(self.number(at, NAME)).ok()?;
+        Some((Name(name), self.number(at + NAME, LENGTH)))
     }
 
-    /// The u32 at `at`, as a length or an offset.
-    fn word(&self, at: usize) -> usize {
-        self.0
-            .get(at..at + 4)
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, |b| u32::from_le_bytes(b) as usize)
+    /// The number written in `width` digits at `at`.
+    fn number(&self, at: usize, width: usize) -> usize {
+        self.0.as_bytes().get(at..at + width).map_or(0, |digits| {
+            digits.iter().fold(0, |n, &d| n << 7 | usize::from(d))
+        })
     }
 
-    /// The text from `start` to `end` (offsets after the field table). Built from whole
-    /// strings, so always UTF-8: checked anyway rather than trusted (no `unsafe` here), at the
-    /// cost of a pass over the bytes read.
+    /// The text from `start` to `end` (offsets after the field table).
     fn text(&self, start: usize, end: usize) -> &str {
-        let table = HEADER + FIELD * self.count();
-        self.0
-            .get(table + start..table + end)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or_default()
+        let table = 2 * LENGTH + FIELD * self.count();
+        self.0.get(table + start..table + end).unwrap_or_default()
     }
 }
 
-/// Offsets are u32: a single entry over 4 GiB is not a directory entry.
-fn offset(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
+/// Writes `n` in `width` digits of 7 bits: ASCII characters whatever `n` (one over the
+/// widest the digits hold becomes the widest: no entry comes near 32 GiB).
+fn push_number(buf: &mut String, n: usize, width: usize) {
+    let n = n.min((1 << (7 * width)) - 1);
+    for k in (0..width).rev() {
+        buf.push(char::from(((n >> (7 * k)) & 0x7f) as u8));
+    }
 }
 
 impl fmt::Debug for Entry {
@@ -316,7 +333,28 @@ mod tests {
     fn entries_stay_small() {
         assert_eq!(std::mem::size_of::<Option<Entry>>(), 16);
         let e = Entry::new("uid=a", [("cn", vec!["A"]), ("mobile", vec!["1", "2"])]);
-        assert_eq!(e.0.len(), HEADER + 3 * FIELD + "uid=aA12".len());
+        assert_eq!(e.0.len(), 2 * LENGTH + 3 * FIELD + "uid=aA12".len());
+    }
+
+    #[test]
+    fn big_entries_read_back_whole() {
+        let long = "ש".repeat(150_000);
+        let many: Vec<String> = (0..1000).map(|i| format!("0{i}")).collect();
+        let e = Entry::new(
+            "uid=big",
+            [
+                ("description", vec![long.clone()]),
+                ("mobile", many.clone()),
+            ],
+        );
+        assert_eq!(e.values("description").collect::<Vec<_>>(), [long.as_str()]);
+        assert_eq!(e.values("mobile").collect::<Vec<_>>(), many);
+        assert_eq!(e.field(1000), Some(("mobile", "0999")));
+        assert_eq!(e.dn(), "uid=big");
+        // The scratch space does not keep a big entry's size.
+        SCRATCH.with_borrow(|buf| assert!(buf.capacity() <= SCRATCH_KEPT));
+        let small = Entry::new("uid=a", [("cn", vec!["A"])]);
+        assert_eq!(small.attributes().collect::<Vec<_>>(), [("cn", "A")]);
     }
 
     #[test]
