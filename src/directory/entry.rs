@@ -170,7 +170,9 @@ impl Entry {
     /// Whether `other` has the same DN and values, whatever the order of its attributes (the
     /// LDAP client hands them over in no fixed order); values of one attribute keep theirs.
     pub fn same_as(&self, other: &Entry) -> bool {
-        if self.0.len() != other.0.len() || self.count() != other.count() || self.dn() != other.dn()
+        if self.0.len() != other.0.len()
+            || self.parts().0.len() != other.parts().0.len()
+            || self.dn() != other.dn()
         {
             return false;
         }
@@ -189,51 +191,58 @@ impl Entry {
 
     /// Every (name, value) pair, in field order.
     fn spans(&self) -> impl Iterator<Item = (Name, &str)> {
+        let (table, text) = self.parts();
         let mut start = self.dn_len();
-        (0..self.count()).filter_map(move |i| {
-            let (name, end) = self.field_at(i)?;
-            let value = self.text(start, end);
+        table.chunks_exact(FIELD).map(move |field| {
+            let (name, end) = read_field(field);
+            let value = text.get(start..end).unwrap_or_default();
             start = end;
-            Some((name, value))
+            (name, value)
         })
-    }
-
-    /// Where the DN ends in the text.
-    fn dn_len(&self) -> usize {
-        self.number(0, LENGTH)
-    }
-
-    /// How many values the entry holds.
-    fn count(&self) -> usize {
-        self.number(LENGTH, LENGTH)
     }
 
     /// The name and text end of the value at `position`.
     fn field_at(&self, position: usize) -> Option<(Name, usize)> {
-        if position >= self.count() {
-            return None;
-        }
-        let at = 2 * LENGTH + FIELD * position;
-        let name = u16::try_from(self.number(at, NAME)).ok()?;
-        Some((Name(name), self.number(at + NAME, LENGTH)))
+        let (table, _) = self.parts();
+        table.chunks_exact(FIELD).nth(position).map(read_field)
     }
 
-    /// The number written in `width` digits at `at`.
-    fn number(&self, at: usize, width: usize) -> usize {
-        self.0.as_bytes().get(at..at + width).map_or(0, |digits| {
-            digits.iter().fold(0, |n, &d| n << 7 | usize::from(d))
-        })
+    /// Where the DN ends in the text.
+    fn dn_len(&self) -> usize {
+        self.0.as_bytes().get(..LENGTH).map_or(0, number)
+    }
+
+    /// The field table and the text.
+    fn parts(&self) -> (&[u8], &str) {
+        let count = self.0.as_bytes().get(LENGTH..2 * LENGTH).map_or(0, number);
+        let table_end = (2 * LENGTH + FIELD * count).min(self.0.len());
+        let table = self.0.as_bytes().get(2 * LENGTH..table_end);
+        (
+            table.unwrap_or_default(),
+            self.0.get(table_end..).unwrap_or_default(),
+        )
     }
 
     /// The text from `start` to `end` (offsets after the field table).
     fn text(&self, start: usize, end: usize) -> &str {
-        let table = 2 * LENGTH + FIELD * self.count();
-        self.0.get(table + start..table + end).unwrap_or_default()
+        self.parts().1.get(start..end).unwrap_or_default()
     }
 }
 
-/// Writes `n` in `width` digits of 7 bits: ASCII characters whatever `n` (one over the
-/// widest the digits hold becomes the widest: no entry comes near 32 GiB).
+/// A field table's row: the attribute's name and where its value ends.
+fn read_field(field: &[u8]) -> (Name, usize) {
+    let (name, end) = field.split_at(NAME.min(field.len()));
+    let name = u16::try_from(number(name)).unwrap_or(u16::MAX);
+    (Name(name), number(end))
+}
+
+/// A number written in digits of 7 bits.
+fn number(digits: &[u8]) -> usize {
+    digits.iter().fold(0, |n, &d| n << 7 | usize::from(d))
+}
+
+/// Writes `n` in `width` digits of 7 bits: ASCII characters whatever `n` (a larger `n` is
+/// written as the largest the digits hold: no entry comes near 32 GiB).
 fn push_number(buf: &mut String, n: usize, width: usize) {
     let n = n.min((1 << (7 * width)) - 1);
     for k in (0..width).rev() {
