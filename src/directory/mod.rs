@@ -107,22 +107,15 @@ impl DirectoryError {
 #[derive(Clone, Debug)]
 pub struct Match {
     /// The entry.
-    pub entry: Entry,
+    pub entry: Arc<Entry>,
     /// The phone attribute that holds the number (lower-cased).
     pub attribute: &'static str,
-    /// The position among the entry's fields of the value that holds it.
-    pub field: usize,
+    /// The stored value that holds it, as written in the directory.
+    pub value: String,
     /// The attribute's position in `phone_attributes`: lower is preferred.
     pub rank: usize,
     /// The scope it was found in, by its position: lower is preferred.
     pub scope: usize,
-}
-
-impl Match {
-    /// The stored value that holds the number, as written in the directory.
-    pub fn value(&self) -> &str {
-        self.entry.field(self.field).map_or("", |(_, value)| value)
-    }
 }
 
 /// What one scope's source found for one number.
@@ -133,7 +126,7 @@ pub struct Candidates {
     /// Entries known to hold the number (from an index).
     pub matches: Vec<Match>,
     /// Entries a filter returned, which may or may not hold it.
-    pub unverified: Vec<Entry>,
+    pub unverified: Vec<Arc<Entry>>,
     /// The LDAP filter sent, for live searches.
     pub filter: Option<String>,
     /// The server that answered, for live searches.
@@ -215,7 +208,7 @@ impl Directory {
     /// file source's entries.
     pub async fn read_all(&self, scope: usize) -> Result<Vec<Entry>, DirectoryError> {
         match self.scopes.get(scope).map(|(_, source)| source) {
-            Some(Source::File(index)) => Ok(index.all().map(|(_, e)| e.clone()).collect()),
+            Some(Source::File(index)) => Ok(index.all().map(|(_, e)| (**e).clone()).collect()),
             Some(Source::Synced(synced)) => synced.ldap().read_all().await,
             Some(Source::Live(ldap)) => ldap.read_all().await,
             None => Ok(Vec::new()),
