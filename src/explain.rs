@@ -125,7 +125,7 @@ fn entries(out: &mut String, lookup: &Lookup, t: &Trace) {
             m.entry.dn(),
             in_scope(lookup, m.scope),
             m.attribute,
-            m.value,
+            m.value(),
             country.region.as_ref(),
             country
                 .attribute

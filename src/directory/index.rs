@@ -194,10 +194,10 @@ impl PhoneIndex {
     pub fn find(&self, key: &PhoneKey) -> Vec<Match> {
         let hit = |h: &Hit| {
             let entry = self.entry(h.slot)?;
-            let (attribute, value) = entry.field(usize::from(h.field))?;
+            let (attribute, _) = entry.field(usize::from(h.field))?;
             Some(Match {
                 attribute,
-                value: value.to_owned(),
+                field: usize::from(h.field),
                 rank: usize::from(h.rank),
                 scope: 0,
                 entry: entry.clone(),
@@ -366,7 +366,7 @@ mod tests {
         index
             .find(&PhoneKey::E164(n.to_owned()))
             .iter()
-            .map(|m| format!("{} {} {}", m.entry.dn(), m.attribute, m.value))
+            .map(|m| format!("{} {} {}", m.entry.dn(), m.attribute, m.value()))
             .collect()
     }
 

@@ -110,12 +110,19 @@ pub struct Match {
     pub entry: Arc<Entry>,
     /// The phone attribute that holds the number (lower-cased).
     pub attribute: &'static str,
-    /// The stored value that holds it, as written in the directory.
-    pub value: String,
+    /// The position among the entry's fields of the value that holds it.
+    pub field: usize,
     /// The attribute's position in `phone_attributes`: lower is preferred.
     pub rank: usize,
     /// The scope it was found in, by its position: lower is preferred.
     pub scope: usize,
+}
+
+impl Match {
+    /// The stored value that holds the number, as written in the directory.
+    pub fn value(&self) -> &str {
+        self.entry.field(self.field).map_or("", |(_, value)| value)
+    }
 }
 
 /// What one scope's source found for one number.

@@ -325,10 +325,10 @@ impl Lookup {
             }
             for entry in found.unverified {
                 match self.verify(found.scope, &entry, &number.key) {
-                    Some((rank, attribute, value)) => trace.matches.push(Match {
+                    Some((rank, attribute, field)) => trace.matches.push(Match {
                         entry,
                         attribute,
-                        value,
+                        field,
                         rank,
                         scope: found.scope,
                     }),
@@ -351,13 +351,13 @@ impl Lookup {
     }
 
     /// The first phone attribute (in priority order) and value of `entry`, found in `scope`,
-    /// that hold `key`.
+    /// that hold `key`: the attribute's rank and name, and the value's field position.
     fn verify(
         &self,
         scope: usize,
         entry: &Entry,
         key: &PhoneKey,
-    ) -> Option<(usize, &'static str, String)> {
+    ) -> Option<(usize, &'static str, usize)> {
         let rules = self.scopes.get(scope)?;
         let region = rules.phone.entry_country(|a| entry.values(a).next()).region;
         rules
@@ -368,7 +368,7 @@ impl Lookup {
                 entry
                     .positions(attr)
                     .find(|(_, v)| rules.phone.stored_in(v, region).contains(key))
-                    .and_then(|(field, v)| Some((rank, entry.field(field)?.0, v.to_owned())))
+                    .and_then(|(field, _)| Some((rank, entry.field(field)?.0, field)))
             })
     }
 
