@@ -1,10 +1,11 @@
-//! A directory entry held compactly: its DN and every value in one text buffer, with a table
-//! of (attribute, end) pairs of 8 bytes each. Attribute names are interned for the life of the
-//! process. 100,000 entries of a typical directory take about 25 MiB.
+//! A directory entry held compactly: its DN and every value in one text buffer after a table
+//! of (attribute, end) pairs of 6 bytes each, all in one allocation shared by its clones.
+//! Attribute names are interned for the life of the process.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -60,23 +61,33 @@ impl fmt::Debug for Name {
     }
 }
 
-/// One value: its attribute and where it ends in the text (it starts where the previous one
-/// ends, the first one after the DN). Six bytes, packed: an entry of six values then fits a
-/// 48-byte allocation instead of 64.
-#[derive(Clone, Copy, PartialEq, Eq)]
-#[repr(C, packed(2))]
-struct Field {
-    name: Name,
-    end: u32,
+/// Digits (of 7 bits, most significant first) of the DN's length and of the value count,
+/// which open an entry.
+const LENGTH: usize = 5;
+
+/// Digits of an attribute name's id in the field table (`MAX_NAMES` fits in 14 bits).
+const NAME: usize = 2;
+
+/// Digits a value takes in the field table: its attribute's name, then where it ends in the
+/// text.
+const FIELD: usize = NAME + LENGTH;
+
+/// A directory entry: its DN and its textual attribute values, names lower-cased, in one
+/// shared allocation (cloning an entry shares it): the DN's length and the value count, a
+/// table of each value's attribute and end, then the text, DN first; each value starts where
+/// the previous one ends. Numbers are written in digits of 7 bits, so the whole entry is one
+/// `str` and slicing its text checks nothing (no `unsafe`, no UTF-8 pass on every read).
+/// Finding a number's holder reads the index's slot and this allocation, nothing else.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Entry(Arc<str>);
+
+thread_local! {
+    /// Where entries are put together before they get their allocation: one a thread, reused.
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// A directory entry: its DN and its textual attribute values, names lower-cased.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Entry {
-    text: Box<str>,
-    fields: Box<[Field]>,
-    dn_len: u32,
-}
+/// The most an entry's scratch space keeps between entries.
+const SCRATCH_KEPT: usize = 64 * 1024;
 
 impl Entry {
     /// Builds an entry; values keep their order, those of one attribute grouped.
@@ -96,32 +107,34 @@ impl Entry {
                 None => grouped.push((name, values)),
             }
         }
-        // Sized exactly: no growth while building, no shrinking when boxed (a sync builds
-        // every entry of the directory).
-        let values = grouped.iter().flat_map(|(_, vs)| vs);
-        let (count, bytes) = values.fold((0, dn.len()), |(n, b), v| (n + 1, b + v.as_ref().len()));
-        let mut text = String::with_capacity(bytes);
-        text.push_str(dn);
-        let mut fields = Vec::with_capacity(count);
-        for (name, values) in grouped {
-            for value in values {
-                text.push_str(value.as_ref());
-                fields.push(Field {
-                    name,
-                    end: offset(text.len()),
-                });
+        SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            let count = grouped.iter().map(|(_, vs)| vs.len()).sum();
+            push_number(buf, dn.len(), LENGTH);
+            push_number(buf, count, LENGTH);
+            let mut end = dn.len();
+            for (name, values) in &grouped {
+                for value in values {
+                    end += value.as_ref().len();
+                    push_number(buf, usize::from(name.0), NAME);
+                    push_number(buf, end, LENGTH);
+                }
             }
-        }
-        Entry {
-            text: text.into_boxed_str(),
-            fields: fields.into_boxed_slice(),
-            dn_len: offset(dn.len()),
-        }
+            buf.push_str(dn);
+            for value in grouped.iter().flat_map(|(_, vs)| vs) {
+                buf.push_str(value.as_ref());
+            }
+            let entry = Entry(Arc::from(buf.as_str()));
+            if buf.capacity() > SCRATCH_KEPT {
+                *buf = String::new();
+            }
+            entry
+        })
     }
 
     /// The entry's distinguished name.
     pub fn dn(&self) -> &str {
-        self.text.get(..self.dn_len as usize).unwrap_or_default()
+        self.text(0, self.dn_len())
     }
 
     /// The values of an attribute (by lower-cased name), in directory order.
@@ -139,15 +152,12 @@ impl Entry {
 
     /// The attribute name and value at a field position.
     pub fn field(&self, position: usize) -> Option<(&'static str, &str)> {
-        let f = self.fields.get(position)?;
+        let (name, end) = self.field_at(position)?;
         let start = match position.checked_sub(1) {
-            Some(before) => self.fields.get(before)?.end,
-            None => self.dn_len,
+            Some(before) => self.field_at(before)?.1,
+            None => self.dn_len(),
         };
-        Some((
-            f.name.as_str(),
-            self.text.get(start as usize..f.end as usize)?,
-        ))
+        Some((name.as_str(), self.text(start, end)))
     }
 
     /// The first value of an attribute that is not blank.
@@ -160,13 +170,18 @@ impl Entry {
     /// Whether `other` has the same DN and values, whatever the order of its attributes (the
     /// LDAP client hands them over in no fixed order); values of one attribute keep theirs.
     pub fn same_as(&self, other: &Entry) -> bool {
-        if self.text.len() != other.text.len()
-            || self.fields.len() != other.fields.len()
+        if self.0.len() != other.0.len()
+            || self.parts().0.len() != other.parts().0.len()
             || self.dn() != other.dn()
         {
             return false;
         }
         sorted_pairs(self) == sorted_pairs(other)
+    }
+
+    /// Whether `other` is this very entry (a clone of it), not only an equal one.
+    pub fn ptr_eq(&self, other: &Entry) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// Every (attribute, value) pair, names lower-cased.
@@ -176,18 +191,63 @@ impl Entry {
 
     /// Every (name, value) pair, in field order.
     fn spans(&self) -> impl Iterator<Item = (Name, &str)> {
-        let mut start = self.dn_len as usize;
-        self.fields.iter().map(move |f| {
-            let value = self.text.get(start..f.end as usize).unwrap_or_default();
-            start = f.end as usize;
-            (f.name, value)
+        let (table, text) = self.parts();
+        let mut start = self.dn_len();
+        table.chunks_exact(FIELD).map(move |field| {
+            let (name, end) = read_field(field);
+            let value = text.get(start..end).unwrap_or_default();
+            start = end;
+            (name, value)
         })
+    }
+
+    /// The name and text end of the value at `position`.
+    fn field_at(&self, position: usize) -> Option<(Name, usize)> {
+        let (table, _) = self.parts();
+        table.chunks_exact(FIELD).nth(position).map(read_field)
+    }
+
+    /// Where the DN ends in the text.
+    fn dn_len(&self) -> usize {
+        self.0.as_bytes().get(..LENGTH).map_or(0, number)
+    }
+
+    /// The field table and the text.
+    fn parts(&self) -> (&[u8], &str) {
+        let count = self.0.as_bytes().get(LENGTH..2 * LENGTH).map_or(0, number);
+        let table_end = (2 * LENGTH + FIELD * count).min(self.0.len());
+        let table = self.0.as_bytes().get(2 * LENGTH..table_end);
+        (
+            table.unwrap_or_default(),
+            self.0.get(table_end..).unwrap_or_default(),
+        )
+    }
+
+    /// The text from `start` to `end` (offsets after the field table).
+    fn text(&self, start: usize, end: usize) -> &str {
+        self.parts().1.get(start..end).unwrap_or_default()
     }
 }
 
-/// Offsets are u32: a single entry over 4 GiB is not a directory entry.
-fn offset(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
+/// A field table's row: the attribute's name and where its value ends.
+fn read_field(field: &[u8]) -> (Name, usize) {
+    let (name, end) = field.split_at(NAME.min(field.len()));
+    let name = u16::try_from(number(name)).unwrap_or(u16::MAX);
+    (Name(name), number(end))
+}
+
+/// A number written in digits of 7 bits.
+fn number(digits: &[u8]) -> usize {
+    digits.iter().fold(0, |n, &d| n << 7 | usize::from(d))
+}
+
+/// Writes `n` in `width` digits of 7 bits: ASCII characters whatever `n` (a larger `n` is
+/// written as the largest the digits hold: no entry comes near 32 GiB).
+fn push_number(buf: &mut String, n: usize, width: usize) {
+    let n = n.min((1 << (7 * width)) - 1);
+    for k in (0..width).rev() {
+        buf.push(char::from(((n >> (7 * k)) & 0x7f) as u8));
+    }
 }
 
 impl fmt::Debug for Entry {
@@ -272,7 +332,7 @@ mod tests {
     fn names_are_interned_case_insensitively() {
         let a = Entry::new("a", [("telephoneNumber", vec!["1"])]);
         let b = Entry::new("b", [("TELEPHONENUMBER", vec!["2"])]);
-        assert_eq!(a.fields[0].name, b.fields[0].name);
+        assert_eq!(a.field_at(0).map(|f| f.0), b.field_at(0).map(|f| f.0));
         assert_eq!(b.field(0), Some(("telephonenumber", "2")));
         assert_eq!(Name::of("Mobile"), Name::of("mobile"));
         assert_ne!(Name::of("mobile"), Name::of("telephonenumber"));
@@ -280,8 +340,30 @@ mod tests {
 
     #[test]
     fn entries_stay_small() {
-        assert_eq!(std::mem::size_of::<Field>(), 6);
-        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        assert_eq!(std::mem::size_of::<Option<Entry>>(), 16);
+        let e = Entry::new("uid=a", [("cn", vec!["A"]), ("mobile", vec!["1", "2"])]);
+        assert_eq!(e.0.len(), 2 * LENGTH + 3 * FIELD + "uid=aA12".len());
+    }
+
+    #[test]
+    fn big_entries_read_back_whole() {
+        let long = "ש".repeat(150_000);
+        let many: Vec<String> = (0..1000).map(|i| format!("0{i}")).collect();
+        let e = Entry::new(
+            "uid=big",
+            [
+                ("description", vec![long.clone()]),
+                ("mobile", many.clone()),
+            ],
+        );
+        assert_eq!(e.values("description").collect::<Vec<_>>(), [long.as_str()]);
+        assert_eq!(e.values("mobile").collect::<Vec<_>>(), many);
+        assert_eq!(e.field(1000), Some(("mobile", "0999")));
+        assert_eq!(e.dn(), "uid=big");
+        // The scratch space does not keep a big entry's size.
+        SCRATCH.with_borrow(|buf| assert!(buf.capacity() <= SCRATCH_KEPT));
+        let small = Entry::new("uid=a", [("cn", vec!["A"])]);
+        assert_eq!(small.attributes().collect::<Vec<_>>(), [("cn", "A")]);
     }
 
     #[test]

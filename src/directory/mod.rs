@@ -107,7 +107,7 @@ impl DirectoryError {
 #[derive(Clone, Debug)]
 pub struct Match {
     /// The entry.
-    pub entry: Arc<Entry>,
+    pub entry: Entry,
     /// The phone attribute that holds the number (lower-cased).
     pub attribute: &'static str,
     /// The position among the entry's fields of the value that holds it.
@@ -133,7 +133,7 @@ pub struct Candidates {
     /// Entries known to hold the number (from an index).
     pub matches: Vec<Match>,
     /// Entries a filter returned, which may or may not hold it.
-    pub unverified: Vec<Arc<Entry>>,
+    pub unverified: Vec<Entry>,
     /// The LDAP filter sent, for live searches.
     pub filter: Option<String>,
     /// The server that answered, for live searches.
@@ -215,7 +215,7 @@ impl Directory {
     /// file source's entries.
     pub async fn read_all(&self, scope: usize) -> Result<Vec<Entry>, DirectoryError> {
         match self.scopes.get(scope).map(|(_, source)| source) {
-            Some(Source::File(index)) => Ok(index.all().map(|(_, e)| (**e).clone()).collect()),
+            Some(Source::File(index)) => Ok(index.all().map(|(_, e)| e.clone()).collect()),
             Some(Source::Synced(synced)) => synced.ldap().read_all().await,
             Some(Source::Live(ldap)) => ldap.read_all().await,
             None => Ok(Vec::new()),

@@ -13,7 +13,6 @@ use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -43,7 +42,7 @@ pub struct Header {
 #[derive(Clone, Debug)]
 pub enum Change {
     /// An entry added or replaced (by DN).
-    Put(Arc<Entry>),
+    Put(Entry),
     /// An entry removed, by DN.
     Drop(String),
 }
@@ -150,11 +149,7 @@ impl StateFile {
 
     /// Writes every entry as a new snapshot (to a temporary file, synced, then renamed over
     /// the old one) and starts an empty journal. Returns the bytes written.
-    pub fn write_snapshot(
-        &mut self,
-        header: &Header,
-        entries: &[Arc<Entry>],
-    ) -> std::io::Result<u64> {
+    pub fn write_snapshot(&mut self, header: &Header, entries: &[Entry]) -> std::io::Result<u64> {
         let id = new_id(header);
         let tmp = sibling(&self.path, ".tmp");
         let mut out = BufWriter::new(private_file(&tmp, true)?);
@@ -314,7 +309,7 @@ impl StateFile {
         loop {
             match records.next().map_err(broken)? {
                 Some(Record::Put { dn, attrs }) => {
-                    apply(Change::Put(Arc::new(entry(dn, attrs))));
+                    apply(Change::Put(entry(dn, attrs)));
                     entries += 1;
                 }
                 Some(Record::End { entries: said }) if said == entries => {
@@ -354,7 +349,7 @@ impl StateFile {
             let mut committed_at = false;
             match records.next()? {
                 Some(Record::Put { dn, attrs }) => {
-                    pending.push(Change::Put(Arc::new(entry(dn, attrs))));
+                    pending.push(Change::Put(entry(dn, attrs)));
                 }
                 Some(Record::Drop { dn }) => pending.push(Change::Drop(dn.to_owned())),
                 Some(Record::Commit(committed)) => {
@@ -502,14 +497,14 @@ impl<R: Read> Records<R> {
 mod tests {
     use super::*;
 
-    fn person(n: u32) -> Arc<Entry> {
-        Arc::new(Entry::new(
+    fn person(n: u32) -> Entry {
+        Entry::new(
             &format!("uid=p{n},dc=x"),
             [
                 ("cn", vec![format!("P {n}")]),
                 ("mobile", vec![format!("054-{n:07}")]),
             ],
-        ))
+        )
     }
 
     fn header(at: u64) -> Header {

@@ -167,10 +167,8 @@ mod tests {
         cache.keep(&long, 1, &answer("Dana"));
         assert!(cache.get(&long, 1).is_none());
 
-        let entry = Arc::new(crate::directory::Entry::new(
-            "uid=x",
-            std::iter::empty::<(String, Vec<String>)>(),
-        ));
+        let entry =
+            crate::directory::Entry::new("uid=x", std::iter::empty::<(String, Vec<String>)>());
         let mut many = Answer::clone(&answer("Switchboard"));
         many.trace.rejected = vec![(0, entry); MAX_ENTRIES + 1];
         let short = call("0722776772", "", "call-1");

@@ -42,7 +42,7 @@ pub struct Trace {
     /// Verified matches, best first.
     pub matches: Vec<Match>,
     /// Candidates a source returned that do not hold the number, with their scope's position.
-    pub rejected: Vec<(usize, Arc<Entry>)>,
+    pub rejected: Vec<(usize, Entry)>,
 }
 
 impl Trace {

@@ -135,7 +135,7 @@ impl LdapDirectory {
             }
         };
         Ok(Candidates {
-            unverified: entries.into_iter().map(Arc::new).collect(),
+            unverified: entries,
             filter: Some(filter),
             server: Some(Arc::new(conn.url.to_string())),
             ..Candidates::default()

@@ -33,7 +33,7 @@ impl SyncedIndex {
     /// first (outside the lock) to find its numbers.
     pub(super) async fn remove(
         &self,
-        entries: Vec<Arc<Entry>>,
+        entries: Vec<Entry>,
         applied: &mut Applied,
     ) -> Result<usize, DirectoryError> {
         if entries.is_empty() {
@@ -174,7 +174,7 @@ fn apply_page(
     }
     let keyed: Vec<(Option<KeyedEntry>, KeyedEntry)> = differ
         .into_iter()
-        .map(|(old, new)| (old.map(|o| keyer.key(o)), keyer.key(Arc::new(new))))
+        .map(|(old, new)| (old.map(|o| keyer.key(o)), keyer.key(new)))
         .filter(|(old, new)| old.is_some() || new.has_numbers())
         .collect();
     if keyed.is_empty() {

@@ -1,7 +1,6 @@
 //! Polls: what changed since the watermark, tombstones included on Active Directory.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::saved::unix_seconds;
@@ -123,7 +122,7 @@ impl SyncedIndex {
         if self.other_dc(&upserts, bound) {
             return self.full_sync().await;
         }
-        let gone: Vec<Arc<Entry>> = {
+        let gone: Vec<Entry> = {
             let index = read(&self.index);
             touched
                 .iter()

@@ -2,7 +2,6 @@
 //! names read, the missing removed).
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::apply::Applied;
@@ -75,7 +74,7 @@ impl SyncedIndex {
     }
 
     /// The held entries whose slots are not marked.
-    pub(super) fn unmarked(&self, marks: &[bool]) -> Vec<Arc<Entry>> {
+    pub(super) fn unmarked(&self, marks: &[bool]) -> Vec<Entry> {
         read(&self.index)
             .all()
             .filter(|(slot, _)| !marks.get(*slot as usize).copied().unwrap_or(false))

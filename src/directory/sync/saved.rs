@@ -2,7 +2,6 @@
 //! cannot be read at start.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::SyncedIndex;
@@ -35,8 +34,7 @@ impl SyncedIndex {
                     state.append(&changes, &header)
                 }
                 _ => {
-                    let entries: Vec<Arc<Entry>> =
-                        read(&index).all().map(|(_, e)| e.clone()).collect();
+                    let entries: Vec<Entry> = read(&index).all().map(|(_, e)| e.clone()).collect();
                     state.write_snapshot(&header, &entries)
                 }
             };
