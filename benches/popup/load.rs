@@ -21,6 +21,16 @@ impl Outcome {
         self.requests as f64 / self.seconds
     }
 
+    /// This run and `other` as one.
+    pub fn and(mut self, other: Outcome) -> Outcome {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.seconds += other.seconds;
+        self.latencies.extend(other.latencies);
+        self.latencies.sort();
+        self
+    }
+
     /// The latency at `p` (0.0 to 1.0), in milliseconds.
     pub fn ms(&self, p: f64) -> f64 {
         if self.latencies.is_empty() {

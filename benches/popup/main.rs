@@ -9,7 +9,7 @@
 //! - a restart from the state file with the directory unreachable: time and memory;
 //! - calls while full resyncs run back to back: rate, p99, longest call, peak memory; p99 and
 //!   longest call again with slapd in the idle scheduling class, as if the directory had a
-//!   host of its own;
+//!   host of its own (those two rows measure until a resync has finished during them);
 //! - the maximum request rate of index mode, live mode, and a bare warp handler answering a
 //!   constant JSON body (the ceiling of the HTTP stack), under the same closed-loop load
 //!   cycling through 1,000 callers in national form (ceiling and index: five alternating
@@ -47,6 +47,9 @@ const CALLERS: usize = 1000;
 const CALLS: usize = 50_000;
 /// Alternating runs of the ceiling and index mode whose ratios are compared.
 const PAIRS: usize = 5;
+/// The most runs a row measured across a full resync takes (6 s each with the warm-up: 2.4
+/// minutes).
+const RESYNC_RUNS: usize = 24;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -165,6 +168,15 @@ fn ldapsearch_ms(slapd: &Slapd) -> f64 {
     best
 }
 
+/// Full resyncs the log at `path` says have finished.
+fn full_resyncs(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("index synced") && l.contains("kind=\"full\""))
+        .count()
+}
+
 /// What index mode costs beyond answering calls (see [`upkeep`]).
 struct Upkeep {
     /// CPU ms and bytes written per idle poll: `entryCSN`, then `modifyTimestamp`.
@@ -225,26 +237,35 @@ fn measure_upkeep(
     let resync_closed = run(resync.addr, Pace::Closed);
     let resync_log = slapd.path("resync.log");
     let logged = || std::fs::metadata(&resync_log).map_or(0, |m| m.len());
+    // Under load a full resync of a million entries outlasts a run: runs follow each other
+    // until one has finished during them, so that its end is measured too.
+    let across_a_resync = |pace| {
+        let finished = full_resyncs(&resync_log);
+        let mut outcome = run(resync.addr, pace);
+        for _ in 1..RESYNC_RUNS {
+            if full_resyncs(&resync_log) > finished {
+                break;
+            }
+            outcome = outcome.and(run(resync.addr, pace));
+        }
+        outcome
+    };
     let from = logged();
-    let resync_half = run(resync.addr, Pace::Fixed(half_rate));
+    let resync_half = across_a_resync(Pace::Fixed(half_rate));
     // The log is written in batches at most 50 ms apart.
     std::thread::sleep(Duration::from_millis(200));
     let resync_handling = upkeep::handling_ms(&resync_log, from, logged());
     let slapd_pid = slapd.pid().expect("slapd runs");
     upkeep::idle_class(slapd_pid, true);
-    let resync_half_remote = run(resync.addr, Pace::Fixed(half_rate));
+    let resync_half_remote = across_a_resync(Pace::Fixed(half_rate));
     upkeep::idle_class(slapd_pid, false);
     let peak = upkeep::hwm_mib(resync.child.id());
-    let log = std::fs::read_to_string(slapd.path("resync.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(&resync_log).unwrap_or_default();
     // Everything but the calls: the syncs, and any error.
     for line in log.lines().filter(|l| !l.contains("handlers: popup ")) {
         eprintln!("resync server: {line}");
     }
-    let synced: Vec<&str> = log.lines().filter(|l| l.contains("index synced")).collect();
-    let resyncs = synced
-        .iter()
-        .filter(|l| l.contains("kind=\"full\""))
-        .count();
+    let resyncs = full_resyncs(&resync_log);
     Upkeep {
         idle_csn,
         idle_timestamp,
@@ -478,7 +499,7 @@ fn main() {
     let (before, peak) = upkeep.resync_memory;
     let during = &upkeep.resync_half;
     println!(
-        "| calls during full resyncs run back to back ({} finished in the window) | {:.0} req/s ({:.0}% of index), p99 {:.3} ms at half rate ({:.2}x outside), longest {:.1} ms | p99 <= 2x, longest <= 20 ms | {} |",
+        "| calls during full resyncs run back to back ({} finished in all) | {:.0} req/s ({:.0}% of index), p99 {:.3} ms at half rate ({:.2}x outside), longest {:.1} ms | p99 <= 2x, longest <= 20 ms | {} |",
         upkeep.resyncs,
         upkeep.resync_closed.rate(),
         upkeep.resync_closed.rate() / idx.rate() * 100.0,
