@@ -18,7 +18,8 @@ if [ ! -x /usr/sbin/samba ] || ! command -v samba-tool >/dev/null 2>&1; then
     missing+=(samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind)
 fi
 [ -e /usr/include/gssapi/gssapi_krb5.h ] || missing+=(libkrb5-dev)
-ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+# libclang-dev's own link: libclang-cpp (which other packages bring) is not what bindgen loads.
+ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || missing+=(libclang-dev)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
