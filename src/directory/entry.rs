@@ -18,6 +18,13 @@ static NAMES: [OnceLock<&'static str>; MAX_NAMES] = [const { OnceLock::new() }; 
 /// Ids by name, for interning.
 static IDS: Mutex<Option<HashMap<&'static str, u16>>> = Mutex::new(None);
 
+thread_local! {
+    /// Names a thread last interned, as written (any case), at most [`RECENT_NAMES`].
+    static RECENT: RefCell<Vec<(Box<str>, Name)>> = const { RefCell::new(Vec::new()) };
+}
+
+const RECENT_NAMES: usize = 32;
+
 /// An attribute name, lower-cased and interned: two bytes in every field instead of a
 /// pointer. (Not `ustr` or `lasso`: their handles take 8 and 4 bytes, and their tables grow
 /// without the bound a directory source needs.)
@@ -27,6 +34,20 @@ pub struct Name(u16);
 impl Name {
     /// The interned, lower-cased `name`; `None` once [`MAX_NAMES`] names are taken.
     pub fn of(name: &str) -> Option<Name> {
+        // A sync names the same few attributes in every entry: found here without the lock.
+        RECENT.with_borrow_mut(|recent| {
+            if let Some((_, id)) = recent.iter().find(|(known, _)| **known == *name) {
+                return Some(*id);
+            }
+            let id = Name::interned(name)?;
+            if recent.len() < RECENT_NAMES {
+                recent.push((name.into(), id));
+            }
+            Some(id)
+        })
+    }
+
+    fn interned(name: &str) -> Option<Name> {
         let mut ids = crate::locks::lock(&IDS);
         let ids = ids.get_or_insert_with(HashMap::new);
         if let Some(&id) = ids.get(name) {

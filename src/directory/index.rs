@@ -10,7 +10,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use hashbrown::HashTable;
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHasher};
 
 use super::{Entry, Match};
 use crate::phone::{PhoneKey, PhoneNormalizer};
@@ -38,7 +38,7 @@ pub struct PhoneIndex {
     keyer: Keyer,
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
-    by_dn: HashTable<u32>,
+    by_dn: HashTable<Named>,
     by_number: HashTable<Row>,
     /// Numbers too long to pack (none a numbering plan knows): kept apart.
     long: FxHashMap<PhoneKey, Vec<Hit>>,
@@ -94,8 +94,11 @@ impl PhoneIndex {
 
     /// The entry held under `dn` (compared case-insensitively), with its slot.
     pub fn held(&self, dn: &str) -> Option<(u32, &Entry)> {
-        let slot = *self.by_dn.find(dn_hash(dn), |&s| self.dn_is(s, dn))?;
-        Some((slot, self.entry(slot)?))
+        let hash = dn_hash(dn);
+        let found = self.by_dn.find(spread(hash), |n| {
+            n.hash == hash && self.entry(n.slot).is_some_and(|e| dn_eq(e.dn(), dn))
+        })?;
+        Some((found.slot, self.entry(found.slot)?))
     }
 
     /// Takes out `old` (an entry held, keyed by [`Keyer::key`]: keying it costs parsing, best
@@ -129,9 +132,8 @@ impl PhoneIndex {
         if let Some(place) = self.slots.get_mut(slot as usize) {
             *place = Some(keyed.entry);
         }
-        let slots = &self.slots;
         self.by_dn
-            .insert_unique(hash, slot, |&s| slot_hash(slots, s));
+            .insert_unique(spread(hash), Named { slot, hash }, |n| spread(n.hash));
         for (key, rank, field) in keyed.keys {
             self.add_number(key, Hit { slot, rank, field });
         }
@@ -146,7 +148,10 @@ impl PhoneIndex {
         for (key, _, _) in keys {
             self.remove_number(key, slot);
         }
-        if let Ok(found) = self.by_dn.find_entry(dn_hash(entry.dn()), |&s| s == slot) {
+        if let Ok(found) = self
+            .by_dn
+            .find_entry(spread(dn_hash(entry.dn())), |n| n.slot == slot)
+        {
             found.remove();
         }
         self.free.push(slot);
@@ -239,33 +244,75 @@ impl PhoneIndex {
     pub fn numbers(&self) -> usize {
         self.numbers
     }
-
-    fn dn_is(&self, slot: u32, dn: &str) -> bool {
-        self.entry(slot).is_some_and(|e| dn_eq(e.dn(), dn))
-    }
 }
 
-fn slot_hash(slots: &[Option<Entry>], slot: u32) -> u64 {
-    slots
-        .get(slot as usize)
-        .and_then(Option::as_ref)
-        .map_or(0, |e| dn_hash(e.dn()))
+/// A slot in the DN table, with its DN's hash: the table grows, and finds, without reading
+/// the entries.
+#[derive(Clone, Copy)]
+struct Named {
+    slot: u32,
+    hash: u32,
 }
 
-/// DNs compare case-insensitively: hashed and compared lower-cased, without allocating.
-fn dn_hash(dn: &str) -> u64 {
-    let mut h = FxBuildHasher.build_hasher();
-    for c in dn.chars().flat_map(char::to_lowercase) {
-        h.write_u32(u32::from(c));
+/// The table's hash of a DN's: its bits spread over the 64 the table reads.
+fn spread(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// DNs compare case-insensitively: hashed lower-cased, as the bytes of their lower-cased
+/// UTF-8 taken eight at a time, without allocating; ASCII (nearly every DN) is lower-cased
+/// without Unicode's case tables.
+fn dn_hash(dn: &str) -> u32 {
+    let mut bytes = WordHasher::default();
+    for c in dn.chars() {
+        if c.is_ascii() {
+            bytes.push(c.to_ascii_lowercase() as u8);
+        } else {
+            for lower in c.to_lowercase() {
+                lower
+                    .encode_utf8(&mut [0; 4])
+                    .bytes()
+                    .for_each(|b| bytes.push(b));
+            }
+        }
     }
-    h.finish()
+    bytes.finish()
+}
+
+/// Hashes bytes eight at a time.
+#[derive(Default)]
+struct WordHasher {
+    hasher: FxHasher,
+    word: u64,
+    filled: u32,
+}
+
+impl WordHasher {
+    fn push(&mut self, byte: u8) {
+        self.word |= u64::from(byte) << (8 * self.filled);
+        self.filled += 1;
+        if self.filled == 8 {
+            self.hasher.write_u64(self.word);
+            (self.word, self.filled) = (0, 0);
+        }
+    }
+
+    fn finish(mut self) -> u32 {
+        if self.filled > 0 {
+            self.hasher.write_u64(self.word);
+        }
+        let hash = self.hasher.finish();
+        (hash ^ hash >> 32) as u32
+    }
 }
 
 fn dn_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a == b
-        || a.chars()
-            .flat_map(char::to_lowercase)
-            .eq(b.chars().flat_map(char::to_lowercase))
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.chars().flat_map(char::to_lowercase))
 }
 
 fn number_hash(key: u64) -> u64 {
@@ -467,6 +514,28 @@ mod tests {
         index.replace(Some(&stale), None);
         assert!(dns(&index, "+97235551234") == ["cn=a telephonenumber 03-5551234"]);
         assert_eq!(index.numbers(), 2);
+    }
+
+    #[test]
+    fn dns_equal_but_for_case_hash_alike() {
+        let alike = [
+            (
+                "cn=Dana Levi,ou=People,dc=example,dc=com",
+                "CN=dana levi,OU=people,DC=EXAMPLE,DC=COM",
+            ),
+            ("cn=\u{c4}rger,o=M\u{fc}ller", "CN=\u{e4}RGER,O=m\u{dc}LLER"),
+            // The Kelvin sign lower-cases to an ASCII k.
+            ("cn=\u{212a}ay", "CN=kay"),
+            ("cn=\u{130}", "cn=i\u{307}"),
+        ];
+        for (a, b) in alike {
+            assert!(dn_eq(a, b), "{a} {b}");
+            assert_eq!(dn_hash(a), dn_hash(b), "{a} {b}");
+        }
+        for (a, b) in [("cn=a", "cn=b"), ("cn=ab", "cn=a"), ("cn=\u{e4}", "cn=a")] {
+            assert!(!dn_eq(a, b), "{a} {b}");
+            assert_ne!(dn_hash(a), dn_hash(b), "{a} {b}");
+        }
     }
 
     #[test]
