@@ -3,8 +3,8 @@
 //!
 //! It is changed in place, one entry at a time, so a sync costs what changed rather than the
 //! size of the directory. Memory per entry: the entry itself (one allocation: its text, 6
-//! bytes per value and 24 more), a slot (16 bytes), a DN table bucket (about 5) and 16 bytes
-//! per number (plus the tables' spare capacity).
+//! bytes per value and 24 more), a slot (16 bytes), a DN table bucket (9) and 16 bytes per
+//! number (plus the tables' spare capacity).
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
