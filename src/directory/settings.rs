@@ -100,6 +100,9 @@ pub struct IndexSettings {
     pub presence_check_interval: Duration,
     /// `page_size`: entries per page of the paged search.
     pub page_size: u32,
+    /// `paced_page_size`: entries per page of the reads made while calls are answered (full
+    /// resyncs and presence checks).
+    pub paced_page_size: u32,
     /// `change_attribute`: `modifyTimestamp` (OpenLDAP) or `whenChanged` (AD).
     pub change_attribute: String,
     /// `state_file`: where the last good index is kept for restarts during an outage.

@@ -11,6 +11,9 @@ const DEFAULT_POLL_S: u64 = 60;
 const DEFAULT_FULL_RESYNC_S: u64 = 30 * 60;
 const DEFAULT_PRESENCE_CHECK_S: u64 = 5 * 60;
 const DEFAULT_PAGE_SIZE: u32 = 500;
+/// Small pages keep each burst of the directory's sending and of the decoding shorter than a
+/// scheduler slice, which a call's thread would otherwise wait out.
+const DEFAULT_PACED_PAGE_SIZE: u32 = 50;
 const DEFAULT_CHANGE_ATTRIBUTE: &str = "modifyTimestamp";
 const DEFAULT_SYNC_TIMEOUT_S: u64 = 300;
 const DEFAULT_READY_MAX_AGE_S: u64 = 3600;
@@ -20,13 +23,12 @@ const DEFAULT_INDEX_MAX_ENTRIES: usize = 1_000_000;
 
 pub(super) fn index_config(raw: RawIndex, base: &Path) -> Result<IndexSettings, ConfigError> {
     let (poll_interval, full_resync_interval, presence_check_interval) = intervals(&raw)?;
-    let page_size = raw.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=1000).contains(&page_size) {
-        return Err(invalid(
-            "index.page_size",
-            "must be between 1 and 1000 (Active Directory's MaxPageSize is 1000)",
-        ));
-    }
+    let page_size = page("index.page_size", raw.page_size, DEFAULT_PAGE_SIZE)?;
+    let paced_page_size = page(
+        "index.paced_page_size",
+        raw.paced_page_size,
+        DEFAULT_PACED_PAGE_SIZE,
+    )?;
     let change_attribute = raw
         .change_attribute
         .unwrap_or_else(|| DEFAULT_CHANGE_ATTRIBUTE.to_owned());
@@ -50,6 +52,7 @@ pub(super) fn index_config(raw: RawIndex, base: &Path) -> Result<IndexSettings, 
         full_resync_interval,
         presence_check_interval,
         page_size,
+        paced_page_size,
         change_attribute,
         state_file,
         sync_timeout: seconds(
@@ -70,6 +73,18 @@ pub(super) fn index_config(raw: RawIndex, base: &Path) -> Result<IndexSettings, 
             1..=100_000_000,
         )?,
     })
+}
+
+/// A page size as written, or its default.
+fn page(key: &str, value: Option<u32>, default: u32) -> Result<u32, ConfigError> {
+    let size = value.unwrap_or(default);
+    if !(1..=1000).contains(&size) {
+        return Err(invalid(
+            key,
+            "must be between 1 and 1000 (Active Directory's MaxPageSize is 1000)",
+        ));
+    }
+    Ok(size)
 }
 
 /// The poll, full resync and presence check intervals, in that order of length; the

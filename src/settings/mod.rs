@@ -785,8 +785,12 @@ mod tests {
             assert_eq!(index.presence_check_interval, Duration::from_secs(presence));
         }
         assert_eq!(
-            (index.page_size, index.change_attribute.as_str()),
-            (500, "modifyTimestamp")
+            (
+                index.page_size,
+                index.paced_page_size,
+                index.change_attribute.as_str()
+            ),
+            (500, 50, "modifyTimestamp")
         );
         let c = parse(&LDAP.replace("source", "mode = \"live\"\nsource")).expect("valid");
         let SourceSettings::Ldap(l) = &c.scopes[0].directory.source else {
@@ -809,6 +813,10 @@ mod tests {
             (
                 format!("{LDAP}\n[index]\npage_size = 5000"),
                 "index.page_size",
+            ),
+            (
+                format!("{LDAP}\n[index]\npaced_page_size = 0"),
+                "index.paced_page_size",
             ),
             (
                 format!("{LDAP}\n[index]\npoll_interval_s = 0"),

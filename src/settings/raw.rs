@@ -224,6 +224,7 @@ pub(super) struct RawIndex {
     pub(super) full_resync_interval_s: Option<u64>,
     pub(super) presence_check_interval_s: Option<u64>,
     pub(super) page_size: Option<u32>,
+    pub(super) paced_page_size: Option<u32>,
     pub(super) change_attribute: Option<String>,
     pub(super) state_file: Option<String>,
     pub(super) sync_timeout_s: Option<u64>,

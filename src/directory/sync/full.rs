@@ -1,12 +1,11 @@
 //! Full syncs (everything read, compared, the unread removed) and presence checks (only the
 //! names read, the missing removed).
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::apply::Applied;
 use super::{SyncKind, SyncReport, SyncedIndex};
-use crate::directory::ldap::{DcState, Fetched, Paging, Read};
+use crate::directory::ldap::{DcState, Fetched, Read};
 use crate::directory::{DirectoryError, Entry};
 use crate::locks::{lock, read};
 
@@ -14,7 +13,7 @@ impl SyncedIndex {
     /// Reads everything again and brings the index in line, in place: entries held exactly
     /// as read are kept (not normalised again), changed ones replaced, and those not read
     /// removed at the end. Calls are answered throughout, from one index; once they are, the
-    /// read is paced (half speed) to leave them the machine.
+    /// read is paced (small pages at half speed) to leave them the machine.
     ///
     /// The next watermark is the one from before this read when there was one: an entry made
     /// ineligible while the read runs, after its page was read, may carry an older stamp than
@@ -33,10 +32,7 @@ impl SyncedIndex {
     ) -> Result<SyncReport, DirectoryError> {
         let started = Instant::now();
         let applier = self.applier(true);
-        let paging = Paging {
-            paced: self.serving.load(Ordering::Relaxed),
-            ..self.paging()
-        };
+        let paging = self.paging_all(Read::Entries);
         let mut hook = Some(after_first_page);
         let fetched = self
             .fetch_with(&self.eligible, paging, |batch| {
@@ -91,11 +87,7 @@ impl SyncedIndex {
     pub async fn presence_check(&self) -> Result<SyncReport, DirectoryError> {
         let started = Instant::now();
         let bound = lock(&self.progress).dc.clone();
-        let paging = Paging {
-            read: Read::Names,
-            paced: self.serving.load(Ordering::Relaxed),
-            ..self.paging()
-        };
+        let paging = self.paging_all(Read::Names);
         let mut applied = Applied {
             changes: self.state.is_some().then(Vec::new),
             ..Applied::default()

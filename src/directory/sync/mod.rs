@@ -332,11 +332,12 @@ impl SyncedIndex {
 
     /// Paged reads as configured, at full speed, with every attribute.
     fn paging(&self) -> Paging {
-        Paging {
-            page_size: i32::try_from(self.config.page_size).unwrap_or(500),
-            paced: false,
-            read: Read::Entries,
-        }
+        paging(&self.config, false, Read::Entries)
+    }
+
+    /// A read of everything: paced once calls are answered.
+    fn paging_all(&self, read: Read) -> Paging {
+        paging(&self.config, self.serving.load(Ordering::Relaxed), read)
     }
 
     async fn fetch_with(
@@ -453,6 +454,21 @@ impl SyncedIndex {
     }
 }
 
+/// How a paged read is made: a paced one (calls are answered meanwhile) in small pages, each
+/// followed by a pause as long as it took.
+fn paging(config: &IndexSettings, paced: bool, read: Read) -> Paging {
+    let size = if paced {
+        config.paced_page_size
+    } else {
+        config.page_size
+    };
+    Paging {
+        page_size: i32::try_from(size).unwrap_or(500),
+        paced,
+        read,
+    }
+}
+
 /// Index mode's own thread: a runtime of its own at a lower CPU priority (nice 10), so that
 /// reading and decoding the directory never holds up a call's thread, and what it starts (the
 /// applier thread, the blocking pool) inherits the priority. It makes the first sync, then
@@ -539,5 +555,33 @@ async fn follow(weak: Weak<SyncedIndex>, poll: Duration) {
                 retry = (retry * 2).min(poll);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_made_while_calls_are_answered_take_small_pages() {
+        let config = IndexSettings {
+            poll_interval: Duration::from_secs(60),
+            full_resync_interval: Duration::from_secs(1800),
+            presence_check_interval: Duration::from_secs(300),
+            page_size: 500,
+            paced_page_size: 50,
+            change_attribute: "entryCSN".to_owned(),
+            state_file: None,
+            sync_timeout: Duration::from_secs(300),
+            ready_max_age: Duration::from_secs(3600),
+            max_entries: 10,
+        };
+        let paced = paging(&config, true, Read::Names);
+        assert_eq!(
+            (paced.page_size, paced.paced, paced.read),
+            (50, true, Read::Names)
+        );
+        let full_speed = paging(&config, false, Read::Entries);
+        assert_eq!((full_speed.page_size, full_speed.paced), (500, false));
     }
 }
