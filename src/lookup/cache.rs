@@ -9,7 +9,6 @@
 //! The key is the number exactly as sent and every request field a template reads.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxBuildHasher;
@@ -19,14 +18,9 @@ use crate::call::CallDetails;
 use crate::locks::lock;
 use crate::mapping::CallFieldsRead;
 
-/// Slots of the cache, in sets of [`WAYS`]: a key's hash picks its set, and a newcomer to a
-/// full set replaces the answer kept there first (no list to keep in order, and a caller who
-/// forces collisions only evicts answers).
+/// Slots of the cache: a key's hash picks its one slot, and a newcomer replaces whoever held
+/// it (no list to keep in order, and a caller who forces collisions only evicts answers).
 const SLOTS: usize = 4096;
-/// Slots a key may take. With one, about a fifth of 1,000 callers would share their slot with
-/// another and evict each other's answers; with two, a key is evicted only when two others
-/// come to its set after it.
-const WAYS: usize = 2;
 /// The longest key kept, in bytes (the number and the fields the templates read).
 const MAX_KEY_BYTES: usize = 256;
 /// Answers holding more entries than this (matched and rejected) are not kept: a kept answer
@@ -40,16 +34,12 @@ type Key<'a> = [Option<&'a str>; 4];
 pub(super) struct AnswerCache {
     slots: Box<[Mutex<Option<Kept>>]>,
     reads: CallFieldsRead,
-    /// Counts the answers kept, to tell which of a set's was kept first.
-    kept: AtomicU64,
 }
 
 struct Kept {
     key: [Option<Box<str>>; 4],
     generation: u64,
     answer: Arc<Answer>,
-    /// When it was kept, in [`AnswerCache::kept`]'s count.
-    order: u64,
 }
 
 impl AnswerCache {
@@ -58,18 +48,15 @@ impl AnswerCache {
         AnswerCache {
             slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
             reads,
-            kept: AtomicU64::new(0),
         }
     }
 
     /// The answer kept for `call` at `generation`.
     pub(super) fn get(&self, call: &CallDetails, generation: u64) -> Option<Arc<Answer>> {
         let key = self.key(call)?;
-        self.set(&key).iter().find_map(|slot| {
-            let slot = lock(slot);
-            let kept = slot.as_ref().filter(|kept| same(&kept.key, &key))?;
-            (kept.generation == generation).then(|| kept.answer.clone())
-        })
+        let slot = lock(self.slot(&key));
+        let kept = slot.as_ref()?;
+        (kept.generation == generation && same(&kept.key, &key)).then(|| kept.answer.clone())
     }
 
     /// Keeps `answer` for `call`, looked up at `generation`, if it is small enough.
@@ -82,22 +69,9 @@ impl AnswerCache {
             key: key.map(|part| part.map(Box::from)),
             generation,
             answer: answer.clone(),
-            order: self.kept.fetch_add(1, Ordering::Relaxed),
         };
         // The answer replaced is dropped after the slot is unlocked.
-        let _replaced = lock(self.place(&key)).replace(kept);
-    }
-
-    /// Where `key`'s answer goes: the slot of its set that holds the key already, else an
-    /// empty one, else the one kept first.
-    fn place(&self, key: &Key<'_>) -> &Mutex<Option<Kept>> {
-        let set = self.set(key);
-        let rank = |slot: &Mutex<Option<Kept>>| match &*lock(slot) {
-            Some(kept) if same(&kept.key, key) => (0, 0),
-            None => (1, 0),
-            Some(kept) => (2, kept.order),
-        };
-        set.iter().min_by_key(|slot| rank(slot)).unwrap_or(&set[0])
+        let _replaced = lock(self.slot(&key)).replace(kept);
     }
 
     /// `None` when the key is too long to keep.
@@ -113,9 +87,8 @@ impl AnswerCache {
         (bytes <= MAX_KEY_BYTES).then_some(key)
     }
 
-    fn set(&self, key: &Key<'_>) -> &[Mutex<Option<Kept>>] {
-        let first = FxBuildHasher.hash_one(key) as usize % (SLOTS / WAYS) * WAYS;
-        &self.slots[first..first + WAYS]
+    fn slot(&self, key: &Key<'_>) -> &Mutex<Option<Kept>> {
+        &self.slots[FxBuildHasher.hash_one(key) as usize % SLOTS]
     }
 }
 
@@ -203,28 +176,21 @@ mod tests {
         assert!(cache.get(&short, 1).is_none());
     }
 
-    fn name(cache: &AnswerCache, c: &CallDetails) -> Option<String> {
-        cache.get(c, 1).and_then(|a| a.popup.client_name.clone())
-    }
-
     #[test]
-    fn a_newcomer_to_a_full_set_replaces_the_answer_kept_first() {
+    fn a_newcomer_replaces_the_slot_holder() {
         let cache = reading(false, false);
         let first = call("0722776772", "", "");
-        let set_of = |c: &CallDetails| cache.set(&cache.key(c).unwrap()).as_ptr();
-        let mut rivals = (0..100 * SLOTS)
+        let slot_of = |c: &CallDetails| cache.slot(&cache.key(c).unwrap()) as *const _;
+        let rival = (0..100 * SLOTS)
             .map(|i| call(&format!("05{i:08}"), "", ""))
-            .filter(|c| set_of(c) == set_of(&first));
-        let (second, third) = (rivals.next().unwrap(), rivals.next().unwrap());
+            .find(|c| slot_of(c) == slot_of(&first))
+            .expect("another number hashed to the same slot");
         cache.keep(&first, 1, &answer("Dana"));
-        cache.keep(&second, 1, &answer("Avi"));
-        assert_eq!(name(&cache, &first).as_deref(), Some("Dana"));
-        // The same key again takes its own slot, not the other.
-        cache.keep(&second, 1, &answer("Avi Cohen"));
-        assert_eq!(name(&cache, &first).as_deref(), Some("Dana"));
-        cache.keep(&third, 1, &answer("Noa"));
+        cache.keep(&rival, 1, &answer("Avi"));
         assert!(cache.get(&first, 1).is_none());
-        assert_eq!(name(&cache, &second).as_deref(), Some("Avi Cohen"));
-        assert_eq!(name(&cache, &third).as_deref(), Some("Noa"));
+        let avi = cache
+            .get(&rival, 1)
+            .and_then(|a| a.popup.client_name.clone());
+        assert_eq!(avi.as_deref(), Some("Avi"));
     }
 }
