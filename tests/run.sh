@@ -25,6 +25,8 @@ command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+# Not for the tests: `cargo bench --bench popup` drives its servers with wrk too.
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     sudo=""

@@ -13,7 +13,10 @@ pub struct Outcome {
     pub requests: usize,
     pub errors: usize,
     pub seconds: f64,
+    /// Each call's latency from the time it was due (the generator's own lateness included),
+    /// and from the time it was sent (what the server and the network took), sorted.
     latencies: Vec<Duration>,
+    served: Vec<Duration>,
 }
 
 impl Outcome {
@@ -28,17 +31,29 @@ impl Outcome {
         self.seconds += other.seconds;
         self.latencies.extend(other.latencies);
         self.latencies.sort();
+        self.served.extend(other.served);
+        self.served.sort();
         self
     }
 
-    /// The latency at `p` (0.0 to 1.0), in milliseconds.
+    /// The latency at `p` (0.0 to 1.0) from the time each call was due, in milliseconds.
     pub fn ms(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((self.latencies.len() - 1) as f64 * p).round() as usize;
-        self.latencies[i].as_secs_f64() * 1000.0
+        at(&self.latencies, p)
     }
+
+    /// The latency at `p` from the time each call was sent, in milliseconds: without the
+    /// load generator's own lateness in sending (its threads share the cores).
+    pub fn served_ms(&self, p: f64) -> f64 {
+        at(&self.served, p)
+    }
+}
+
+fn at(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
 }
 
 /// How requests are paced.
@@ -120,10 +135,10 @@ pub fn run(
         .map(|c| {
             let requests = requests.clone();
             std::thread::spawn(move || {
-                let mut latencies = Vec::new();
+                let (mut latencies, mut served) = (Vec::new(), Vec::new());
                 let mut errors = 0;
                 let Ok(mut conn) = Conn::open(addr) else {
-                    return (latencies, 1);
+                    return (latencies, served, 1);
                 };
                 let mut i = c;
                 loop {
@@ -141,36 +156,41 @@ pub fn run(
                     if scheduled >= end {
                         break;
                     }
+                    let sent = Instant::now();
                     let ok = matches!(conn.get(&requests[i % requests.len()]), Ok(200));
                     if scheduled >= measure_from {
+                        served.push(sent.elapsed());
                         latencies.push(scheduled.elapsed());
                         errors += usize::from(!ok);
                     }
                     if !ok {
                         match Conn::open(addr) {
                             Ok(c) => conn = c,
-                            Err(_) => return (latencies, errors + 1),
+                            Err(_) => return (latencies, served, errors + 1),
                         }
                     }
                     i += connections;
                 }
-                (latencies, errors)
+                (latencies, served, errors)
             })
         })
         .collect();
-    let mut latencies = Vec::new();
+    let (mut latencies, mut served) = (Vec::new(), Vec::new());
     let mut errors = 0;
     for t in threads {
-        if let Ok((l, e)) = t.join() {
+        if let Ok((l, s, e)) = t.join() {
             latencies.extend(l);
+            served.extend(s);
             errors += e;
         }
     }
     latencies.sort();
+    served.sort();
     Outcome {
         requests: latencies.len(),
         errors,
         seconds: duration.as_secs_f64(),
         latencies,
+        served,
     }
 }
