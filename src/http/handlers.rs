@@ -357,7 +357,7 @@ fn answered(
                 us,
             }
             .log();
-            reply::popup(&answer.popup)
+            reply::popup(&answer)
         }
         Err(e) if e.is_bad_request() => {
             shared.refused(app.group(client), Outcome::BadRequest, || {

@@ -2,12 +2,14 @@
 
 use std::convert::Infallible;
 
+use bytes::Bytes;
 use serde::Serialize;
 use warp::http::{header, HeaderValue, StatusCode};
+use warp::hyper::Body;
 use warp::reply::Response;
 use warp::Rejection;
 
-use crate::lookup::PopupAnswer;
+use crate::lookup::{Answer, PopupAnswer};
 
 const JSON: &str = "application/json; charset=utf-8";
 
@@ -59,9 +61,12 @@ fn json_string(out: &mut String, value: &str) {
     }
 }
 
-/// HTTP 200 with the popup JSON.
-pub fn popup(answer: &PopupAnswer) -> Response {
-    json(StatusCode::OK, popup_json(answer))
+/// HTTP 200 with the popup JSON, rendered the first time `answer` is sent.
+pub fn popup(answer: &Answer) -> Response {
+    let body = answer
+        .sent
+        .get_or_init(|| Bytes::from(popup_json(&answer.popup)));
+    json(StatusCode::OK, body.clone())
 }
 
 /// The error JSON: `{"STATUS":"ERROR","MESSAGE":...}`.
@@ -108,7 +113,7 @@ fn to_json<T: Serialize>(value: &T) -> String {
         .unwrap_or_else(|_| r#"{"STATUS":"ERROR","MESSAGE":"internal error"}"#.to_owned())
 }
 
-fn json(status: StatusCode, body: String) -> Response {
+fn json(status: StatusCode, body: impl Into<Body>) -> Response {
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -138,6 +143,26 @@ mod tests {
             popup_json(&PopupAnswer::default()),
             r#"{"STATUS":"OK","TOTAL":0}"#
         );
+    }
+
+    #[tokio::test]
+    async fn an_answer_sent_again_is_the_same_bytes_rendered_once() {
+        let answer = Answer::new(
+            PopupAnswer {
+                client_name: Some("Dana \"D\" Levi".into()),
+                total: 1,
+                ..PopupAnswer::default()
+            },
+            crate::lookup::Trace::default(),
+        );
+        let body = |r: Response| async { warp::hyper::body::to_bytes(r.into_body()).await };
+        let first = body(popup(&answer)).await.expect("first body");
+        let kept = answer.sent.get().expect("kept once sent").clone();
+        let again = body(popup(&answer)).await.expect("second body");
+        assert_eq!(first, popup_json(&answer.popup).as_bytes());
+        assert_eq!((&first, &again), (&kept, &kept));
+        // The very bytes kept, not a copy.
+        assert_eq!(again.as_ptr(), kept.as_ptr());
     }
 
     proptest::proptest! {

@@ -40,20 +40,32 @@ pub enum RequestError {
 /// Reads the fields of a query string (GET) or a form body.
 pub fn from_form(text: &str) -> CallDetails {
     let mut fields = Fields::default();
-    for pair in text.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    let mut rest = Some(text);
+    while let Some(pairs) = rest {
+        let (pair, more) = cut(pairs, b'&');
+        let (name, value) = cut(pair, b'=');
         fields.set(&form_decoded(name), || {
-            Some(form_decoded(value).into_owned())
+            Some(form_decoded(value.unwrap_or_default()).into_owned())
         });
+        rest = more;
     }
     fields.call
+}
+
+/// `text` before and after the first `byte` (ASCII), if there is one: `str::split` and
+/// `split_once` go through a character searcher, a third of reading a short query.
+fn cut(text: &str, byte: u8) -> (&str, Option<&str>) {
+    match text.bytes().position(|b| b == byte) {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
+    }
 }
 
 /// A piece of a form decoded as `form_urlencoded` does (`+` is a space, `%XX` a byte,
 /// invalid UTF-8 replaced), borrowed when there is nothing to decode: `form_urlencoded::parse`
 /// checks every piece three times over (about 330 instructions a piece) even then.
 fn form_decoded(piece: &str) -> Cow<'_, str> {
-    if !piece.contains(['+', '%']) {
+    if !piece.bytes().any(|b| b == b'+' || b == b'%') {
         return Cow::Borrowed(piece);
     }
     let spaced = piece.replace('+', " ");

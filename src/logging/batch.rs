@@ -34,17 +34,27 @@ impl BatchedStderr {
         let background = writer.clone();
         let spawned = std::thread::Builder::new()
             .name("popup-ldap-log".into())
-            .spawn(move || loop {
-                let pending = {
-                    let buffer = background.lock();
-                    let (mut buffer, _) = background
-                        .0
-                        .wake
-                        .wait_timeout_while(buffer, FLUSH_EVERY, |b| b.len() < FLUSH_AT)
-                        .unwrap_or_else(|e| e.into_inner());
-                    std::mem::take(&mut *buffer)
-                };
-                write_out(&pending);
+            .spawn(move || {
+                // Two buffers take turns: loggers fill one while the other is written, and
+                // neither is grown again from nothing after each batch.
+                let mut spare = Vec::with_capacity(FLUSH_AT);
+                loop {
+                    {
+                        let buffer = background.lock();
+                        let (mut buffer, _) = background
+                            .0
+                            .wake
+                            .wait_timeout_while(buffer, FLUSH_EVERY, |b| b.len() < FLUSH_AT)
+                            .unwrap_or_else(|e| e.into_inner());
+                        std::mem::swap(&mut *buffer, &mut spare);
+                    }
+                    write_out(&spare);
+                    spare.clear();
+                    if spare.capacity() > 2 * FLUSH_AT {
+                        // After a burst: the memory of a blocked stderr is not kept.
+                        spare = Vec::with_capacity(FLUSH_AT);
+                    }
+                }
             });
         if spawned.is_err() {
             eprintln!("popup-ldap: no log thread; log lines are written as they come");

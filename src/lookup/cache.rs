@@ -111,14 +111,14 @@ mod tests {
     }
 
     fn answer(name: &str) -> Arc<Answer> {
-        Arc::new(Answer {
-            popup: PopupAnswer {
+        Arc::new(Answer::new(
+            PopupAnswer {
                 client_name: Some(name.into()),
                 total: 1,
                 ..PopupAnswer::default()
             },
-            trace: Trace::default(),
-        })
+            Trace::default(),
+        ))
     }
 
     /// A cache whose templates read `call.did` and `call.ivrid` as told.

@@ -2,8 +2,10 @@
 //! This is the only place that decides what matches, which match is best and what TOTAL is.
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use crate::call::{canonical_state, state_in, CallDetails};
 pub use crate::directory::Match;
@@ -73,6 +75,10 @@ pub struct Answer {
     pub popup: PopupAnswer,
     /// How it was reached.
     pub trace: Trace,
+    /// The answer as the HTTP layer sends it, kept there the first time it is sent: an
+    /// answer given again from the kept answers is not rendered again. (Answers are shared
+    /// through `Arc` and not changed once built.)
+    pub sent: OnceLock<Bytes>,
 }
 
 /// What a lookup found, as requests are counted and logged.
@@ -87,6 +93,15 @@ pub enum Outcome {
 }
 
 impl Answer {
+    /// An answer not sent yet.
+    pub fn new(popup: PopupAnswer, trace: Trace) -> Self {
+        Answer {
+            popup,
+            trace,
+            sent: OnceLock::new(),
+        }
+    }
+
     /// What this answer found: the one place lookup outcomes are named.
     pub fn outcome(&self) -> Outcome {
         match (self.trace.skipped_state.is_some(), self.popup.total) {
@@ -239,10 +254,7 @@ impl Lookup {
                     skipped_state: Some(canonical_state(state)),
                     ..Trace::default()
                 };
-                return Ok(Arc::new(Answer {
-                    popup: PopupAnswer::default(),
-                    trace,
-                }));
+                return Ok(Arc::new(Answer::new(PopupAnswer::default(), trace)));
             }
         }
         let cache = self.cache.as_ref().zip(self.directory.generation());
@@ -265,10 +277,7 @@ impl Lookup {
         let number = match self.phone.caller(phone)? {
             Caller::Withheld => {
                 trace.caller = Some(Caller::Withheld);
-                return Ok(Answer {
-                    popup: self.unknown(call, None),
-                    trace,
-                });
+                return Ok(Answer::new(self.unknown(call, None), trace));
             }
             Caller::Number(n) => n,
         };
@@ -276,7 +285,7 @@ impl Lookup {
             // A number of no country: whoever holds the same digits is not this caller.
             let popup = self.unknown(call, Some(&number));
             trace.caller = Some(Caller::Number(number));
-            return Ok(Answer { popup, trace });
+            return Ok(Answer::new(popup, trace));
         }
         self.find(&number, &mut trace).await?;
         let popup = match trace.matches.first() {
@@ -294,7 +303,7 @@ impl Lookup {
             ),
         };
         trace.caller = Some(Caller::Number(number));
-        Ok(Answer { popup, trace })
+        Ok(Answer::new(popup, trace))
     }
 
     /// Asks the directory for candidates within the deadline and keeps in `trace` the
