@@ -57,7 +57,11 @@ fn run(addr: SocketAddr, script: &Path, duration: Duration) -> f64 {
         .output()
         .expect("wrk (apt-get install wrk)");
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "wrk failed: {report}");
+    assert!(
+        out.status.success(),
+        "wrk failed: {report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         !report.contains("Non-2xx") && !report.contains("Socket errors"),
         "wrk saw errors: {report}"
