@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs everything CI runs: installs what the tests need (slapd, ldap-utils, Samba's AD DC,
 # iproute2, MIT Kerberos headers and clang for the `kerberos` feature, faketime, Chromium and
-# chromedriver for the admin console's browser tests, HAProxy for the two-replica test) when
-# missing, and cargo-deb,
+# chromedriver for the admin console's browser tests, HAProxy for the two-replica test; wrk,
+# which only `cargo bench --bench popup` uses) when missing, and cargo-deb,
 # then formatting, lints and the whole test suite against real directory servers, built with
 # every feature (`kerberos`). Run it as root: the Active Directory tests give Samba a network
 # namespace of its own.
