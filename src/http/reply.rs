@@ -63,10 +63,8 @@ fn json_string(out: &mut String, value: &str) {
 
 /// HTTP 200 with the popup JSON, rendered the first time `answer` is sent.
 pub fn popup(answer: &Answer) -> Response {
-    let body = answer
-        .sent
-        .get_or_init(|| Bytes::from(popup_json(&answer.popup)));
-    json(StatusCode::OK, body.clone())
+    let body = answer.sent(|popup| Bytes::from(popup_json(popup)));
+    json(StatusCode::OK, body)
 }
 
 /// The error JSON: `{"STATUS":"ERROR","MESSAGE":...}`.
@@ -157,12 +155,17 @@ mod tests {
         );
         let body = |r: Response| async { warp::hyper::body::to_bytes(r.into_body()).await };
         let first = body(popup(&answer)).await.expect("first body");
-        let kept = answer.sent.get().expect("kept once sent").clone();
+        let kept = answer.sent(|_| panic!("kept once sent"));
         let again = body(popup(&answer)).await.expect("second body");
         assert_eq!(first, popup_json(&answer.popup).as_bytes());
         assert_eq!((&first, &again), (&kept, &kept));
         // The very bytes kept, not a copy.
         assert_eq!(again.as_ptr(), kept.as_ptr());
+        // A copy changed after the original was sent is sent as changed.
+        let mut copy = answer.clone();
+        copy.popup.client_name = Some("Avi".into());
+        let copied = body(popup(&copy)).await.expect("copy's body");
+        assert_eq!(copied, popup_json(&copy.popup).as_bytes());
     }
 
     proptest::proptest! {

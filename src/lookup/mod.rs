@@ -69,16 +69,23 @@ pub struct Search {
 }
 
 /// A lookup's answer and its explanation.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Answer {
     /// What to send back.
     pub popup: PopupAnswer,
     /// How it was reached.
     pub trace: Trace,
-    /// The answer as the HTTP layer sends it, kept there the first time it is sent: an
-    /// answer given again from the kept answers is not rendered again. (Answers are shared
-    /// through `Arc` and not changed once built.)
-    pub sent: OnceLock<Bytes>,
+    /// `popup` as the HTTP layer sends it, kept the first time it is sent: an answer given
+    /// again from the kept answers is not rendered again. See [`Answer::sent`].
+    sent: OnceLock<Bytes>,
+}
+
+/// A copy starts unsent: its `popup` may be changed, and what was sent for the original
+/// must not be sent for it.
+impl Clone for Answer {
+    fn clone(&self) -> Self {
+        Answer::new(self.popup.clone(), self.trace.clone())
+    }
 }
 
 /// What a lookup found, as requests are counted and logged.
@@ -100,6 +107,12 @@ impl Answer {
             trace,
             sent: OnceLock::new(),
         }
+    }
+
+    /// `popup` as sent: rendered by `render` the first time, the same bytes after that.
+    /// (Answers are shared through `Arc`, so `popup` no longer changes once one is sent.)
+    pub fn sent(&self, render: impl FnOnce(&PopupAnswer) -> Bytes) -> Bytes {
+        self.sent.get_or_init(|| render(&self.popup)).clone()
     }
 
     /// What this answer found: the one place lookup outcomes are named.
