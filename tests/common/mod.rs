@@ -5,6 +5,7 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use popup_ldap::settings::Config;
@@ -69,13 +70,38 @@ impl TestCa {
     }
 }
 
-/// A free loopback port (the listener is dropped, so a race is possible but unlikely).
+/// A free loopback port, never handed out twice in this process.
+///
+/// Ports are taken below the kernel's ephemeral range, not from a bind to port 0: an ephemeral
+/// port is free only until some parallel test's outgoing connection takes it, and then the
+/// server started on it fails with "Address already in use" (it did, in CI). Below the range
+/// nothing takes a port unasked; each process starts at an offset of its id, so the rare test
+/// binaries that run side by side start far apart, and every port is checked by a bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const SPAN: u32 = 10_000;
+    let first = ephemeral_floor().saturating_sub(SPAN).max(1024);
+    let offset = std::process::id().wrapping_mul(7919) % SPAN;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(
+            n < SPAN,
+            "no free loopback port in {first}..{}",
+            first + SPAN
+        );
+        let port = u16::try_from(first + (offset + n) % SPAN).unwrap();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+fn ephemeral_floor() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
@@ -83,17 +109,26 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
 }
 
 pub fn wait_for_port_within(port: u16, child: &mut Child, what: &str, within: Duration) {
+    if let Err(why) = listening(port, child, within) {
+        panic!("{what} {why}");
+    }
+}
+
+/// Waits until something listens on `port`; why not, when `child` exits or time runs out.
+fn listening(port: u16, child: &mut Child, within: Duration) -> Result<(), String> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+            return Ok(());
         }
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("{what} exited with {status} before listening on port {port}");
+            return Err(format!(
+                "exited with {status} before listening on port {port}"
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("{what} did not listen on port {port} within {within:?}");
+    Err(format!("did not listen on port {port} within {within:?}"))
 }
 
 pub fn tool(name: &str) -> PathBuf {
@@ -180,25 +215,34 @@ impl Slapd {
             "ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{}/",
             self.ldap_port, self.ldaps_port
         );
+        // `-d none`: in the foreground, with only what slapd always logs (such as why a bind
+        // failed), kept in `slapd.log` for the panic below.
+        let log = self.path("slapd.log");
         let mut child = Command::new(tool("slapd"))
             .arg("-f")
             .arg(self.dir.path().join("slapd.conf"))
-            .args(["-h", &urls, "-d", "0"])
+            .args(["-h", &urls, "-d", "none"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        wait_for_port(self.ldaps_port, &mut child, "slapd");
-        wait_for_port(self.ldap_port, &mut child, "slapd");
+        let started = listening(self.ldaps_port, &mut child, SLAPD_START)
+            .and_then(|()| listening(self.ldap_port, &mut child, SLAPD_START));
+        if let Err(why) = started {
+            let _ = child.kill();
+            let _ = child.wait();
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("slapd {why}; it said:\n{said}");
+        }
         self.child = Some(child);
     }
 
-    /// Kills slapd (as a crash would).
     /// The running slapd's process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Kills slapd (as a crash would).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
