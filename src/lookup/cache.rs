@@ -18,9 +18,13 @@ use crate::call::CallDetails;
 use crate::locks::lock;
 use crate::mapping::CallFieldsRead;
 
-/// Slots of the cache: a key's hash picks its one slot, and a newcomer replaces whoever held
-/// it (no list to keep in order, and a caller who forces collisions only evicts answers).
-const SLOTS: usize = 4096;
+/// Sets of the cache: a key's hash picks one set of [`WAYS`] slots (no list to keep in order,
+/// and a caller who forces collisions only evicts answers).
+const SETS: usize = 1024;
+/// Slots a set: a newcomer takes a free one, else its set's oldest answer's. With one slot a
+/// hash, two callers of the same hash evicted each other on every call: a fifth of 1,000
+/// callers asking in turn (about 1 - e^(-1000/4096) of them) were looked up every time.
+const WAYS: usize = 4;
 /// The longest key kept, in bytes (the number and the fields the templates read).
 const MAX_KEY_BYTES: usize = 256;
 /// Answers holding more entries than this (matched and rejected) are not kept: a kept answer
@@ -32,21 +36,36 @@ type Key<'a> = [Option<&'a str>; 4];
 
 /// The kept answers; see the module documentation.
 pub(super) struct AnswerCache {
-    slots: Box<[Mutex<Option<Kept>>]>,
+    sets: Box<[Mutex<Set>]>,
     reads: CallFieldsRead,
 }
 
+/// One set's slots, and the slot its next newcomer takes when none is free.
+#[derive(Default)]
+struct Set {
+    slots: [Option<Kept>; WAYS],
+    next: usize,
+}
+
 struct Kept {
+    /// The key's hash, compared before the key.
+    hash: u64,
     key: [Option<Box<str>>; 4],
     generation: u64,
     answer: Arc<Answer>,
+}
+
+impl Kept {
+    fn holds(&self, hash: u64, key: &Key<'_>) -> bool {
+        self.hash == hash && same(&self.key, key)
+    }
 }
 
 impl AnswerCache {
     /// An empty cache for answers whose templates read `reads`.
     pub(super) fn new(reads: CallFieldsRead) -> Self {
         AnswerCache {
-            slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
+            sets: (0..SETS).map(|_| Mutex::default()).collect(),
             reads,
         }
     }
@@ -54,24 +73,46 @@ impl AnswerCache {
     /// The answer kept for `call` at `generation`.
     pub(super) fn get(&self, call: &CallDetails, generation: u64) -> Option<Arc<Answer>> {
         let key = self.key(call)?;
-        let slot = lock(self.slot(&key));
-        let kept = slot.as_ref()?;
-        (kept.generation == generation && same(&kept.key, &key)).then(|| kept.answer.clone())
+        let hash = FxBuildHasher.hash_one(key);
+        let set = lock(self.set(hash));
+        let kept = set.slots.iter().flatten().find(|k| k.holds(hash, &key))?;
+        (kept.generation == generation).then(|| kept.answer.clone())
     }
 
-    /// Keeps `answer` for `call`, looked up at `generation`, if it is small enough.
+    /// Keeps `answer` for `call`, looked up at `generation`, if it is small enough: in the
+    /// slot that held the same key, else a free one, else the one held longest.
     pub(super) fn keep(&self, call: &CallDetails, generation: u64, answer: &Arc<Answer>) {
         let entries = answer.trace.matches.len() + answer.trace.rejected.len();
         let Some(key) = self.key(call).filter(|_| entries <= MAX_ENTRIES) else {
             return;
         };
+        let hash = FxBuildHasher.hash_one(key);
         let kept = Kept {
+            hash,
             key: key.map(|part| part.map(Box::from)),
             generation,
             answer: answer.clone(),
         };
-        // The answer replaced is dropped after the slot is unlocked.
-        let _replaced = lock(self.slot(&key)).replace(kept);
+        let mut set = lock(self.set(hash));
+        let slot = match set.slots.iter().position(|s| match s {
+            Some(held) => held.holds(hash, &key),
+            None => false,
+        }) {
+            Some(same_key) => same_key,
+            None => set
+                .slots
+                .iter()
+                .position(Option::is_none)
+                .unwrap_or_else(|| {
+                    let oldest = set.next;
+                    set.next = (oldest + 1) % WAYS;
+                    oldest
+                }),
+        };
+        let replaced = set.slots[slot].replace(kept);
+        drop(set);
+        // The answer replaced is dropped after the set is unlocked.
+        drop(replaced);
     }
 
     /// `None` when the key is too long to keep.
@@ -87,8 +128,8 @@ impl AnswerCache {
         (bytes <= MAX_KEY_BYTES).then_some(key)
     }
 
-    fn slot(&self, key: &Key<'_>) -> &Mutex<Option<Kept>> {
-        &self.slots[FxBuildHasher.hash_one(key) as usize % SLOTS]
+    fn set(&self, hash: u64) -> &Mutex<Set> {
+        &self.sets[hash as usize % SETS]
     }
 }
 
@@ -176,21 +217,68 @@ mod tests {
         assert!(cache.get(&short, 1).is_none());
     }
 
-    #[test]
-    fn a_newcomer_replaces_the_slot_holder() {
-        let cache = reading(false, false);
+    /// `n` calls whose keys fall in the same set.
+    fn same_set(cache: &AnswerCache, n: usize) -> Vec<CallDetails> {
+        let set_of = |c: &CallDetails| {
+            let hash = FxBuildHasher.hash_one(cache.key(c).unwrap());
+            cache.set(hash) as *const _
+        };
         let first = call("0722776772", "", "");
-        let slot_of = |c: &CallDetails| cache.slot(&cache.key(c).unwrap()) as *const _;
-        let rival = (0..100 * SLOTS)
+        let set = set_of(&first);
+        let rivals = (0..100 * SETS)
             .map(|i| call(&format!("05{i:08}"), "", ""))
-            .find(|c| slot_of(c) == slot_of(&first))
-            .expect("another number hashed to the same slot");
-        cache.keep(&first, 1, &answer("Dana"));
-        cache.keep(&rival, 1, &answer("Avi"));
-        assert!(cache.get(&first, 1).is_none());
-        let avi = cache
-            .get(&rival, 1)
-            .and_then(|a| a.popup.client_name.clone());
-        assert_eq!(avi.as_deref(), Some("Avi"));
+            .filter(|c| set_of(c) == set);
+        std::iter::once(first).chain(rivals).take(n).collect()
+    }
+
+    fn name(cache: &AnswerCache, c: &CallDetails, generation: u64) -> Option<String> {
+        cache
+            .get(c, generation)
+            .and_then(|a| a.popup.client_name.clone())
+    }
+
+    #[test]
+    fn callers_of_one_set_are_kept_side_by_side_until_a_newcomer_replaces_the_oldest() {
+        let cache = reading(false, false);
+        let calls = same_set(&cache, WAYS + 1);
+        assert_eq!(calls.len(), WAYS + 1, "numbers hashed to the same set");
+        for (i, c) in calls[..WAYS].iter().enumerate() {
+            cache.keep(c, 1, &answer(&format!("caller {i}")));
+        }
+        for (i, c) in calls[..WAYS].iter().enumerate() {
+            assert_eq!(name(&cache, c, 1), Some(format!("caller {i}")));
+        }
+        cache.keep(&calls[WAYS], 1, &answer("newcomer"));
+        assert_eq!(name(&cache, &calls[0], 1), None, "the oldest made room");
+        assert_eq!(name(&cache, &calls[WAYS], 1).as_deref(), Some("newcomer"));
+        for (i, c) in calls[1..WAYS].iter().enumerate() {
+            assert_eq!(name(&cache, c, 1), Some(format!("caller {}", i + 1)));
+        }
+    }
+
+    #[test]
+    fn a_caller_kept_again_takes_its_own_slot() {
+        let cache = reading(false, false);
+        let calls = same_set(&cache, WAYS);
+        for (i, c) in calls[..WAYS - 1].iter().enumerate() {
+            cache.keep(c, 1, &answer(&format!("caller {i}")));
+        }
+        // The directory changed: the first caller is looked up and kept again, in its own
+        // slot and not in the free one (where its old answer would shadow the new).
+        cache.keep(&calls[0], 2, &answer("caller 0, renamed"));
+        assert_eq!(
+            name(&cache, &calls[0], 2).as_deref(),
+            Some("caller 0, renamed")
+        );
+        // So the free slot is still free for a newcomer, and nobody is evicted.
+        cache.keep(
+            &calls[WAYS - 1],
+            1,
+            &answer(&format!("caller {}", WAYS - 1)),
+        );
+        assert!(name(&cache, &calls[0], 2).is_some());
+        for (i, c) in calls.iter().enumerate().skip(1) {
+            assert_eq!(name(&cache, c, 1), Some(format!("caller {i}")));
+        }
     }
 }
