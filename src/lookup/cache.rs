@@ -55,6 +55,24 @@ struct Kept {
     answer: Arc<Answer>,
 }
 
+impl Set {
+    /// The slot that holds `key`, else a free one, else the oldest's (then the next is).
+    fn slot_for(&mut self, hash: u64, key: &Key<'_>) -> usize {
+        let holding = |s: &Option<Kept>| s.as_ref().is_some_and(|held| held.holds(hash, key));
+        if let Some(own) = self.slots.iter().position(holding) {
+            return own;
+        }
+        self.slots
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or_else(|| {
+                let oldest = self.next;
+                self.next = (oldest + 1) % WAYS;
+                oldest
+            })
+    }
+}
+
 impl Kept {
     fn holds(&self, hash: u64, key: &Key<'_>) -> bool {
         self.hash == hash && same(&self.key, key)
@@ -94,21 +112,7 @@ impl AnswerCache {
             answer: answer.clone(),
         };
         let mut set = lock(self.set(hash));
-        let slot = match set.slots.iter().position(|s| match s {
-            Some(held) => held.holds(hash, &key),
-            None => false,
-        }) {
-            Some(same_key) => same_key,
-            None => set
-                .slots
-                .iter()
-                .position(Option::is_none)
-                .unwrap_or_else(|| {
-                    let oldest = set.next;
-                    set.next = (oldest + 1) % WAYS;
-                    oldest
-                }),
-        };
+        let slot = set.slot_for(hash, &key);
         let replaced = set.slots[slot].replace(kept);
         drop(set);
         // The answer replaced is dropped after the set is unlocked.
