@@ -12,6 +12,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxBuildHasher;
+use thread_local::ThreadLocal;
 
 use super::Answer;
 use crate::call::CallDetails;
@@ -35,10 +36,19 @@ const MAX_ENTRIES: usize = 8;
 type Key<'a> = [Option<&'a str>; 4];
 
 /// The kept answers; see the module documentation.
+///
+/// Every thread that answers keeps its own copies besides the answers all share: two cores
+/// reading one kept answer pass its cache lines back and forth (the lock, the reference
+/// counts, the answer's fields) on every request. A thread takes an answer from the shared
+/// ones only when it has none of its own, as its own copy.
 pub(super) struct AnswerCache {
-    sets: Box<[Mutex<Set>]>,
+    shared: Shelf,
+    own: ThreadLocal<Shelf>,
     reads: CallFieldsRead,
 }
+
+/// Kept answers in [`SETS`] sets of [`WAYS`].
+struct Shelf(Box<[Mutex<Set>]>);
 
 /// One set's slots, and the slot its next newcomer takes when none is free.
 #[derive(Default)]
@@ -79,11 +89,45 @@ impl Kept {
     }
 }
 
+impl Shelf {
+    fn new() -> Self {
+        Shelf((0..SETS).map(|_| Mutex::default()).collect())
+    }
+
+    fn get(&self, hash: u64, key: &Key<'_>, generation: u64) -> Option<Arc<Answer>> {
+        let set = lock(self.set(hash));
+        let kept = set.slots.iter().flatten().find(|k| k.holds(hash, key))?;
+        (kept.generation == generation).then(|| kept.answer.clone())
+    }
+
+    /// Keeps `answer` in the slot that held the same key, else a free one, else the one
+    /// held longest.
+    fn keep(&self, hash: u64, key: &Key<'_>, generation: u64, answer: &Arc<Answer>) {
+        let kept = Kept {
+            hash,
+            key: key.map(|part| part.map(Box::from)),
+            generation,
+            answer: answer.clone(),
+        };
+        let mut set = lock(self.set(hash));
+        let slot = set.slot_for(hash, key);
+        let replaced = set.slots[slot].replace(kept);
+        drop(set);
+        // The answer replaced is dropped after the set is unlocked.
+        drop(replaced);
+    }
+
+    fn set(&self, hash: u64) -> &Mutex<Set> {
+        &self.0[hash as usize % SETS]
+    }
+}
+
 impl AnswerCache {
     /// An empty cache for answers whose templates read `reads`.
     pub(super) fn new(reads: CallFieldsRead) -> Self {
         AnswerCache {
-            sets: (0..SETS).map(|_| Mutex::default()).collect(),
+            shared: Shelf::new(),
+            own: ThreadLocal::new(),
             reads,
         }
     }
@@ -92,31 +136,27 @@ impl AnswerCache {
     pub(super) fn get(&self, call: &CallDetails, generation: u64) -> Option<Arc<Answer>> {
         let key = self.key(call)?;
         let hash = FxBuildHasher.hash_one(key);
-        let set = lock(self.set(hash));
-        let kept = set.slots.iter().flatten().find(|k| k.holds(hash, &key))?;
-        (kept.generation == generation).then(|| kept.answer.clone())
+        let own = self.own.get_or(Shelf::new);
+        if let Some(kept) = own.get(hash, &key, generation) {
+            return Some(kept);
+        }
+        let shared = self.shared.get(hash, &key, generation)?;
+        let copy = Arc::new(Answer::clone(&shared));
+        own.keep(hash, &key, generation, &copy);
+        Some(copy)
     }
 
-    /// Keeps `answer` for `call`, looked up at `generation`, if it is small enough: in the
-    /// slot that held the same key, else a free one, else the one held longest.
+    /// Keeps `answer` for `call`, looked up at `generation`, if it is small enough.
     pub(super) fn keep(&self, call: &CallDetails, generation: u64, answer: &Arc<Answer>) {
         let entries = answer.trace.matches.len() + answer.trace.rejected.len();
         let Some(key) = self.key(call).filter(|_| entries <= MAX_ENTRIES) else {
             return;
         };
         let hash = FxBuildHasher.hash_one(key);
-        let kept = Kept {
-            hash,
-            key: key.map(|part| part.map(Box::from)),
-            generation,
-            answer: answer.clone(),
-        };
-        let mut set = lock(self.set(hash));
-        let slot = set.slot_for(hash, &key);
-        let replaced = set.slots[slot].replace(kept);
-        drop(set);
-        // The answer replaced is dropped after the set is unlocked.
-        drop(replaced);
+        self.shared.keep(hash, &key, generation, answer);
+        self.own
+            .get_or(Shelf::new)
+            .keep(hash, &key, generation, answer);
     }
 
     /// `None` when the key is too long to keep.
@@ -130,10 +170,6 @@ impl AnswerCache {
         ];
         let bytes: usize = key.iter().flatten().map(|part| part.len()).sum();
         (bytes <= MAX_KEY_BYTES).then_some(key)
-    }
-
-    fn set(&self, hash: u64) -> &Mutex<Set> {
-        &self.sets[hash as usize % SETS]
     }
 }
 
@@ -194,6 +230,26 @@ mod tests {
     }
 
     #[test]
+    fn another_thread_is_given_its_own_copy_under_the_same_rules() {
+        let cache = reading(false, false);
+        let dana = answer("Dana");
+        let c = call("0722776772", "", "");
+        cache.keep(&c, 7, &dana);
+        std::thread::scope(|threads| {
+            threads.spawn(|| {
+                let copy = cache.get(&c, 7).expect("kept by another thread");
+                assert!(!Arc::ptr_eq(&copy, &dana), "a copy of its own");
+                assert_eq!(copy.popup, dana.popup);
+                let again = cache.get(&c, 7).expect("its own copy");
+                assert!(Arc::ptr_eq(&again, &copy), "taken from its own");
+                assert!(cache.get(&c, 8).is_none(), "the directory moved on");
+            });
+        });
+        // The thread that kept the answer is given the answer itself.
+        assert!(cache.get(&c, 7).is_some_and(|a| Arc::ptr_eq(&a, &dana)));
+    }
+
+    #[test]
     fn a_missing_field_is_not_an_empty_one() {
         let cache = reading(false, true);
         let without = CallDetails {
@@ -225,7 +281,7 @@ mod tests {
     fn same_set(cache: &AnswerCache, n: usize) -> Vec<CallDetails> {
         let set_of = |c: &CallDetails| {
             let hash = FxBuildHasher.hash_one(cache.key(c).unwrap());
-            cache.set(hash) as *const _
+            cache.shared.set(hash) as *const _
         };
         let first = call("0722776772", "", "");
         let set = set_of(&first);
