@@ -343,21 +343,22 @@ fn answered(
     let state = call.state.as_deref().unwrap_or("-");
     match result {
         Ok(answer) => {
-            let outcome = Outcome::from(answer.outcome());
+            let sent = reply::sent(&answer);
+            let outcome = Outcome::from(sent.outcome);
             shared.metrics.request(outcome);
-            remember(shared, app, call, phone, (outcome, answer.popup.total, us));
+            remember(shared, app, call, phone, (outcome, sent.total, us));
             PopupLine {
                 client,
                 ivrid,
                 state,
                 phone,
                 outcome: outcome.label(),
-                total: answer.popup.total,
-                server: answer.trace.server().unwrap_or("-"),
+                total: sent.total,
+                server: sent.server.as_deref().map_or("-", String::as_str),
                 us,
             }
             .log();
-            reply::popup(&answer)
+            reply::popup(sent)
         }
         Err(e) if e.is_bad_request() => {
             shared.refused(app.group(client), Outcome::BadRequest, || {

@@ -9,7 +9,7 @@ use warp::hyper::Body;
 use warp::reply::Response;
 use warp::Rejection;
 
-use crate::lookup::{Answer, PopupAnswer};
+use crate::lookup::{Answer, PopupAnswer, Sent};
 
 const JSON: &str = "application/json; charset=utf-8";
 
@@ -61,10 +61,14 @@ fn json_string(out: &mut String, value: &str) {
     }
 }
 
-/// HTTP 200 with the popup JSON, rendered the first time `answer` is sent.
-pub fn popup(answer: &Answer) -> Response {
-    let body = answer.sent(|popup| Bytes::from(popup_json(popup)));
-    json(StatusCode::OK, body)
+/// `answer` as sent, its popup JSON rendered the first time.
+pub fn sent(answer: &Answer) -> &Sent {
+    answer.sent(|popup| Bytes::from(popup_json(popup)))
+}
+
+/// HTTP 200 with the popup JSON.
+pub fn popup(sent: &Sent) -> Response {
+    json(StatusCode::OK, sent.body.clone())
 }
 
 /// The error JSON: `{"STATUS":"ERROR","MESSAGE":...}`.
@@ -145,6 +149,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_sent_again_is_the_same_bytes_rendered_once() {
+        use crate::lookup::Outcome;
         let answer = Answer::new(
             PopupAnswer {
                 client_name: Some("Dana \"D\" Levi".into()),
@@ -154,17 +159,20 @@ mod tests {
             crate::lookup::Trace::default(),
         );
         let body = |r: Response| async { warp::hyper::body::to_bytes(r.into_body()).await };
-        let first = body(popup(&answer)).await.expect("first body");
-        let kept = answer.sent(|_| panic!("kept once sent"));
-        let again = body(popup(&answer)).await.expect("second body");
+        let first = body(popup(sent(&answer))).await.expect("first body");
+        let kept = &answer.sent(|_| panic!("kept once sent")).body;
+        let again = body(popup(sent(&answer))).await.expect("second body");
         assert_eq!(first, popup_json(&answer.popup).as_bytes());
-        assert_eq!((&first, &again), (&kept, &kept));
+        let what = sent(&answer);
+        assert_eq!((what.outcome, what.total), (Outcome::Match, 1));
+        assert_eq!(what.server, None);
+        assert_eq!((&first, &again), (kept, kept));
         // The very bytes kept, not a copy.
         assert_eq!(again.as_ptr(), kept.as_ptr());
         // A copy changed after the original was sent is sent as changed.
         let mut copy = answer.clone();
         copy.popup.client_name = Some("Avi".into());
-        let copied = body(popup(&copy)).await.expect("copy's body");
+        let copied = body(popup(sent(&copy))).await.expect("copy's body");
         assert_eq!(copied, popup_json(&copy.popup).as_bytes());
     }
 

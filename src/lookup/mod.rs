@@ -49,11 +49,8 @@ pub struct Trace {
 
 impl Trace {
     /// The server that answered (or that the index was last synced from) the first scope.
-    pub fn server(&self) -> Option<&str> {
-        self.searches
-            .iter()
-            .find_map(|s| s.server.as_deref())
-            .map(String::as_str)
+    pub fn server(&self) -> Option<&Arc<String>> {
+        self.searches.iter().find_map(|s| s.server.as_ref())
     }
 }
 
@@ -70,14 +67,30 @@ pub struct Search {
 
 /// A lookup's answer and its explanation.
 #[derive(Debug)]
+// `sent` first, beside the reference counts that giving a kept answer again touches anyway:
+// answering it then reads no other line of the answer.
+#[repr(C)]
 pub struct Answer {
+    /// What the HTTP layer sends and logs, kept the first time it is sent: an answer given
+    /// again from the kept answers is not rendered again. See [`Answer::sent`].
+    sent: OnceLock<Sent>,
     /// What to send back.
     pub popup: PopupAnswer,
     /// How it was reached.
     pub trace: Trace,
-    /// `popup` as the HTTP layer sends it, kept the first time it is sent: an answer given
-    /// again from the kept answers is not rendered again. See [`Answer::sent`].
-    sent: OnceLock<Bytes>,
+}
+
+/// An answer as it was sent: its popup rendered, and what its log line and counters read.
+#[derive(Debug)]
+pub struct Sent {
+    /// The popup as the HTTP layer sends it.
+    pub body: Bytes,
+    /// What the answer found.
+    pub outcome: Outcome,
+    /// The popup's TOTAL.
+    pub total: usize,
+    /// [`Trace::server`].
+    pub server: Option<Arc<String>>,
 }
 
 /// A copy starts unsent: its `popup` may be changed, and what was sent for the original
@@ -103,16 +116,21 @@ impl Answer {
     /// An answer not sent yet.
     pub fn new(popup: PopupAnswer, trace: Trace) -> Self {
         Answer {
+            sent: OnceLock::new(),
             popup,
             trace,
-            sent: OnceLock::new(),
         }
     }
 
-    /// `popup` as sent: rendered by `render` the first time, the same bytes after that.
-    /// (Answers are shared through `Arc`, so `popup` no longer changes once one is sent.)
-    pub fn sent(&self, render: impl FnOnce(&PopupAnswer) -> Bytes) -> Bytes {
-        self.sent.get_or_init(|| render(&self.popup)).clone()
+    /// The answer as sent: `popup` rendered by `render` the first time, the same after that.
+    /// (Answers are shared through `Arc`, so they no longer change once one is sent.)
+    pub fn sent(&self, render: impl FnOnce(&PopupAnswer) -> Bytes) -> &Sent {
+        self.sent.get_or_init(|| Sent {
+            body: render(&self.popup),
+            outcome: self.outcome(),
+            total: self.popup.total,
+            server: self.trace.server().cloned(),
+        })
     }
 
     /// What this answer found: the one place lookup outcomes are named.
