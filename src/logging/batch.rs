@@ -8,8 +8,12 @@ use tracing_subscriber::fmt::MakeWriter;
 
 /// Log lines wait at most this long before they are written.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
-/// A buffer this full is written at once.
-const FLUSH_AT: usize = 64 * 1024;
+/// A buffer this full is written at once. Under load a batch (the writer woken, the buffers
+/// swapped under the loggers' lock, a write) costs far more than its bytes: at 130,000 popups
+/// a second (24 MB of lines), batches of 64 KiB (370 a second) cost the server about 0.5 µs
+/// of CPU a request more than batches that fill for a whole [`FLUSH_EVERY`]; see
+/// benches/RESULTS.md.
+const FLUSH_AT: usize = 1024 * 1024;
 /// A buffer this full makes loggers wait for the writer (the log is never dropped).
 const BLOCK_AT: usize = 8 * 1024 * 1024;
 
