@@ -26,6 +26,7 @@ pub mod logging;
 pub mod lookup;
 pub mod mapping;
 pub mod phone;
+pub mod priority;
 pub mod secret;
 pub mod server;
 pub mod settings;

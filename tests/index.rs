@@ -456,7 +456,7 @@ fn thread_priorities(pid: u32) -> Vec<(String, i64)> {
 }
 
 #[test]
-fn syncs_run_at_a_lower_cpu_priority_than_calls() {
+fn syncs_and_the_log_writer_run_at_a_lower_cpu_priority_than_calls() {
     let slapd = Slapd::start();
     let server = slapd.serve("[index]\npoll_interval_s = 1");
     assert!(server
@@ -471,6 +471,12 @@ fn syncs_run_at_a_lower_cpu_priority_than_calls() {
         .collect();
     assert!(!syncs.is_empty(), "no sync thread: {threads:?}");
     assert!(syncs.iter().all(|(_, nice)| *nice == 10), "{threads:?}");
+    assert!(
+        threads
+            .iter()
+            .any(|(name, nice)| name == "popup-ldap-log" && *nice == 10),
+        "{threads:?}"
+    );
     let workers: Vec<_> = threads
         .iter()
         .filter(|(name, _)| name.starts_with("tokio-rt"))

@@ -478,7 +478,7 @@ fn sync_thread(
     opened: tokio::sync::oneshot::Sender<Result<(), DirectoryError>>,
     start_following: tokio::sync::oneshot::Receiver<()>,
 ) {
-    lower_priority();
+    crate::priority::lower("sync");
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -503,14 +503,6 @@ fn sync_thread(
             follow(weak, poll).await;
         }
     });
-}
-
-/// Lowers the calling thread's CPU priority to nice 10 (Linux keeps it per thread).
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
-        tracing::debug!(error = %e, "the sync thread keeps its CPU priority");
-    }
 }
 
 /// Logs a sync that read or removed something (and every full one).
