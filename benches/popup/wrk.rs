@@ -39,6 +39,26 @@ pub fn script(path: PathBuf, targets: &[String]) -> PathBuf {
     path
 }
 
+/// `pairs` rounds of the ceiling at `ceiling` then each of `servers`: each server's ratios to
+/// the ceiling run just before it, sorted.
+pub fn alternating(
+    pairs: usize,
+    duration: Duration,
+    script: &Path,
+    ceiling: SocketAddr,
+    servers: [SocketAddr; 2],
+) -> (Vec<f64>, Vec<f64>) {
+    let mut ratios = (Vec::new(), Vec::new());
+    for _ in 0..pairs {
+        let base = rate(ceiling, script, duration);
+        ratios.0.push(rate(servers[0], script, duration) / base);
+        ratios.1.push(rate(servers[1], script, duration) / base);
+    }
+    ratios.0.sort_by(f64::total_cmp);
+    ratios.1.sort_by(f64::total_cmp);
+    ratios
+}
+
 /// Requests a second `wrk` sustained against `addr` for `duration` with `script`, after a
 /// one-second warm-up run. Panics when wrk is missing or any answer was not a 200: a rate
 /// of errors measures nothing.
