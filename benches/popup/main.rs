@@ -383,15 +383,13 @@ fn main() {
     // The issue's own measure first, on servers that have served nothing yet: after the
     // rounds below, each server has written gigabytes of log lines the kernel is still writing
     // back, and presence checks start 5 minutes in (its pairs there read 0.74-0.83 in four
-    // runs against 0.84-0.91 first; benches/RESULTS.md).
+    // runs against 0.84-0.94 first; benches/RESULTS.md).
     let script = wrk::script(slapd.path("callers.lua"), &callers);
-    let (wrk_first, wrk_first_uncached) = wrk::alternating(
-        WRK_PAIRS,
-        seconds,
-        &script,
-        baseline.addr,
-        [index.addr, uncached.addr],
-    );
+    let wrk_pairs = |pairs| {
+        let servers = [index.addr, uncached.addr];
+        wrk::alternating(pairs, seconds, &script, baseline.addr, servers)
+    };
+    let (wrk_first, wrk_first_uncached) = wrk_pairs(WRK_PAIRS);
     let run = |addr, pace| load::run(addr, &callers, connections, pace, warmup, seconds);
     let calls = dataset::calls(people, CALLS);
     let voicenter = |addr| load::run(addr, &calls, connections, Pace::Closed, warmup, seconds);
@@ -427,13 +425,7 @@ fn main() {
         idx = best(idx, i);
     }
     // The measure again, after those rounds.
-    let (wrk_ratios, wrk_uncached) = wrk::alternating(
-        PAIRS,
-        seconds,
-        &script,
-        baseline.addr,
-        [index.addr, uncached.addr],
-    );
+    let (wrk_ratios, wrk_uncached) = wrk_pairs(PAIRS);
     for r in [
         &mut ratios,
         &mut uncached_ratios,
