@@ -107,7 +107,7 @@ pub struct IndexSettings {
     pub change_attribute: String,
     /// `state_file`: where the last good index is kept for restarts during an outage.
     pub state_file: Option<PathBuf>,
-    /// `sync_timeout_s`: a whole sync.
+    /// `sync_timeout_s`: a whole sync, its pauses between pages not counted.
     pub sync_timeout: Duration,
     /// `ready_max_age_s`: `/readyz` fails once the index is older than this.
     pub ready_max_age: Duration,

@@ -27,7 +27,7 @@ mod pool;
 mod search;
 
 pub use ad::{DcIdentity, DcState};
-pub use search::{change_order, Changes, Fetched, Paging, Read};
+pub use search::{change_order, Changes, Fetched, Paging, Pauses, Read};
 
 /// Entries the `check-config` probe asks for.
 const PROBE_ENTRIES: i32 = 5;
@@ -194,6 +194,7 @@ impl LdapDirectory {
                 attribute: change,
                 per_dc: false,
             },
+            &Pauses::default(),
             |batch| all.extend(batch),
         )
         .await?;

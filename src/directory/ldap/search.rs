@@ -1,6 +1,9 @@
 //! Searches on a connection: one page for live lookups, paged streams for syncs, and what
 //! their results and entries mean.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::asn1::StructureTag;
 use ldap3::controls::RawControl;
@@ -16,12 +19,14 @@ impl LdapDirectory {
     /// Reads every entry matching `filter` under the base with paged searches (see [`Paging`]),
     /// handing them to `batch` a page at a time. The change attribute is read for the
     /// watermark and left out of the entries. Every page must arrive within `timeout_ms`.
-    /// See [`Changes`] for what is read besides the entries.
+    /// See [`Changes`] for what is read besides the entries; a paced read adds its pauses
+    /// to `pauses`.
     pub async fn fetch_all(
         &self,
         filter: &str,
         paging: Paging,
         changes: Changes<'_>,
+        pauses: &Pauses,
         mut batch: impl FnMut(Vec<Entry>),
     ) -> Result<Fetched, DirectoryError> {
         let conn = self.connection().await?;
@@ -37,7 +42,7 @@ impl LdapDirectory {
             None
         };
         let result = self
-            .stream_all(&conn, filter, paging, changes.attribute, &mut batch)
+            .stream_all(&conn, filter, paging, changes.attribute, pauses, &mut batch)
             .await;
         if result.is_err() {
             self.forget(&conn, Fault::Read).await;
@@ -51,6 +56,7 @@ impl LdapDirectory {
         filter: &str,
         paging: Paging,
         change_attribute: &str,
+        pauses: &Pauses,
         batch: &mut impl FnMut(Vec<Entry>),
     ) -> Result<Fetched, DirectoryError> {
         let fail = |reason: String| DirectoryError::Search {
@@ -75,7 +81,7 @@ impl LdapDirectory {
         let mut watermark: Option<String> = None;
         let mut pending = Vec::new();
         let mut count = 0;
-        let mut page_started = std::time::Instant::now();
+        let mut page_started = Instant::now();
         while let Some(found) = stream
             .next()
             .await
@@ -94,8 +100,10 @@ impl LdapDirectory {
             if pending.len() >= page_size as usize {
                 batch(std::mem::take(&mut pending));
                 if paging.paced {
-                    tokio::time::sleep(page_started.elapsed().min(MAX_PAUSE)).await;
-                    page_started = std::time::Instant::now();
+                    let pause = page_started.elapsed().min(MAX_PAUSE);
+                    pauses.add(pause);
+                    tokio::time::sleep(pause).await;
+                    page_started = Instant::now();
                 }
             }
         }
@@ -280,8 +288,26 @@ pub enum Read {
     Deleted,
 }
 
+/// The time a paced read has spent pausing between its pages, a pause counted as it
+/// starts: a limit on the whole read leaves out the read's own pauses.
+#[derive(Debug, Default)]
+pub struct Pauses(AtomicU64);
+
+impl Pauses {
+    /// Counts `pause`, as it starts.
+    pub(crate) fn add(&self, pause: Duration) {
+        let micros = u64::try_from(pause.as_micros()).unwrap_or(u64::MAX);
+        self.0.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The pauses so far, the one under way included.
+    pub fn total(&self) -> Duration {
+        Duration::from_micros(self.0.load(Ordering::Relaxed))
+    }
+}
+
 /// The longest pause of a paced read between two pages.
-pub(super) const MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+pub(super) const MAX_PAUSE: Duration = Duration::from_millis(500);
 
 /// Moves `watermark` up to `value` when `value` is a later change.
 fn raise(watermark: &mut Option<String>, value: String) {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::index::Keyer;
-use super::ldap::{Changes, DcIdentity, Fetched, LdapDirectory, Paging, Read};
+use super::ldap::{Changes, DcIdentity, Fetched, LdapDirectory, Paging, Pauses, Read};
 use super::state::StateFile;
 use super::{DirectoryError, Entry, Match, PhoneIndex};
 use super::{IndexSettings, LdapSettings};
@@ -16,6 +16,7 @@ use crate::locks::{lock, read};
 use crate::phone::{PhoneKey, PhoneNormalizer};
 
 mod apply;
+mod deadline;
 mod delta;
 mod full;
 mod saved;
@@ -350,14 +351,16 @@ impl SyncedIndex {
             attribute: &self.config.change_attribute,
             per_dc: self.per_dc,
         };
-        let fetch = self.ldap.fetch_all(filter, paging, changes, batch);
-        match tokio::time::timeout(self.config.sync_timeout, fetch).await {
-            Ok(result) => result,
-            Err(_) => Err(DirectoryError::Unavailable(format!(
-                "a sync took longer than index.sync_timeout_s ({} s)",
-                self.config.sync_timeout.as_secs()
-            ))),
-        }
+        let pauses = Pauses::default();
+        let fetch = self.ldap.fetch_all(filter, paging, changes, &pauses, batch);
+        deadline::within(self.config.sync_timeout, &pauses, fetch)
+            .await
+            .unwrap_or_else(|| {
+                Err(DirectoryError::Unavailable(format!(
+                    "a sync took longer than index.sync_timeout_s ({} s, its pauses not counted)",
+                    self.config.sync_timeout.as_secs()
+                )))
+            })
     }
 
     /// `counts`: entries searched, read into the index, removed from it.
