@@ -500,6 +500,61 @@ fn metrics_are_scraped_and_count_outcomes() {
 }
 
 #[test]
+fn a_stderr_that_refuses_lines_costs_no_answer_and_the_lines_are_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, metrics_port) = (free_port(), free_port());
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\
+             [directory]\nsource = \"ldif\"\nldif = \"{}/config/demo.ldif\"",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    )
+    .expect("write");
+    // Every write to /dev/full fails with ENOSPC, as on a full disk.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let addr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let server = Server::start_logging(&path, addr, full);
+    let scrape = common::Client(format!("127.0.0.1:{metrics_port}").parse().expect("addr"));
+    let lost = || {
+        let (status, body) = scrape.get("/metrics");
+        assert_eq!(status, 200, "{body}");
+        parse_metrics(&body)
+            .into_iter()
+            .find(|(series, _)| series == "popup_log_lines_lost_total")
+            .map(|(_, n)| n)
+            .unwrap_or_else(|| panic!("no popup_log_lines_lost_total:\n{body}"))
+    };
+    // Lines are written within 50 ms of being logged; the start's lines first.
+    let within = |at_least: f64| {
+        let started = std::time::Instant::now();
+        while lost() < at_least {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "{} lines counted lost, expected {at_least}",
+                lost()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    within(1.0);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let before = lost();
+    for _ in 0..3 {
+        let (status, body) = server.client.get("/popup?phone=0722776772");
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"STATUS\":\"OK\""), "{body}");
+    }
+    // One popup line a request.
+    within(before + 3.0);
+}
+
+#[test]
 fn sigterm_finishes_the_requests_in_flight() {
     // A directory that accepts connections and never answers keeps every lookup in flight
     // until its deadline.

@@ -142,15 +142,11 @@ impl ConnectionStats {
                 .copied()
                 .zip(self.closed.iter().map(|n| n.load(Ordering::Relaxed))),
         )?;
-        writeln!(
+        counter(
             out,
-            "# HELP popup_accept_errors_total Failed accepts (such as out of descriptors)."
-        )?;
-        writeln!(out, "# TYPE popup_accept_errors_total counter")?;
-        writeln!(
-            out,
-            "popup_accept_errors_total {}",
-            self.accept_errors.load(Ordering::Relaxed)
+            "popup_accept_errors_total",
+            "Failed accepts (such as out of descriptors).",
+            self.accept_errors.load(Ordering::Relaxed),
         )
     }
 }
@@ -302,6 +298,12 @@ impl Metrics {
         writeln!(out, "popup_lookup_seconds_sum {}", micros as f64 / 1e6)?;
         writeln!(out, "popup_lookup_seconds_count {count}")?;
         self.connections.write(out)?;
+        counter(
+            out,
+            "popup_log_lines_lost_total",
+            "Log lines stderr refused (a full disk); the first line it takes again says how many.",
+            crate::logging::lines_lost(),
+        )?;
         if let Some(index) = directory.index_figures() {
             write_index(out, &index)?;
         }
@@ -411,6 +413,12 @@ fn family<'a>(
     Ok(())
 }
 
+fn counter(out: &mut String, name: &str, help: &str, value: u64) -> std::fmt::Result {
+    writeln!(out, "# HELP {name} {help}")?;
+    writeln!(out, "# TYPE {name} counter")?;
+    writeln!(out, "{name} {value}")
+}
+
 fn gauge(out: &mut String, name: &str, help: &str, value: f64) -> std::fmt::Result {
     writeln!(out, "# HELP {name} {help}")?;
     writeln!(out, "# TYPE {name} gauge")?;
@@ -450,6 +458,7 @@ mod tests {
             "popup_connections_open 0",
             "popup_connections_closed_total{reason=\"head_timeout\"} 0",
             "popup_accept_errors_total 0",
+            "popup_log_lines_lost_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }

@@ -22,9 +22,9 @@ pub fn init(level: &str) -> LogGuard {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let writer = BatchedStderr::start();
     // Under systemd the journal adds its own timestamps.
     let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
+    let writer = BatchedStderr::start(!under_systemd);
     let result = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer.clone())
@@ -38,6 +38,12 @@ pub fn init(level: &str) -> LogGuard {
         popup::install(writer.clone(), !under_systemd);
     }
     LogGuard(writer)
+}
+
+/// Log lines stderr refused since start (a full disk): they are dropped, not kept for
+/// later, and counted here.
+pub fn lines_lost() -> u64 {
+    popup::lines_lost()
 }
 
 /// Writes the remaining log lines when dropped.

@@ -41,6 +41,11 @@ pub(super) fn install(out: BatchedStderr, time: bool) {
     let _ = WRITER.set(Writer { out, time });
 }
 
+/// Lines the installed writer's stderr refused (none before [`super::init`]).
+pub(super) fn lines_lost() -> u64 {
+    WRITER.get().map_or(0, |writer| writer.out.lines_lost())
+}
+
 /// A looked-up call's log line.
 #[derive(Debug, Clone, Copy)]
 pub struct PopupLine<'a> {
