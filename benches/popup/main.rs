@@ -2,8 +2,8 @@
 //! (`cargo bench --bench popup -- --million`: 1,000,000).
 //!
 //! Measures, in one run on this machine:
-//! - the full sync of index mode (best of three starts) against `ldapsearch` dumping the same
-//!   entries with paging (best of three);
+//! - the full sync of index mode (a start) against `ldapsearch` dumping the same entries with
+//!   paging, in three alternating pairs (the median ratio);
 //! - the resident memory of index mode after the sync;
 //! - what an idle poll costs (CPU, bytes written) with `entryCSN` and with `modifyTimestamp`;
 //! - a restart from the state file with the directory unreachable: time and memory;
@@ -53,6 +53,8 @@ const CALLS: usize = 50_000;
 const PAIRS: usize = 5;
 /// wrk pairs run first, on servers that have served nothing yet (the measure).
 const WRK_PAIRS: usize = 7;
+/// Alternating `ldapsearch` dumps and starts of index mode whose ratios are compared.
+const SYNC_PAIRS: usize = 3;
 /// The most runs a row measured across a full resync takes (6 s each with the warm-up: 2.4
 /// minutes).
 const RESYNC_RUNS: usize = 24;
@@ -133,45 +135,41 @@ fn popup_ldap_with(slapd: &Slapd, name: &str, directory: &str) -> (Server, Optio
 }
 
 /// `ldapsearch` dumping what a full sync reads (same filter, attributes, page size): the
-/// directory's own floor. Best of three, in milliseconds.
+/// directory's own floor, in milliseconds.
 fn ldapsearch_ms(slapd: &Slapd) -> f64 {
-    let mut best = f64::MAX;
-    for _ in 0..3 {
-        let started = Instant::now();
-        let out = Command::new("ldapsearch")
-            .env("LDAPTLS_CACERT", slapd.path("ca.pem"))
-            .args([
-                "-LLL",
-                "-x",
-                "-H",
-                &slapd.ldaps_url(),
-                "-D",
-                common::BIND_DN,
-                "-y",
-            ])
-            .arg(slapd.path("bind-password-raw"))
-            .args([
-                "-b",
-                "ou=people,dc=example,dc=com",
-                "-E",
-                "pr=500/noprompt",
-                "(&(objectClass=inetOrgPerson)(|(telephonenumber=*)(mobile=*)(homephone=*)))",
-                "cn",
-                "company",
-                "displayname",
-                "homephone",
-                "mobile",
-                "o",
-                "telephonenumber",
-                "modifyTimestamp",
-            ])
-            .stdout(Stdio::null())
-            .status()
-            .expect("ldapsearch (apt-get install ldap-utils)");
-        assert!(out.success(), "ldapsearch failed");
-        best = best.min(started.elapsed().as_secs_f64() * 1000.0);
-    }
-    best
+    let started = Instant::now();
+    let out = Command::new("ldapsearch")
+        .env("LDAPTLS_CACERT", slapd.path("ca.pem"))
+        .args([
+            "-LLL",
+            "-x",
+            "-H",
+            &slapd.ldaps_url(),
+            "-D",
+            common::BIND_DN,
+            "-y",
+        ])
+        .arg(slapd.path("bind-password-raw"))
+        .args([
+            "-b",
+            "ou=people,dc=example,dc=com",
+            "-E",
+            "pr=500/noprompt",
+            "(&(objectClass=inetOrgPerson)(|(telephonenumber=*)(mobile=*)(homephone=*)))",
+            "cn",
+            "company",
+            "displayname",
+            "homephone",
+            "mobile",
+            "o",
+            "telephonenumber",
+            "modifyTimestamp",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .expect("ldapsearch (apt-get install ldap-utils)");
+    assert!(out.success(), "ldapsearch failed");
+    started.elapsed().as_secs_f64() * 1000.0
 }
 
 /// Full resyncs `log` says have finished.
@@ -350,16 +348,20 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let dump_ms = ldapsearch_ms(&slapd);
-    // The full sync happens at start: best of three starts, like ldapsearch's best of three.
-    let mut sync_ms = f64::MAX;
+    // The full sync happens at start. Starts alternate with ldapsearch, and the pair with the
+    // median ratio is reported: a busy spell on these machines slows one side of one pair,
+    // where the best of three of each side compared runs minutes apart (0.95-1.36x).
+    let mut syncs = Vec::new();
     let mut started_index = None;
-    for _ in 0..3 {
+    for _ in 0..SYNC_PAIRS {
+        let dump_ms = ldapsearch_ms(&slapd);
         let (server, ms) = popup_ldap(&slapd, "index", "");
-        sync_ms = sync_ms.min(ms.expect("index mode logs its first sync") as f64);
+        syncs.push((ms.expect("index mode logs its first sync") as f64, dump_ms));
         started_index = Some(server);
     }
-    let index = started_index.expect("three starts");
+    syncs.sort_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)));
+    let (sync_ms, dump_ms) = syncs[syncs.len() / 2];
+    let index = started_index.expect("a start");
     let rss = upkeep::rss_mib(index.child.id());
     eprintln!("index mode pid {}", index.child.id());
     let (uncached, _) = popup_ldap(&slapd, "uncached", "[lookup]\nanswer_cache = false");
@@ -527,7 +529,12 @@ fn main() {
         "| index / live req/s | {over_live:.0}x | >= 20x | {} |",
         check(over_live >= 20.0)
     );
-    println!("| full sync / ldapsearch dump | {sync_ms:.0} / {dump_ms:.0} ms = {sync_ratio:.2}x | <= 1.2x | {} |", check(sync_ratio <= 1.2));
+    let sync_range = format!(
+        "{:.2}-{:.2}x",
+        syncs[0].0 / syncs[0].1,
+        syncs[syncs.len() - 1].0 / syncs[syncs.len() - 1].1
+    );
+    println!("| full sync / ldapsearch dump, the median of {SYNC_PAIRS} alternating pairs | {sync_ms:.0} / {dump_ms:.0} ms = {sync_ratio:.2}x ({sync_range}) | <= 1.2x | {} |", check(sync_ratio <= 1.2));
     let rss_target = if people >= 1_000_000 { 320.0 } else { 50.0 };
     println!("| index RSS after sync (after load) | {rss:.1} MiB ({rss_after:.1} MiB) | <= {rss_target:.0} MiB | {} |", check(rss <= rss_target));
     let poll_cpu_target = if people >= 1_000_000 { 60.0 } else { 20.0 };
