@@ -150,6 +150,38 @@ pub fn installed(name: &str, hint: &str) -> PathBuf {
     panic!("{name} is not installed. {hint}");
 }
 
+/// How slapd's directories are named in cargo's scratch directory.
+const SCRATCH_PREFIX: &str = "slapd-";
+/// A slapd directory this old was left by a run killed before its end.
+const SCRATCH_STALE: Duration = Duration::from_secs(24 * 3600);
+
+/// A directory for a slapd's database, configuration and logs (the bench's servers' logs too),
+/// in cargo's scratch directory for tests and benches (`target/tmp`), not /tmp: a run killed
+/// before its end leaves it behind (a million-entry bench, gigabytes), and `cargo clean` or
+/// the next run a day later clears it.
+fn scratch_dir() -> tempfile::TempDir {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let stale = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SCRATCH_PREFIX)
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|at| at.elapsed().ok())
+                .is_some_and(|age| age > SCRATCH_STALE);
+        if stale {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(SCRATCH_PREFIX)
+        .tempdir_in(root)
+        .unwrap()
+}
+
 /// A running slapd with the fixture loaded, serving ldap:// (for StartTLS) and ldaps://.
 pub struct Slapd {
     pub dir: tempfile::TempDir,
@@ -172,7 +204,7 @@ impl Slapd {
     /// Starts slapd with `limits` for the service account (slapd.conf(5) syntax), e.g. an
     /// Active-Directory-like cap on unpaged searches and page sizes.
     pub fn start_with_limits(ldif: &str, limits: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = scratch_dir();
         let ca = TestCa::new("slapd");
         let d = dir.path();
         std::fs::write(d.join("ca.pem"), &ca.ca_pem).unwrap();
@@ -419,6 +451,9 @@ rootpw admin
 directory {d}/db
 index objectClass eq
 index telephoneNumber,mobile,homePhone eq,sub
+# The change attributes polled, as README recommends: without, every poll scans every entry
+# (at 1,000,000, longer than timeout_ms under load).
+index entryCSN,modifyTimestamp eq
 limits dn.exact="{BIND_DN}" {limits}
 access to attrs=userPassword by anonymous auth by * none
 access to * by users read by * none
