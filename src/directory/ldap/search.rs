@@ -77,16 +77,12 @@ impl LdapDirectory {
             .with_controls(controls)
             .streaming_search_with(adapters, base, scope, filter, attrs)
             .await
-            .map_err(|e| fail(describe_ldap_error(&e)))?;
+            .map_err(|e| fail(read_error(&e)))?;
         let mut watermark: Option<String> = None;
         let mut pending = Vec::new();
         let mut count = 0;
         let mut page_started = Instant::now();
-        while let Some(found) = stream
-            .next()
-            .await
-            .map_err(|e| fail(describe_ldap_error(&e)))?
-        {
+        while let Some(found) = stream.next().await.map_err(|e| fail(read_error(&e)))? {
             let (found, changes) = read_entry(found.0, Some(&change_attribute))
                 .ok_or_else(|| fail(MALFORMED.to_owned()))?;
             for value in changes {
@@ -288,6 +284,17 @@ pub enum Read {
     Deleted,
 }
 
+/// A paged read's error, with a hint when a page did not come in time.
+fn read_error(e: &ldap3::LdapError) -> String {
+    let hint = if matches!(e, ldap3::LdapError::Timeout { .. }) {
+        " (no page within directory.timeout_ms: a server that does not index an attribute of \
+         the search, such as the change attribute a poll asks for, reads every entry first)"
+    } else {
+        ""
+    };
+    format!("{}{hint}", describe_ldap_error(e))
+}
+
 /// The time a paced read has spent pausing between its pages, a pause counted as it
 /// starts: a limit on the whole read leaves out the read's own pauses.
 #[derive(Debug, Default)]
@@ -393,6 +400,21 @@ mod tests {
             Greater
         );
         assert_eq!(change_order("12", "12"), Equal);
+    }
+
+    #[tokio::test]
+    async fn a_page_that_does_not_come_in_time_says_what_to_index() {
+        let elapsed = tokio::time::timeout(Duration::ZERO, std::future::pending::<()>())
+            .await
+            .expect_err("never ready");
+        let said = read_error(&ldap3::LdapError::Timeout { elapsed });
+        assert!(said.starts_with("timeout: deadline has elapsed"), "{said}");
+        assert!(
+            said.contains("directory.timeout_ms") && said.contains("index"),
+            "{said}"
+        );
+        let refused = read_error(&ldap3::LdapError::FilterParsing);
+        assert!(!refused.contains("timeout_ms"), "{refused}");
     }
 
     fn primitive(bytes: &[u8]) -> StructureTag {

@@ -10,7 +10,7 @@ use crate::directory::{DirectoryError, Entry};
 use crate::locks::{lock, read};
 
 impl SyncedIndex {
-    /// Makes the last sync's read look `later` than it was (tests of [`second_settled`]).
+    /// Makes the last sync's read look `later` than it was (tests of [`next_settled_second`]).
     #[doc(hidden)]
     pub fn pretend_read_later(&self, later: Duration) {
         let mut progress = lock(&self.progress);
@@ -22,12 +22,12 @@ impl SyncedIndex {
     ///
     /// The first search reads every entry changed since the watermark; when there is none,
     /// the poll ends there. With `modifyTimestamp` or `whenChanged` the filter is `>=` the
-    /// watermark until its second has settled (see [`second_settled`]), so that second is read
-    /// again (the attributes have one-second resolution, and a strict `>` would miss a change
-    /// made later in that second): such polls search twice, but apply nothing that is held as
-    /// read. Once settled, with `entryCSN` (a value per change) and with `uSNChanged` (read on
-    /// the DC it belongs to; another DC, or the same one restored, means reading everything
-    /// again) the filter is a strict `>`.
+    /// watermark until its second has settled (see [`next_settled_second`]), so that second
+    /// is read again (the attributes have one-second resolution, and a strict `>` would miss
+    /// a change made later in that second): such polls search twice, but apply nothing that
+    /// is held as read; once settled, it is `>=` the next second. With `entryCSN` (a value
+    /// per change) and with `uSNChanged` (read on the DC it belongs to; another DC, or the
+    /// same one restored, means reading everything again) the filter is a strict `>`.
     ///
     /// With `uSNChanged`, tombstones changed since the watermark are read as well (Show
     /// Deleted control) and the DNs their objects had join the first search's.
@@ -148,7 +148,7 @@ impl SyncedIndex {
     }
 
     /// The filter of entries changed since `watermark`; `None` when it cannot be used.
-    /// `last_read`: when the last sync's read began (see [`second_settled`]).
+    /// `last_read`: when the last sync's read began (see [`next_settled_second`]).
     pub(super) fn changed_filter(
         &self,
         watermark: &str,
@@ -160,12 +160,17 @@ impl SyncedIndex {
             return Some(format!("({attr}>={})", usn.saturating_add(1)));
         }
         let at = ldap3::ldap_escape(watermark);
-        let settled = last_read.is_some_and(|read| second_settled(watermark, read));
-        Some(if self.exact || settled {
-            format!("(&({attr}>={at})(!({attr}={at})))")
-        } else {
-            format!("({attr}>={at})")
-        })
+        if self.exact {
+            return Some(format!("(&({attr}>={at})(!({attr}={at})))"));
+        }
+        // Not `(!(attr=w))`: a directory cannot answer a negation from its index, and reads
+        // every entry of the watermark's second (after a bulk load, all of them) to apply it.
+        Some(
+            match last_read.and_then(|read| next_settled_second(watermark, read)) {
+                Some(next) => format!("({attr}>={next})"),
+                None => format!("({attr}>={at})"),
+            },
+        )
     }
 
     /// Whether `fetched` was read on another DC than the watermark's (or a restored one).
@@ -184,27 +189,19 @@ impl SyncedIndex {
 }
 
 /// How far the directory's clock may lag behind this host's without a change being missed:
-/// see [`second_settled`].
+/// see [`next_settled_second`].
 const CLOCK_SKEW_MARGIN: Duration = Duration::from_secs(5 * 60);
 
-/// Whether the second of `watermark` (a generalized time: `modifyTimestamp`, `whenChanged`)
-/// had ended on the directory's clock when a read began at `read` on this host's, with
-/// [`CLOCK_SKEW_MARGIN`] to spare. A read made then saw every entry stamped in that second as
-/// it stays (a later change gets a later stamp), so the next polls may ask for later stamps
-/// only, and an idle poll reads nothing. Until then each poll reads that second's entries
+/// The second after `watermark`'s (a generalized time: `modifyTimestamp`, `whenChanged`), as
+/// a generalized time in UTC, once that second had ended on the directory's clock when a read
+/// began at `read` on this host's, with [`CLOCK_SKEW_MARGIN`] to spare. A read made then saw
+/// every entry stamped in that second as it stays (a later change gets a later stamp, and the
+/// watermark is the latest stamp read), so the next polls may ask for later seconds only, and
+/// an idle poll reads nothing. Until then (`None`) each poll reads that second's entries
 /// again. A value that does not parse is never settled.
-fn second_settled(watermark: &str, read: SystemTime) -> bool {
+fn next_settled_second(watermark: &str, read: SystemTime) -> Option<String> {
     let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
-    let Some(stamp) = watermark.get(..14) else {
-        return false;
-    };
-    let Ok(second) = time::PrimitiveDateTime::parse(stamp, format) else {
-        return false;
-    };
-    let ends = second.assume_utc().unix_timestamp().saturating_add(1);
-    let Ok(ends) = u64::try_from(ends) else {
-        return false;
-    };
+    let second = time::PrimitiveDateTime::parse(watermark.get(..14)?, format).ok()?;
     // UTC only ("Z", with or without a fraction): others are not worth the risk.
     let offset = &watermark[14..];
     let utc = offset == "Z"
@@ -212,7 +209,11 @@ fn second_settled(watermark: &str, read: SystemTime) -> bool {
             f.strip_suffix('Z')
                 .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
         });
-    utc && unix_seconds(read) >= ends.saturating_add(CLOCK_SKEW_MARGIN.as_secs())
+    let next = second.assume_utc().checked_add(time::Duration::SECOND)?;
+    let ends = u64::try_from(next.unix_timestamp()).ok()?;
+    let settled = utc && unix_seconds(read) >= ends.saturating_add(CLOCK_SKEW_MARGIN.as_secs());
+    let text = next.format(format).ok()?;
+    settled.then(|| format!("{text}Z"))
 }
 
 #[cfg(test)]
@@ -225,13 +226,26 @@ mod tests {
         let second = UNIX_EPOCH + Duration::from_secs(1_794_987_200);
         let stamp = "20261118073320Z"; // that second
         let margin = CLOCK_SKEW_MARGIN + Duration::from_secs(1);
-        assert!(!second_settled(stamp, second));
-        assert!(!second_settled(
-            stamp,
-            second + margin - Duration::from_secs(1)
-        ));
-        assert!(second_settled(stamp, second + margin));
-        assert!(second_settled("20261118073320.0Z", second + margin));
+        let next = Some("20261118073321Z".to_owned());
+        assert_eq!(next_settled_second(stamp, second), None);
+        assert_eq!(
+            next_settled_second(stamp, second + margin - Duration::from_secs(1)),
+            None
+        );
+        assert_eq!(next_settled_second(stamp, second + margin), next);
+        assert_eq!(
+            next_settled_second("20261118073320.0Z", second + margin),
+            next
+        );
+        assert_eq!(
+            next_settled_second("20261118073320.75Z", second + margin),
+            next
+        );
+        // The next second may be the next year's.
+        assert_eq!(
+            next_settled_second("20261231235959Z", second + Duration::from_secs(86_400 * 60)),
+            Some("20270101000000Z".to_owned())
+        );
         // Other forms, and values that are no time, are never settled.
         for other in [
             "20261118073320+0200",
@@ -240,7 +254,11 @@ mod tests {
             "42",
             "",
         ] {
-            assert!(!second_settled(other, second + margin * 100), "{other}");
+            assert_eq!(
+                next_settled_second(other, second + margin * 100),
+                None,
+                "{other}"
+            );
         }
     }
 }
