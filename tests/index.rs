@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{binary, client_for, free_port, terminate, Slapd};
+use common::{binary, client_for, free_port, terminate, Relay, Slapd};
 use popup_ldap::call::CallDetails;
 use popup_ldap::directory::{Source, SyncKind, SyncedIndex};
 use popup_ldap::lookup::{Lookup, PopupAnswer};
@@ -124,6 +124,40 @@ async fn a_change_between_the_two_reads_of_a_poll_drops_nobody() {
         name(&lookup, "0509999999").await.as_deref(),
         Some("New Person")
     );
+}
+
+/// A sync's pages wait `index.page_timeout_s`, not the lookups' `timeout_ms`: a directory
+/// slower than a call may wait (a sync starved of CPU by a call peak, a server scanning for a
+/// poll) is still followed, and one slower than the page limit fails saying what to look at.
+#[tokio::test]
+async fn sync_pages_wait_their_own_limit_not_the_lookups() {
+    let slapd = Slapd::start();
+    let upstream: SocketAddr = format!("127.0.0.1:{}", slapd.ldaps_port)
+        .parse()
+        .expect("addr");
+    let through = |relay: &Relay, extra: &str| {
+        let text = slapd
+            .config_text(&format!(
+                "timeout_ms = 100\nconnect_timeout_ms = 30000\n{extra}"
+            ))
+            .replace(&slapd.ldaps_url(), &relay.ldaps_url());
+        Config::parse(&text, slapd.dir.path()).expect("config")
+    };
+    let slow = Relay::slow(upstream, Duration::from_millis(400));
+    let Ok(lookup) = Lookup::open(through(&slow, "").lookup_setup()).await else {
+        panic!("a sync whose pages came later than timeout_ms failed")
+    };
+    assert_eq!(name(&lookup, "035551234").await.as_deref(), Some("אבי כהן"));
+
+    let slower = Relay::slow(upstream, Duration::from_millis(1500));
+    let config = through(&slower, "[index]\npage_timeout_s = 1");
+    let started = Instant::now();
+    let Err(e) = Lookup::open(config.lookup_setup()).await else {
+        panic!("a page later than index.page_timeout_s was waited for")
+    };
+    let said = e.to_string();
+    assert!(said.contains("within 1 s, index.page_timeout_s"), "{said}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{said}");
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ pub use index::PhoneIndex;
 pub use ldap::{LdapDirectory, Probe, ServerStats};
 pub use settings::{
     DirectorySettings, DiscoverySettings, IndexSettings, KerberosSettings, LdapSettings, LdifData,
-    SourceSettings, STATE_FILE_BYTES_PER_ENTRY,
+    SourceSettings, DEFAULT_PAGE_TIMEOUT, STATE_FILE_BYTES_PER_ENTRY,
 };
 pub use sync::{SyncKind, SyncStatus, SyncedIndex};
 

@@ -69,7 +69,7 @@ pub struct LdapSettings {
     pub max_entries: u32,
     /// `connect_timeout_ms`: connecting, TLS and binding to one server.
     pub connect_timeout: Duration,
-    /// `timeout_ms`: one search, or one page of a sync.
+    /// `timeout_ms`: one live search (a sync's pages have [`IndexSettings::page_timeout`]).
     pub timeout: Duration,
     /// `mode = "index"` (the default): answer from an index synced from the directory;
     /// `None` for `mode = "live"`.
@@ -109,6 +109,10 @@ pub struct IndexSettings {
     pub state_file: Option<PathBuf>,
     /// `sync_timeout_s`: a whole sync, its pauses between pages not counted.
     pub sync_timeout: Duration,
+    /// `page_timeout_s`: one page of a sync (`directory.timeout_ms` is for the ring: a sync
+    /// starved of CPU by a call peak, or a poll the server answers by a scan, may take longer
+    /// without anything being wrong).
+    pub page_timeout: Duration,
     /// `ready_max_age_s`: `/readyz` fails once the index is older than this.
     pub ready_max_age: Duration,
     /// `max_entries`: the most entries the index holds; a larger directory fails the sync,
@@ -122,6 +126,9 @@ impl IndexSettings {
         (self.max_entries as u64).saturating_mul(STATE_FILE_BYTES_PER_ENTRY)
     }
 }
+
+/// `index.page_timeout_s` by default, and the limit on a page of reads made without an index.
+pub const DEFAULT_PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// State file bytes allowed per entry of `index.max_entries` (a real entry takes 300-600).
 pub const STATE_FILE_BYTES_PER_ENTRY: u64 = 2048;

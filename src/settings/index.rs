@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::raw::RawIndex;
 use super::{invalid, seconds, within, ConfigError};
-use crate::directory::IndexSettings;
+use crate::directory::{IndexSettings, DEFAULT_PAGE_TIMEOUT};
 
 const DEFAULT_POLL_S: u64 = 60;
 const DEFAULT_FULL_RESYNC_S: u64 = 30 * 60;
@@ -59,6 +59,12 @@ pub(super) fn index_config(raw: RawIndex, base: &Path) -> Result<IndexSettings, 
             "index.sync_timeout_s",
             raw.sync_timeout_s,
             DEFAULT_SYNC_TIMEOUT_S,
+            3600,
+        )?,
+        page_timeout: seconds(
+            "index.page_timeout_s",
+            raw.page_timeout_s,
+            DEFAULT_PAGE_TIMEOUT.as_secs(),
             3600,
         )?,
         ready_max_age: seconds(

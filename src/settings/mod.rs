@@ -792,6 +792,16 @@ mod tests {
             ),
             (500, 50, "modifyTimestamp")
         );
+        // A sync's page waits longer than a lookup: its deadline is not the ring's.
+        assert_eq!(index.page_timeout, Duration::from_secs(30));
+        let c = parse(&format!("{LDAP}\n[index]\npage_timeout_s = 5")).expect("valid");
+        let SourceSettings::Ldap(l) = &c.scopes[0].directory.source else {
+            panic!("ldap")
+        };
+        assert_eq!(
+            l.index.as_ref().expect("index").page_timeout,
+            Duration::from_secs(5)
+        );
         let c = parse(&LDAP.replace("source", "mode = \"live\"\nsource")).expect("valid");
         let SourceSettings::Ldap(l) = &c.scopes[0].directory.source else {
             panic!("ldap")
@@ -833,6 +843,10 @@ mod tests {
             (
                 format!("{LDAP}\n[index]\npresence_check_interval_s = 3600"),
                 "index.presence_check_interval_s",
+            ),
+            (
+                format!("{LDAP}\n[index]\npage_timeout_s = 0"),
+                "index.page_timeout_s",
             ),
             (
                 format!("{LDAP}\n[index]\nchange_attribute = \"when changed\""),

@@ -228,6 +228,7 @@ pub(super) struct RawIndex {
     pub(super) change_attribute: Option<String>,
     pub(super) state_file: Option<String>,
     pub(super) sync_timeout_s: Option<u64>,
+    pub(super) page_timeout_s: Option<u64>,
     pub(super) ready_max_age_s: Option<u64>,
     pub(super) max_entries: Option<usize>,
 }

@@ -452,7 +452,7 @@ directory {d}/db
 index objectClass eq
 index telephoneNumber,mobile,homePhone eq,sub
 # The change attributes polled, as README recommends: without, every poll scans every entry
-# (at 1,000,000, longer than timeout_ms under load).
+# (at 1,000,000, seconds under load).
 index entryCSN,modifyTimestamp eq
 limits dn.exact="{BIND_DN}" {limits}
 access to attrs=userPassword by anonymous auth by * none
@@ -570,7 +570,8 @@ pub fn http_raw(addr: SocketAddr, raw: &str) -> (u16, String) {
 
 /// A TCP relay in front of a real server, to make that server fail on cue: [`Relay::cut`]
 /// is a server going down (connections reset, then refused), [`Relay::freeze`] one that
-/// hangs (connections kept open, nothing passes either way).
+/// hangs (connections kept open, nothing passes either way), [`Relay::slow`] one whose every
+/// answer comes late.
 pub struct Relay {
     pub port: u16,
     state: std::sync::Arc<std::sync::atomic::AtomicU8>,
@@ -584,15 +585,20 @@ const RELAY_REFUSES: u8 = 2;
 impl Relay {
     /// A relay to `upstream`.
     pub fn to(upstream: SocketAddr) -> Self {
-        Self::start(upstream, RELAY_FORWARDS)
+        Self::start(upstream, RELAY_FORWARDS, Duration::ZERO)
+    }
+
+    /// A relay to `upstream` that holds each piece of the server's answers for `late`.
+    pub fn slow(upstream: SocketAddr, late: Duration) -> Self {
+        Self::start(upstream, RELAY_FORWARDS, late)
     }
 
     /// A server that accepts connections and never says a word.
     pub fn hanging() -> Self {
-        Self::start("127.0.0.1:9".parse().unwrap(), RELAY_HANGS)
+        Self::start("127.0.0.1:9".parse().unwrap(), RELAY_HANGS, Duration::ZERO)
     }
 
-    fn start(upstream: SocketAddr, state: u8) -> Self {
+    fn start(upstream: SocketAddr, state: u8, late: Duration) -> Self {
         use std::sync::atomic::{AtomicU8, Ordering};
         use std::sync::{Arc, Mutex};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -617,8 +623,9 @@ impl Relay {
                             client.try_clone().unwrap(),
                             server.try_clone().unwrap(),
                             st.clone(),
+                            Duration::ZERO,
                         );
-                        pipe(server, client, st.clone());
+                        pipe(server, client, st.clone(), late);
                     }
                 }
             }
@@ -648,11 +655,12 @@ impl Relay {
     }
 }
 
-/// Copies `from` to `to` while the relay forwards; discards while it hangs.
+/// Copies `from` to `to` while the relay forwards, each piece `late`; discards while it hangs.
 fn pipe(
     mut from: TcpStream,
     mut to: TcpStream,
     state: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    late: Duration,
 ) {
     use std::io::{Read, Write};
     std::thread::spawn(move || {
@@ -662,6 +670,7 @@ fn pipe(
                 let _ = to.shutdown(std::net::Shutdown::Write);
                 return;
             }
+            std::thread::sleep(late);
             if state.load(std::sync::atomic::Ordering::SeqCst) == RELAY_FORWARDS
                 && to.write_all(&buf[..n]).is_err()
             {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use rustls::ClientConfig;
 use tokio::sync::Mutex;
 
-use super::{tls, Candidates, DirectoryError, Entry, LdapSettings};
+use super::{tls, Candidates, DirectoryError, Entry, LdapSettings, DEFAULT_PAGE_TIMEOUT};
 use crate::phone::CallerNumber;
 use pool::{Connection, Fault, Server};
 use search::SearchFailure;
@@ -178,17 +178,20 @@ impl LdapDirectory {
     /// Every eligible entry with a phone attribute (what `check-config` examines).
     pub async fn read_all(&self) -> Result<Vec<Entry>, DirectoryError> {
         let mut all = Vec::new();
-        let change = self
+        let (change, timeout) = self
             .config
             .index
             .as_ref()
-            .map_or("modifyTimestamp", |i| i.change_attribute.as_str());
+            .map_or(("modifyTimestamp", DEFAULT_PAGE_TIMEOUT), |i| {
+                (i.change_attribute.as_str(), i.page_timeout)
+            });
         self.fetch_all(
             &self.config.eligible_filter(),
             Paging {
                 page_size: PAGE_FOR_READS,
                 paced: false,
                 read: Read::Entries,
+                timeout,
             },
             Changes {
                 attribute: change,

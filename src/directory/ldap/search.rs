@@ -18,7 +18,7 @@ use crate::directory::{binary_value, guid_attribute, DirectoryError, Entry};
 impl LdapDirectory {
     /// Reads every entry matching `filter` under the base with paged searches (see [`Paging`]),
     /// handing them to `batch` a page at a time. The change attribute is read for the
-    /// watermark and left out of the entries. Every page must arrive within `timeout_ms`.
+    /// watermark and left out of the entries. Every page must arrive within `paging.timeout`.
     /// See [`Changes`] for what is read besides the entries; a paced read adds its pauses
     /// to `pauses`.
     pub async fn fetch_all(
@@ -73,16 +73,20 @@ impl LdapDirectory {
         ];
         let mut ldap = conn.ldap.clone();
         let mut stream = ldap
-            .with_timeout(self.config.timeout)
+            .with_timeout(paging.timeout)
             .with_controls(controls)
             .streaming_search_with(adapters, base, scope, filter, attrs)
             .await
-            .map_err(|e| fail(read_error(&e)))?;
+            .map_err(|e| fail(read_error(&e, paging.timeout)))?;
         let mut watermark: Option<String> = None;
         let mut pending = Vec::new();
         let mut count = 0;
         let mut page_started = Instant::now();
-        while let Some(found) = stream.next().await.map_err(|e| fail(read_error(&e)))? {
+        while let Some(found) = stream
+            .next()
+            .await
+            .map_err(|e| fail(read_error(&e, paging.timeout)))?
+        {
             let (found, changes) = read_entry(found.0, Some(&change_attribute))
                 .ok_or_else(|| fail(MALFORMED.to_owned()))?;
             for value in changes {
@@ -270,6 +274,8 @@ pub struct Paging {
     pub paced: bool,
     /// What is read.
     pub read: Read,
+    /// The longest wait for a page (`index.page_timeout_s`).
+    pub timeout: Duration,
 }
 
 /// What a paged read returns.
@@ -284,13 +290,17 @@ pub enum Read {
     Deleted,
 }
 
-/// A paged read's error, with a hint when a page did not come in time.
-fn read_error(e: &ldap3::LdapError) -> String {
+/// A paged read's error, with a hint when a page did not come within `limit`.
+fn read_error(e: &ldap3::LdapError, limit: Duration) -> String {
     let hint = if matches!(e, ldap3::LdapError::Timeout { .. }) {
-        " (no page within directory.timeout_ms: a server that does not index an attribute of \
-         the search, such as the change attribute a poll asks for, reads every entry first)"
+        format!(
+            " (no page within {} s, index.page_timeout_s: a server that does not index an \
+             attribute of the search, such as the change attribute a poll asks for, reads every \
+             entry first)",
+            limit.as_secs_f64()
+        )
     } else {
-        ""
+        String::new()
     };
     format!("{}{hint}", describe_ldap_error(e))
 }
@@ -407,14 +417,15 @@ mod tests {
         let elapsed = tokio::time::timeout(Duration::ZERO, std::future::pending::<()>())
             .await
             .expect_err("never ready");
-        let said = read_error(&ldap3::LdapError::Timeout { elapsed });
+        let limit = Duration::from_secs(30);
+        let said = read_error(&ldap3::LdapError::Timeout { elapsed }, limit);
         assert!(said.starts_with("timeout: deadline has elapsed"), "{said}");
         assert!(
-            said.contains("directory.timeout_ms") && said.contains("index"),
+            said.contains("within 30 s, index.page_timeout_s") && said.contains("does not index"),
             "{said}"
         );
-        let refused = read_error(&ldap3::LdapError::FilterParsing);
-        assert!(!refused.contains("timeout_ms"), "{refused}");
+        let refused = read_error(&ldap3::LdapError::FilterParsing, limit);
+        assert!(!refused.contains("page_timeout"), "{refused}");
     }
 
     fn primitive(bytes: &[u8]) -> StructureTag {

@@ -469,6 +469,7 @@ fn paging(config: &IndexSettings, paced: bool, read: Read) -> Paging {
         page_size: i32::try_from(size).unwrap_or(500),
         paced,
         read,
+        timeout: config.page_timeout,
     }
 }
 
@@ -568,6 +569,7 @@ mod tests {
             change_attribute: "entryCSN".to_owned(),
             state_file: None,
             sync_timeout: Duration::from_secs(300),
+            page_timeout: Duration::from_secs(30),
             ready_max_age: Duration::from_secs(3600),
             max_entries: 10,
         };
