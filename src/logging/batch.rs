@@ -148,12 +148,12 @@ impl BatchedStderr {
         let Output { to, lost } = &mut *out;
         if let Some(gap) = lost {
             let line = gap.line(self.0.time);
-            match write_whole(to, line.as_bytes()) {
+            match write_whole(to.as_mut(), line.as_bytes()) {
                 Ok(()) => *lost = None,
                 Err((unwritten, _)) => gap.torn |= unwritten.len() < line.len(),
             }
         }
-        if let Err((unwritten, why)) = write_whole(to, bytes) {
+        if let Err((unwritten, why)) = write_whole(to.as_mut(), bytes) {
             let lines = lines_in(unwritten);
             self.0.lost.fetch_add(lines, Ordering::Relaxed);
             let written = &bytes[..bytes.len() - unwritten.len()];
@@ -178,7 +178,7 @@ impl BatchedStderr {
 
 /// Writes `bytes` whole, else returns what was not written and why.
 fn write_whole<'a>(
-    to: &mut Box<dyn Write + Send>,
+    to: &mut dyn Write,
     mut bytes: &'a [u8],
 ) -> Result<(), (&'a [u8], std::io::Error)> {
     while !bytes.is_empty() {
